@@ -1,0 +1,1 @@
+"""Development tools: local stand-ins, event signing, the local server. Not deployed."""

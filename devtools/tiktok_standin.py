@@ -1,0 +1,103 @@
+"""A local HTTP server standing in for TikTok's Events API: records requests, answers as told.
+
+Behaviours: "ok" (code 0), "code:N" (HTTP 200 with business error code N), "http:N" (HTTP status N),
+"garbage" (HTTP 200, not JSON), "hang" (accepts and never answers until released). A script of
+behaviours can be queued; the last one sticks.
+"""
+
+import json
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+PATH = "/open_api/v1.3/event/track/"
+
+
+@dataclass
+class RecordedRequest:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class TikTokStandIn:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        self.requests: list[RecordedRequest] = []
+        self._script: list[str] = ["ok"]
+        self._lock = threading.Lock()
+        self._release = threading.Event()
+        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}{PATH}"
+
+    def start(self) -> "TikTokStandIn":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._release.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def behave(self, *script: str) -> None:
+        """Answer the next requests with these behaviours in turn; the last one repeats."""
+        with self._lock:
+            self._script = list(script) or ["ok"]
+            self.requests.clear()
+        self._release.clear()
+
+    def release_hung(self) -> None:
+        self._release.set()
+
+    def events(self) -> list[dict[str, Any]]:
+        return [event for request in list(self.requests) for event in request.json()["data"]]
+
+    def _next_behaviour(self) -> str:
+        with self._lock:
+            return self._script.pop(0) if len(self._script) > 1 else self._script[0]
+
+    def _handler_class(self):
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length)
+                behaviour = standin._next_behaviour()
+                with standin._lock:
+                    standin.requests.append(
+                        RecordedRequest(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                    )
+                if behaviour == "hang":
+                    standin._release.wait(timeout=60)
+                    self.close_connection = True
+                    return
+                status, payload = 200, {"code": 0, "message": "OK", "request_id": "req-standin", "data": {}}
+                if behaviour.startswith("code:"):
+                    code = int(behaviour.split(":", 1)[1])
+                    payload = {"code": code, "message": f"stand-in error {code}", "request_id": "req-standin"}
+                elif behaviour.startswith("http:"):
+                    status = int(behaviour.split(":", 1)[1])
+                    payload = {"message": "stand-in HTTP error"}
+                raw = b"<html>bad gateway</html>" if behaviour == "garbage" else json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+        return Handler

@@ -1,0 +1,1 @@
+"""Paid Stripe Checkout sessions to provisioned customers and TikTok conversions."""

@@ -1,0 +1,135 @@
+"""Every setting the functions read, in one place.
+
+Settings are re-read on each invocation (a dozen environment lookups, microseconds), so that a test
+or an operator changing a variable sees the effect at once. Secrets come through `read_secret`,
+which can also read them from SSM Parameter Store or Secrets Manager with a short cache, so that
+clearing the TikTok token there switches TikTok off without a deploy.
+"""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_TIKTOK_API_URL = "https://business-api.tiktok.com/open_api/v1.3/event/track/"
+MAX_BODY_BYTES = 256 * 1024
+SIGNATURE_TOLERANCE_SECONDS = 300
+# Values that mean "no token" where the store cannot hold an empty string (SSM parameters).
+_DISABLED_VALUES = frozenset({"", "disabled", "none", "off", "-"})
+SECRET_SOURCES = ("env", "ssm", "secretsmanager")
+
+
+class ConfigurationError(Exception):
+    """The deployment is misconfigured: answer 500 and log loudly, never accept an event."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    sessions_table: str
+    customers_table: str
+    secrets_source: str
+    secrets_cache_seconds: int
+    stripe_webhook_secret_name: str
+    tiktok_access_token_name: str
+    tiktok_pixel_id: str
+    tiktok_event_name: str
+    tiktok_api_url: str
+    tiktok_test_event_code: str
+    tiktok_timeout_seconds: float
+    default_phone_country: str
+    record_retention_days: int
+    redrive_grace_seconds: int
+    delivery_max_age_days: int
+    redrive_batch_size: int
+    redrive_backoff_base_seconds: int
+    redrive_backoff_cap_seconds: int
+
+
+def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
+    def text(name: str, default: str = "") -> str:
+        return environ.get(name, default).strip()
+
+    def number(name: str, default: float, cast=int, minimum: float = 0):
+        raw = text(name)
+        try:
+            value = cast(raw) if raw else cast(default)
+        except ValueError:
+            raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
+        if value < minimum:
+            raise ConfigurationError(f"{name} must be at least {minimum}, got {value}")
+        return value
+
+    secrets_source = text("SECRETS_SOURCE", "env").lower() or "env"
+    if secrets_source not in SECRET_SOURCES:
+        raise ConfigurationError(f"SECRETS_SOURCE must be one of {', '.join(SECRET_SOURCES)}")
+
+    return Settings(
+        sessions_table=text("SESSIONS_TABLE_NAME"),
+        customers_table=text("CUSTOMERS_TABLE_NAME"),
+        secrets_source=secrets_source,
+        secrets_cache_seconds=number("SECRETS_CACHE_SECONDS", 300),
+        stripe_webhook_secret_name=text("STRIPE_WEBHOOK_SECRET_NAME"),
+        tiktok_access_token_name=text("TIKTOK_ACCESS_TOKEN_NAME"),
+        tiktok_pixel_id=text("TIKTOK_PIXEL_ID"),
+        tiktok_event_name=text("TIKTOK_EVENT_NAME") or "CompletePayment",
+        tiktok_api_url=text("TIKTOK_API_URL") or DEFAULT_TIKTOK_API_URL,
+        tiktok_test_event_code=text("TIKTOK_TEST_EVENT_CODE"),
+        tiktok_timeout_seconds=number("TIKTOK_TIMEOUT_SECONDS", 3.0, float, minimum=0.1),
+        default_phone_country=text("DEFAULT_PHONE_COUNTRY").upper(),
+        record_retention_days=number("RECORD_RETENTION_DAYS", 35, minimum=1),
+        redrive_grace_seconds=number("REDRIVE_GRACE_SECONDS", 120),
+        delivery_max_age_days=number("DELIVERY_MAX_AGE_DAYS", 7, minimum=1),
+        redrive_batch_size=number("REDRIVE_BATCH_SIZE", 50, minimum=1),
+        redrive_backoff_base_seconds=number("REDRIVE_BACKOFF_BASE_SECONDS", 60),
+        redrive_backoff_cap_seconds=number("REDRIVE_BACKOFF_CAP_SECONDS", 3600),
+    )
+
+
+def require_tables(settings: Settings) -> None:
+    missing = [
+        name
+        for name, value in (
+            ("SESSIONS_TABLE_NAME", settings.sessions_table),
+            ("CUSTOMERS_TABLE_NAME", settings.customers_table),
+        )
+        if not value
+    ]
+    if missing:
+        raise ConfigurationError(f"{', '.join(missing)} not set")
+
+
+def webhook_secrets(settings: Settings, environ: Mapping[str, str] = os.environ) -> list[str]:
+    """The accepted Stripe signing secrets (comma-separated: rotation, test and live endpoints)."""
+    raw = read_secret(settings, "STRIPE_WEBHOOK_SECRET", settings.stripe_webhook_secret_name, environ)
+    secrets = [part.strip() for part in raw.split(",") if part.strip()]
+    if not secrets:
+        raise ConfigurationError("STRIPE_WEBHOOK_SECRET is not set: refusing every event")
+    return secrets
+
+
+def tiktok_access_token(settings: Settings, environ: Mapping[str, str] = os.environ) -> str:
+    """The token, or "" when TikTok is switched off (unset, empty, or a value like 'disabled')."""
+    token = read_secret(settings, "TIKTOK_ACCESS_TOKEN", settings.tiktok_access_token_name, environ)
+    return "" if token.strip().lower() in _DISABLED_VALUES else token.strip()
+
+
+def read_secret(settings: Settings, env_name: str, stored_name: str, environ: Mapping[str, str]) -> str:
+    if settings.secrets_source == "env":
+        return environ.get(env_name, "")
+    if not stored_name:
+        raise ConfigurationError(f"{env_name}_NAME must name the {settings.secrets_source} entry")
+    return _read_stored_secret(settings.secrets_source, stored_name, settings.secrets_cache_seconds)
+
+
+def _read_stored_secret(source: str, name: str, max_age: int) -> str:
+    # Imported here: with plain environment variables (the default) the Parameters utility and its
+    # clients are never needed, so they stay off the cold-start path.
+    from aws_lambda_powertools.utilities import parameters
+
+    try:
+        if source == "ssm":
+            value = parameters.get_parameter(name, decrypt=True, max_age=max_age)
+        else:
+            value = parameters.get_secret(name, max_age=max_age)
+    except parameters.exceptions.GetParameterError as error:
+        raise ConfigurationError(f"cannot read {source} entry {name!r}: {error}") from None
+    return value if isinstance(value, str) else ""

@@ -1,0 +1,160 @@
+"""The TikTok delivery of one provisioned session: its recorded state and one claimed attempt.
+
+States (`delivery_status` on the session item):
+  pending  - to be sent; in the redrive index from the moment the session is provisioned
+  sent     - TikTok accepted it; never sent again
+  failed   - `delivery_retryable` says whether the redrive tries again
+  skipped  - not to be sent (TikTok switched off, or a test-mode event with no test event code)
+  expired  - given up after DELIVERY_MAX_AGE_DAYS
+
+Whoever sends holds a claim (`claim_token`, `claim_expires_at`), taken by a conditional write, so
+the webhook and the redrive never send the same session at the same time.
+"""
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from checkout_conversions import tiktok
+from checkout_conversions.config import Settings
+from checkout_conversions.observability import count, logger
+from checkout_conversions.store import REDRIVE_QUEUE, Store
+
+PENDING, SENT, FAILED, SKIPPED, EXPIRED = "pending", "sent", "failed", "skipped", "expired"
+CLAIM_MARGIN_SECONDS = 30
+_CLAIM_FIELDS = ("claim_token", "claim_expires_at")
+_QUEUE_FIELDS = ("redrive_queue", "next_attempt_at")
+
+
+def skip_reason(settings: Settings, access_token: str, livemode: bool) -> str | None:
+    if not access_token:
+        return "TikTok is switched off: TIKTOK_ACCESS_TOKEN is empty"
+    if not settings.tiktok_pixel_id:
+        return "TikTok is switched off: TIKTOK_PIXEL_ID is not set"
+    if not livemode and not settings.tiktok_test_event_code:
+        return "test-mode event and no TIKTOK_TEST_EVENT_CODE"
+    return None
+
+
+def new_claim_token() -> str:
+    return uuid.uuid4().hex
+
+
+def initial_fields(
+    tiktok_event: dict[str, Any] | None,
+    skip: str | None,
+    now: int,
+    settings: Settings,
+    claim_token: str | None,
+    claim_seconds: float,
+) -> dict[str, Any]:
+    """The delivery part of a newly provisioned session's item."""
+    if skip is not None:
+        return {"delivery_status": SKIPPED, "delivery_reason": skip, "delivery_attempts": 0}
+    fields: dict[str, Any] = {
+        "delivery_status": PENDING,
+        "delivery_attempts": 0,
+        "tiktok_event": tiktok.encode(tiktok_event).decode("utf-8"),
+        "redrive_queue": REDRIVE_QUEUE,
+        "next_attempt_at": now + settings.redrive_grace_seconds,
+    }
+    if claim_token:
+        fields.update(
+            claim_token=claim_token,
+            claim_expires_at=int(now + claim_seconds + CLAIM_MARGIN_SECONDS),
+            delivery_attempts=1,
+        )
+    return fields
+
+
+def send_claimed(
+    store: Store,
+    http_client: httpx.Client,
+    settings: Settings,
+    access_token: str,
+    session_id: str,
+    claim_token: str,
+    stored_event: str,
+    attempts: int,
+    budget_seconds: float,
+) -> tiktok.Outcome:
+    """Send a delivery this caller has claimed, and record what came of it."""
+    body = tiktok.build_request(
+        [json.loads(stored_event)], settings.tiktok_pixel_id, settings.tiktok_test_event_code
+    )
+    outcome = tiktok.send(
+        http_client, settings.tiktok_api_url, access_token, tiktok.encode(body), budget_seconds
+    )
+    record_outcome(store, session_id, claim_token, outcome, attempts, settings)
+    return outcome
+
+
+def record_outcome(
+    store: Store,
+    session_id: str,
+    claim_token: str,
+    outcome: tiktok.Outcome,
+    attempts: int,
+    settings: Settings,
+) -> None:
+    now = _now()
+    details = {
+        "delivery_code": outcome.code,
+        "delivery_message": outcome.message or None,
+        "delivery_request_id": outcome.request_id,
+        "delivery_http_status": outcome.http_status,
+        "delivery_updated_at": _iso(now),
+    }
+    remove = list(_CLAIM_FIELDS)
+    if outcome.sent:
+        set_values = {"delivery_status": SENT, "delivery_sent_at": _iso(now), **details}
+        remove += [*_QUEUE_FIELDS, "delivery_retryable"]
+        count("TikTokSent")
+    else:
+        set_values = {"delivery_status": FAILED, "delivery_retryable": outcome.retryable, **details}
+        if outcome.retryable:
+            set_values["next_attempt_at"] = now + backoff_seconds(attempts, settings)
+        else:
+            remove += list(_QUEUE_FIELDS)
+            count("TikTokPermanentFailures")
+        count("TikTokFailed")
+    remove += [key for key, value in set_values.items() if value is None]
+    set_values = {key: value for key, value in set_values.items() if value is not None}
+    recorded = store.update_session(
+        session_id,
+        set_values,
+        remove=tuple(remove),
+        condition="claim_token = :claim_token",
+        condition_values={"claim_token": claim_token},
+    )
+    log = logger.info if outcome.sent else logger.warning
+    log(
+        "TikTok delivery %s",
+        outcome.status,
+        extra={
+            "tiktok_code": outcome.code,
+            "tiktok_message": outcome.message,
+            "tiktok_request_id": outcome.request_id,
+            "retryable": outcome.retryable,
+            "attempts": attempts,
+        },
+    )
+    if recorded is None:
+        logger.warning("delivery claim was lost before the outcome was recorded")
+
+
+def backoff_seconds(attempts: int, settings: Settings) -> int:
+    """Exponential: base, 2x base, 4x base ... capped at the configured maximum."""
+    base = settings.redrive_backoff_base_seconds
+    return min(base * 2 ** max(attempts - 1, 0), settings.redrive_backoff_cap_seconds)
+
+
+def _now() -> int:
+    return int(datetime.now(UTC).timestamp())
+
+
+def _iso(epoch_seconds: int) -> str:
+    return datetime.fromtimestamp(epoch_seconds, UTC).isoformat()

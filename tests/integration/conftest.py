@@ -1,0 +1,145 @@
+"""Integration fixtures: the real handler, a DynamoDB-compatible server on loopback (tables made
+from template.yaml) and a TikTok stand-in over real HTTP."""
+
+import io
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+
+from devtools.function_url import LambdaContext, signed_webhook_event
+from devtools.local_dynamodb import moto_dynamodb, point_boto3_at
+from devtools.template_tables import create_tables
+from devtools.tiktok_standin import TikTokStandIn
+
+WEBHOOK_SECRET = "whsec_test_integration_secret_0001"
+PIXEL_ID = "CTESTPIXEL0001"
+TIKTOK_TOKEN = "tiktok-test-token-never-logged"
+
+
+@pytest.fixture(scope="session")
+def dynamodb_endpoint():
+    os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
+    os.environ["POWERTOOLS_METRICS_NAMESPACE"] = "CheckoutConversionsTest"
+    with moto_dynamodb() as endpoint:
+        point_boto3_at(endpoint)
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def dynamodb(dynamodb_endpoint):
+    return boto3.client("dynamodb")
+
+
+@pytest.fixture(scope="session")
+def tiktok_server():
+    server = TikTokStandIn().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def app(dynamodb_endpoint):
+    from stripe_webhook import app as webhook_app
+
+    return webhook_app
+
+
+@pytest.fixture
+def tables(dynamodb, monkeypatch):
+    environment = create_tables(dynamodb, prefix=f"t{uuid.uuid4().hex[:10]}-")
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    return environment
+
+
+@pytest.fixture
+def env(monkeypatch, tables, tiktok_server):
+    """A fully configured function: TikTok on, test mode allowed through a test event code."""
+    tiktok_server.behave("ok")
+    settings = {
+        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "TIKTOK_ACCESS_TOKEN": TIKTOK_TOKEN,
+        "TIKTOK_PIXEL_ID": PIXEL_ID,
+        "TIKTOK_API_URL": tiktok_server.url,
+        "TIKTOK_TEST_EVENT_CODE": "TEST12345",
+        "TIKTOK_TIMEOUT_SECONDS": "1.5",
+        "DEFAULT_PHONE_COUNTRY": "US",
+        "REDRIVE_GRACE_SECONDS": "120",
+    }
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    return settings
+
+
+@dataclass
+class Answer:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+@pytest.fixture
+def invoke(app):
+    def call(event: dict[str, Any], timeout_seconds: float = 10.0) -> Answer:
+        result = app.lambda_handler(event, LambdaContext(timeout_seconds))
+        return Answer(result["statusCode"], json.loads(result["body"]), result.get("headers", {}))
+
+    return call
+
+
+@pytest.fixture
+def deliver(invoke):
+    """POST a Stripe event the way Stripe does: signed now with the configured secret."""
+
+    def call(stripe_event: dict[str, Any], secret: str = WEBHOOK_SECRET, **kwargs: Any) -> Answer:
+        return invoke(signed_webhook_event(stripe_event, secret, **kwargs))
+
+    return call
+
+
+@pytest.fixture
+def db(dynamodb, tables):
+    """Read what the function wrote."""
+    from checkout_conversions.store import from_item
+
+    class Db:
+        def session(self, session_id: str) -> dict[str, Any] | None:
+            item = dynamodb.get_item(
+                TableName=tables["SESSIONS_TABLE_NAME"], Key={"session_id": {"S": session_id}}
+            ).get("Item")
+            return from_item(item)
+
+        def all(self, variable: str) -> list[dict[str, Any]]:
+            items = dynamodb.scan(TableName=tables[variable]).get("Items", [])
+            return [from_item(item) for item in items]
+
+        def customers(self) -> list[dict[str, Any]]:
+            return self.all("CUSTOMERS_TABLE_NAME")
+
+        def sessions(self) -> list[dict[str, Any]]:
+            return self.all("SESSIONS_TABLE_NAME")
+
+    return Db()
+
+
+@pytest.fixture
+def logs(app):
+    """The JSON log lines the function wrote during this test (its Powertools handler is pointed at
+    a buffer: it holds the stdout of import time, which pytest's capture fixtures do not see)."""
+    from checkout_conversions.observability import logger
+
+    buffer = io.StringIO()
+    handler = logger.registered_handler
+    previous = handler.setStream(buffer)
+
+    def read() -> list[dict[str, Any]]:
+        return [json.loads(line) for line in buffer.getvalue().splitlines() if line.startswith("{")]
+
+    read.text = buffer.getvalue
+    yield read
+    handler.setStream(previous)

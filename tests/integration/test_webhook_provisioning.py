@@ -1,0 +1,188 @@
+"""Deciding, provisioning exactly once, and answering Stripe."""
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+from botocore.config import Config
+
+from devtools.local_dynamodb import free_port
+from tests.factories import checkout_session, stripe_event
+
+
+def test_paid_checkout_provisions_a_customer_record(env, deliver, db):
+    session = checkout_session(mode="subscription", subscription="sub_0001", amount_total=4900)
+    event = stripe_event(session=session)
+
+    answer = deliver(event)
+
+    assert answer.status == 200
+    assert answer.body["status"] == "provisioned"
+    assert answer.body["session_id"] == session["id"]
+    assert answer.body["duplicate"] is False
+    assert answer.body["tiktok"]["status"] == "sent"
+    [customer] = db.customers()
+    assert customer["customer_id"] == "cus_TestCustomer0001"
+    assert customer["checkout_session_id"] == session["id"]
+    assert customer["email"] == "jane.doe@example.com"
+    assert customer["name"] == "Jane Doe"
+    assert customer["subscription_id"] == "sub_0001"
+    assert customer["mode"] == "subscription"
+    assert customer["amount_total"] == 4900
+    assert customer["currency"] == "USD"
+    assert customer["livemode"] is False
+    assert customer["stripe_event_id"] == event["id"]
+    assert customer["provisioned_at"].startswith(time.strftime("%Y-", time.gmtime()))
+
+
+def test_guest_checkout_is_keyed_by_normalised_email(env, deliver, db):
+    session = checkout_session(customer=None)
+    session["customer_details"]["email"] = " Guest.Buyer@Example.com"
+
+    assert deliver(stripe_event(session=session)).status == 200
+
+    [customer] = db.customers()
+    assert customer["customer_id"] == "email#guest.buyer@example.com"
+    assert "stripe_customer_id" not in customer
+
+
+def test_no_payment_required_provisions(env, deliver, db):
+    session = checkout_session(payment_status="no_payment_required", amount_total=0)
+
+    assert deliver(stripe_event(session=session)).body["status"] == "provisioned"
+    assert len(db.customers()) == 1
+
+
+def test_sessions_record_expires_after_at_least_30_days(env, deliver, db):
+    session = checkout_session()
+    deliver(stripe_event(session=session))
+
+    record = db.session(session["id"])
+    assert record["expires_at"] - time.time() >= 30 * 86400
+
+
+def test_unrelated_event_types_are_acknowledged_and_ignored(env, deliver, db, tiktok_server):
+    for event_type in ("invoice.paid", "checkout.session.expired", "customer.created"):
+        answer = deliver(stripe_event(event_type))
+        assert answer.status == 200
+        assert answer.body["status"] == "ignored"
+        assert event_type in answer.body["reason"]
+    assert db.sessions() == [] and db.customers() == []
+    assert tiktok_server.requests == []
+
+
+def test_setup_mode_is_ignored(env, deliver, db):
+    session = checkout_session(mode="setup", payment_status="no_payment_required", amount_total=None)
+
+    answer = deliver(stripe_event(session=session))
+
+    assert answer.body["status"] == "ignored"
+    assert "setup" in answer.body["reason"]
+    assert db.customers() == []
+
+
+def test_async_payment_failed_is_ignored(env, deliver, db):
+    answer = deliver(stripe_event("checkout.session.async_payment_failed", checkout_session(payment_status="unpaid")))
+
+    assert answer.body["status"] == "ignored"
+    assert db.customers() == []
+
+
+def test_unpaid_completion_waits_then_async_success_provisions(env, deliver, db, tiktok_server):
+    session = checkout_session(payment_status="unpaid")
+
+    waiting = deliver(stripe_event(session=session))
+    assert waiting.status == 200
+    assert waiting.body["status"] == "ignored"
+    assert "unpaid" in waiting.body["reason"]
+    assert db.customers() == []
+
+    paid = deliver(stripe_event("checkout.session.async_payment_succeeded", {**session, "payment_status": "paid"}))
+    assert paid.body["status"] == "provisioned"
+    assert len(db.customers()) == 1
+    assert len(tiktok_server.requests) == 1
+
+
+def test_redelivery_of_the_same_event_is_a_duplicate(env, deliver, db, tiktok_server):
+    event = stripe_event()
+
+    first, second = deliver(event), deliver(event)
+
+    assert first.body["duplicate"] is False
+    assert second.status == 200
+    assert second.body["status"] == "duplicate"
+    assert second.body["duplicate"] is True
+    assert second.body["tiktok"] == {"status": "sent"}
+    assert len(db.customers()) == 1
+    assert len(tiktok_server.requests) == 1
+
+
+def test_another_event_for_a_processed_session_is_a_duplicate(env, deliver, db, tiktok_server):
+    session = checkout_session()
+
+    deliver(stripe_event(session=session))
+    answer = deliver(stripe_event("checkout.session.async_payment_succeeded", session))
+
+    assert answer.body["status"] == "duplicate"
+    assert len(db.customers()) == 1
+    assert len(tiktok_server.requests) == 1
+
+
+def test_async_success_before_completed_provisions_once(env, deliver, db, tiktok_server):
+    session = checkout_session()
+
+    first = deliver(stripe_event("checkout.session.async_payment_succeeded", session))
+    second = deliver(stripe_event(session=session))
+
+    assert (first.body["status"], second.body["status"]) == ("provisioned", "duplicate")
+    assert len(db.customers()) == 1
+    assert len(tiktok_server.requests) == 1
+
+
+def test_racing_deliveries_of_one_session_provision_once(env, deliver, db, tiktok_server):
+    session = checkout_session()
+    events = [stripe_event(session=session) for _ in range(16)]
+    start = threading.Barrier(len(events))
+
+    def race(event):
+        start.wait()
+        return deliver(event)
+
+    with ThreadPoolExecutor(max_workers=len(events)) as pool:
+        answers = list(pool.map(race, events))
+
+    statuses = sorted(answer.body.get("status", answer.status) for answer in answers)
+    assert statuses.count("provisioned") == 1
+    assert all(answer.status in (200, 409) for answer in answers), statuses
+    assert len(db.customers()) == 1
+    assert len(tiktok_server.requests) == 1
+    # Stripe retries every loser that got a non-2xx: the retry gets 200 and changes nothing.
+    for answer, event in zip(answers, events):
+        if answer.status != 200:
+            retry = deliver(event)
+            assert retry.status == 200 and retry.body["status"] == "duplicate"
+    assert len(db.customers()) == 1
+    assert len(tiktok_server.requests) == 1
+
+
+def test_dynamodb_unreachable_gives_500_and_no_tiktok_request(env, app, deliver, db, tiktok_server, monkeypatch):
+    dead = boto3.client(
+        "dynamodb",
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        config=Config(connect_timeout=0.5, read_timeout=0.5, retries={"mode": "standard", "max_attempts": 2}),
+    )
+    event = stripe_event()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(app, "dynamodb", dead)
+        answer = deliver(event)
+
+    assert answer.status == 500
+    assert answer.body["error"] == "provisioning failed, retry later"
+    assert tiktok_server.requests == []
+    # Stripe's retry, with DynamoDB back, provisions once.
+    retry = deliver(event)
+    assert retry.body["status"] == "provisioned"
+    assert len(db.customers()) == 1
+    assert len(tiktok_server.requests) == 1
