@@ -2,8 +2,8 @@
 
 import os
 import socket
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",

@@ -21,12 +21,13 @@ import httpx
 from checkout_conversions import tiktok
 from checkout_conversions.config import Settings
 from checkout_conversions.observability import count, logger
-from checkout_conversions.store import REDRIVE_QUEUE, Store
+from checkout_conversions.store import REDRIVE_QUEUE, Store, StoreError
 
 PENDING, SENT, FAILED, SKIPPED, EXPIRED = "pending", "sent", "failed", "skipped", "expired"
 CLAIM_MARGIN_SECONDS = 30
 _CLAIM_FIELDS = ("claim_token", "claim_expires_at")
 _QUEUE_FIELDS = ("redrive_queue", "next_attempt_at")
+_UNCLAIMED = "(attribute_not_exists(claim_expires_at) OR claim_expires_at < :now)"
 
 
 def skip_reason(settings: Settings, access_token: str, livemode: bool) -> str | None:
@@ -123,13 +124,20 @@ def record_outcome(
         count("TikTokFailed")
     remove += [key for key, value in set_values.items() if value is None]
     set_values = {key: value for key, value in set_values.items() if value is not None}
-    recorded = store.update_session(
-        session_id,
-        set_values,
-        remove=tuple(remove),
-        condition="claim_token = :claim_token",
-        condition_values={"claim_token": claim_token},
-    )
+    try:
+        recorded = store.update_session(
+            session_id,
+            set_values,
+            remove=tuple(remove),
+            condition="claim_token = :claim_token",
+            condition_values={"claim_token": claim_token},
+        )
+    except StoreError as error:
+        # The send itself is done; the claim expires and the redrive tries again. TikTok
+        # deduplicates a repeat on the same event_id.
+        logger.error("Could not record the TikTok outcome", extra={"store_error": str(error)})
+        count("DeliveryRecordFailures")
+        recorded = {}
     log = logger.info if outcome.sent else logger.warning
     log(
         "TikTok delivery %s",
@@ -144,6 +152,73 @@ def record_outcome(
     )
     if recorded is None:
         logger.warning("delivery claim was lost before the outcome was recorded")
+
+
+def claim(store: Store, session_id: str, now: int, claim_seconds: float) -> dict[str, Any] | None:
+    """Take a due, unclaimed delivery for one attempt; None if it is not due or someone holds it.
+
+    The condition is checked on the table itself (not the eventually consistent index), so a
+    delivery that was sent a moment ago, or that another sender holds, is never taken.
+    """
+    token = new_claim_token()
+    item = store.update_session(
+        session_id,
+        {"claim_token": token, "claim_expires_at": int(now + claim_seconds + CLAIM_MARGIN_SECONDS)},
+        condition=f"redrive_queue = :queue AND next_attempt_at <= :now AND {_UNCLAIMED}",
+        condition_values={"queue": REDRIVE_QUEUE, "now": now},
+        increment="delivery_attempts",
+        return_new=True,
+    )
+    return item
+
+
+def settle(
+    store: Store, session_id: str, status: str, reason: str, now: int, claim_token: str | None = None
+) -> bool:
+    """Take a delivery out of the redrive queue as skipped or expired, if it is unclaimed or
+    held by `claim_token`."""
+    if claim_token:
+        condition, values = "claim_token = :claim_token", {"claim_token": claim_token}
+    else:
+        condition, values = f"redrive_queue = :queue AND {_UNCLAIMED}", {"queue": REDRIVE_QUEUE, "now": now}
+    updated = store.update_session(
+        session_id,
+        {"delivery_status": status, "delivery_reason": reason, "delivery_updated_at": _iso(now)},
+        remove=(*_QUEUE_FIELDS, *_CLAIM_FIELDS),
+        condition=condition,
+        condition_values=values,
+    )
+    return updated is not None
+
+
+def requeue(store: Store, session_id: str, now: int) -> dict[str, Any]:
+    """Put a delivery back in the redrive queue for its next run (an operator's replay).
+
+    Refused for a delivery already sent (TikTok has it) or one that never had an event stored
+    (skipped because TikTok was switched off).
+    """
+    item = store.update_session(
+        session_id,
+        {
+            "delivery_status": PENDING,
+            "redrive_queue": REDRIVE_QUEUE,
+            "next_attempt_at": now,
+            "delivery_updated_at": _iso(now),
+        },
+        remove=("delivery_retryable", "delivery_reason"),
+        condition="attribute_exists(tiktok_event) AND delivery_status <> :sent",
+        condition_values={"sent": SENT},
+        return_new=True,
+    )
+    if item is None:
+        existing = store.get_session(session_id)
+        if existing is None:
+            raise LookupError(f"no session {session_id}")
+        raise ValueError(
+            f"session {session_id} is {existing.get('delivery_status')}"
+            + ("" if "tiktok_event" in existing else " and has no stored event")
+        )
+    return item
 
 
 def backoff_seconds(attempts: int, settings: Settings) -> int:

@@ -37,7 +37,7 @@ VU 678 WF 681 WS 685 XK 383 YE 967 YT 262 ZA 27 ZM 260 ZW 263
 
 def _calling_codes() -> dict[str, str]:
     words = _CALLING_CODES_TEXT.split()
-    codes = dict(zip(words[::2], words[1::2]))
+    codes = dict(zip(words[::2], words[1::2], strict=True))
     codes.update(dict.fromkeys(_NANP.split(), "1"))
     return codes
 

@@ -99,15 +99,21 @@ class Store:
         condition: str | None = None,
         condition_values: dict[str, Any] | None = None,
         return_new: bool = False,
+        increment: str | None = None,
     ) -> dict[str, Any] | None:
-        """Apply an update; None when `condition` did not hold (someone else owns the item)."""
-        names = {f"#{key}": key for key in (*set_values, *remove)}
+        """SET `set_values`, REMOVE `remove`, ADD 1 to `increment`, if the item exists and
+        `condition` holds; None when it did not (someone else owns the item)."""
+        names = {f"#{key}": key for key in (*set_values, *remove, *([increment] if increment else []))}
         expression = ""
         if set_values:
             expression += "SET " + ", ".join(f"#{key} = :{key}" for key in set_values)
         if remove:
             expression += " REMOVE " + ", ".join(f"#{key}" for key in remove)
+        if increment:
+            expression += f" ADD #{increment} :increment_by_one"
         values = _values(**set_values)
+        if increment:
+            values.update(_values(increment_by_one=1))
         request: dict[str, Any] = {
             "TableName": self.sessions_table,
             "Key": to_item({"session_id": session_id}),

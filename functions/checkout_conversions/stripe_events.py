@@ -47,8 +47,10 @@ def verify_event(payload: bytes, signature_header: str | None, secrets: list[str
         event = json.loads(payload)
     except ValueError:
         raise MalformedEvent("body is not JSON") from None
-    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(
-        event.get("type"), str
+    if (
+        not isinstance(event, dict)
+        or not isinstance(event.get("id"), str)
+        or not isinstance(event.get("type"), str)
     ):
         raise MalformedEvent("not a Stripe event")
     return event

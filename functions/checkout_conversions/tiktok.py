@@ -102,9 +102,7 @@ class Outcome:
         return self.status == "sent"
 
 
-def send(
-    client: httpx.Client, url: str, access_token: str, body: bytes, budget_seconds: float
-) -> Outcome:
+def send(client: httpx.Client, url: str, access_token: str, body: bytes, budget_seconds: float) -> Outcome:
     """POST within `budget_seconds` in all; every outcome is returned, nothing is raised."""
     deadline = time.monotonic() + budget_seconds
     timeout = httpx.Timeout(budget_seconds, connect=min(budget_seconds, 2.0))

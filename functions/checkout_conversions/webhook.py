@@ -112,7 +112,9 @@ def fulfil(
         result = store.provision(customer, marker)
     except ConcurrentUpdate:
         logger.info("Another delivery of this session is being provisioned right now")
-        return HttpResponse(409, {"error": "session is being processed, retry later", "session_id": session_id})
+        return HttpResponse(
+            409, {"error": "session is being processed, retry later", "session_id": session_id}
+        )
     except StoreError as error:
         logger.exception("Provisioning failed: Stripe will retry", extra={"store_error": str(error)})
         count("ProvisioningFailures")
@@ -121,7 +123,9 @@ def fulfil(
     if not result.created:
         count("Duplicates")
         existing = result.existing or {}
-        logger.info("Duplicate: session already provisioned", extra={"by_event": existing.get("stripe_event_id")})
+        logger.info(
+            "Duplicate: session already provisioned", extra={"by_event": existing.get("stripe_event_id")}
+        )
         return _answer(session_id, duplicate=True, tiktok_state=_recorded_state(existing))
 
     count("Provisioned")
@@ -136,8 +140,15 @@ def fulfil(
 
     started = time.monotonic()
     outcome = delivery.send_claimed(
-        store, http_client, settings, access_token, session_id, claim_token,
-        marker["tiktok_event"], attempts=1, budget_seconds=budget,
+        store,
+        http_client,
+        settings,
+        access_token,
+        session_id,
+        claim_token,
+        marker["tiktok_event"],
+        attempts=1,
+        budget_seconds=budget,
     )
     logger.info("TikTok call finished", extra={"seconds": round(time.monotonic() - started, 3)})
     return _answer(session_id, duplicate=False, tiktok_state=_outcome_state(outcome))
@@ -149,7 +160,9 @@ def _tiktok_access(settings: Settings, livemode: bool) -> tuple[str, str | None]
     try:
         token = tiktok_access_token(settings)
     except ConfigurationError as error:
-        logger.error("Cannot read the TikTok token; delivery left to the redrive", extra={"problem": str(error)})
+        logger.error(
+            "Cannot read the TikTok token; delivery left to the redrive", extra={"problem": str(error)}
+        )
         return "", None
     return token, delivery.skip_reason(settings, token, livemode)
 

@@ -83,7 +83,9 @@ def test_setup_mode_is_ignored(env, deliver, db):
 
 
 def test_async_payment_failed_is_ignored(env, deliver, db):
-    answer = deliver(stripe_event("checkout.session.async_payment_failed", checkout_session(payment_status="unpaid")))
+    answer = deliver(
+        stripe_event("checkout.session.async_payment_failed", checkout_session(payment_status="unpaid"))
+    )
 
     assert answer.body["status"] == "ignored"
     assert db.customers() == []
@@ -98,7 +100,9 @@ def test_unpaid_completion_waits_then_async_success_provisions(env, deliver, db,
     assert "unpaid" in waiting.body["reason"]
     assert db.customers() == []
 
-    paid = deliver(stripe_event("checkout.session.async_payment_succeeded", {**session, "payment_status": "paid"}))
+    paid = deliver(
+        stripe_event("checkout.session.async_payment_succeeded", {**session, "payment_status": "paid"})
+    )
     assert paid.body["status"] == "provisioned"
     assert len(db.customers()) == 1
     assert len(tiktok_server.requests) == 1
@@ -158,7 +162,7 @@ def test_racing_deliveries_of_one_session_provision_once(env, deliver, db, tikto
     assert len(db.customers()) == 1
     assert len(tiktok_server.requests) == 1
     # Stripe retries every loser that got a non-2xx: the retry gets 200 and changes nothing.
-    for answer, event in zip(answers, events):
+    for answer, event in zip(answers, events, strict=True):
         if answer.status != 200:
             retry = deliver(event)
             assert retry.status == 200 and retry.body["status"] == "duplicate"
@@ -166,7 +170,9 @@ def test_racing_deliveries_of_one_session_provision_once(env, deliver, db, tikto
     assert len(tiktok_server.requests) == 1
 
 
-def test_dynamodb_unreachable_gives_500_and_no_tiktok_request(env, app, deliver, db, tiktok_server, monkeypatch):
+def test_dynamodb_unreachable_gives_500_and_no_tiktok_request(
+    env, app, deliver, db, tiktok_server, monkeypatch
+):
     dead = boto3.client(
         "dynamodb",
         endpoint_url=f"http://127.0.0.1:{free_port()}",
