@@ -7,11 +7,12 @@ PORT ?= 3000
 E ?= checkout_session_completed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test unit integration lint demo run event deliveries bench build validate clean
+.PHONY: help venv test unit integration test-dynamodb-local lint demo run event deliveries bench build validate clean
 
 help:
 	@echo "make run       start the webhook on http://127.0.0.1:$(PORT)/ with local DynamoDB, send the sample events"
 	@echo "make test      lint the template and code, run every test, and the demo"
+	@echo "make test-dynamodb-local   the integration tests against Amazon's DynamoDB Local (Java, npm, unshare)"
 	@echo "make demo      send the sample events through a local webhook and check every outcome"
 	@echo "make event E=checkout_session_completed   write a freshly signed event for sam local invoke"
 	@echo "make deliveries   list TikTok deliveries by status (REQUEUE=cs_... to send one again)"
@@ -36,6 +37,9 @@ unit: $(INSTALLED)
 
 integration: $(INSTALLED)
 	$(BIN)/python -m pytest tests/integration
+
+test-dynamodb-local: $(INSTALLED)
+	tests/run-against-dynamodb-local.sh tests/integration
 
 test: lint
 	$(BIN)/python -m pytest

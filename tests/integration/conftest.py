@@ -23,8 +23,15 @@ TIKTOK_TOKEN = "tiktok-test-token-never-logged"
 
 @pytest.fixture(scope="session")
 def dynamodb_endpoint():
+    """moto on loopback, or any DynamoDB-compatible server named by DYNAMODB_TEST_ENDPOINT
+    (e.g. Amazon's DynamoDB Local, see tests/run-against-dynamodb-local.sh)."""
     os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
     os.environ["POWERTOOLS_METRICS_NAMESPACE"] = "CheckoutConversionsTest"
+    external = os.environ.get("DYNAMODB_TEST_ENDPOINT")
+    if external:
+        point_boto3_at(external)
+        yield external
+        return
     with moto_dynamodb() as endpoint:
         point_boto3_at(endpoint)
         yield endpoint
