@@ -6,6 +6,7 @@ which can also read them from SSM Parameter Store or Secrets Manager with a shor
 clearing the TikTok token there switches TikTok off without a deploy.
 """
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
             value = cast(raw) if raw else cast(default)
         except ValueError:
             raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
-        if value < minimum:
+        if not math.isfinite(value) or value < minimum:
             raise ConfigurationError(f"{name} must be at least {minimum}, got {value}")
         return value
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from checkout_conversions.currency import to_decimal_amount
 from checkout_conversions.match_keys import (
-    hashed_email,
+    hashed,
     hashed_external_id,
     hashed_phone,
     normalise_email,
@@ -116,7 +116,7 @@ def purchase(session: dict[str, Any], event: dict[str, Any], default_phone_count
     details = customer_details(session)
     raw_metadata = _mapping(session.get("metadata"))
     metadata = {
-        field: _truncated(raw_metadata.get(key), _METADATA_VALUE_LIMIT)
+        field: _text(raw_metadata.get(key), _METADATA_VALUE_LIMIT)
         for key, field in METADATA_KEYS.items()
     }
     amount = _amount(session.get("amount_total"))
@@ -128,7 +128,7 @@ def purchase(session: dict[str, Any], event: dict[str, Any], default_phone_count
         value=to_decimal_amount(amount, currency) if amount is not None and currency else None,
         currency=currency,
         user=User(
-            email=hashed_email(details.get("email") or session.get("customer_email")),
+            email=hashed(buyer_email(session)),
             phone=hashed_phone(details.get("phone"), default_phone_country),
             external_id=hashed_external_id(
                 _text(session.get("client_reference_id")) or stripe_customer_id(session)

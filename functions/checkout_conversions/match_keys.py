@@ -57,7 +57,10 @@ def normalise_email(raw: object) -> str | None:
     if not isinstance(raw, str):
         return None
     email = raw.strip().lower()
-    return email if "@" in email and len(email) <= 254 else None
+    local, at, domain = email.rpartition("@")
+    if not at or not local or not domain or len(email) > 254 or any(c.isspace() for c in email):
+        return None
+    return email
 
 
 def normalise_phone(raw: object, default_country: str | None = None) -> str | None:
@@ -69,19 +72,23 @@ def normalise_phone(raw: object, default_country: str | None = None) -> str | No
     if not isinstance(raw, str):
         return None
     compact = _PHONE_PUNCTUATION.sub("", raw.strip())
+    country = (default_country or "").strip().upper()
     if compact.startswith("+"):
         candidate = compact
     elif compact.startswith("00"):
         candidate = "+" + compact[2:]
+    elif compact.startswith("011") and CALLING_CODES.get(country) == "1":
+        candidate = "+" + compact[3:]  # North America's international prefix
     else:
-        candidate = _with_default_country(compact, default_country)
+        candidate = _with_default_country(compact, country)
     if candidate is None or not _E164.match(candidate):
         return None
+    if candidate.startswith("+1") and len(candidate) != 12:
+        return None  # North American numbers are +1 and exactly ten digits
     return candidate
 
 
-def _with_default_country(national: str, default_country: str | None) -> str | None:
-    country = (default_country or "").strip().upper()
+def _with_default_country(national: str, country: str) -> str | None:
     calling_code = CALLING_CODES.get(country)
     if calling_code is None or not national.isdigit():
         return None

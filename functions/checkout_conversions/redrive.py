@@ -57,6 +57,7 @@ def run_redrive(
             progress = progress or outcome != "not_claimed"
         if not progress or not time_left():
             break
+    logger.remove_keys(["checkout_session_id"])
     logger.info("Redrive finished", extra=dict(tally))
     return dict(tally)
 

@@ -133,7 +133,7 @@ def classify(http_status: int, body: bytes) -> Outcome:
         answer = json.loads(body)
     except ValueError:
         answer = None
-    if not isinstance(answer, dict) or not isinstance(answer.get("code"), int):
+    if not isinstance(answer, dict) or not _is_integer(answer.get("code")):
         if http_status >= 400:
             return Outcome("failed", http_status=http_status, message=f"HTTP {http_status}")
         return Outcome("failed", retryable=True, http_status=http_status, message="answer is not TikTok JSON")
@@ -145,6 +145,10 @@ def classify(http_status: int, body: bytes) -> Outcome:
     if (code in SUCCESS_CODES or code in ALREADY_RECEIVED_CODES) and 200 <= http_status < 300:
         return Outcome("sent", **fields)
     return Outcome("failed", retryable=is_transient_code(code), **fields)
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def is_transient_code(code: int) -> bool:

@@ -88,7 +88,7 @@ def fulfil(
 
     access_token, skip = _tiktok_access(settings, livemode)
     budget = min(settings.tiktok_timeout_seconds, remaining_millis() / 1000 - RESPONSE_MARGIN_SECONDS)
-    send_now = skip is None and access_token and budget >= MIN_SEND_BUDGET_SECONDS
+    send_now = skip is None and bool(access_token) and budget >= MIN_SEND_BUDGET_SECONDS
     claim_token = delivery.new_claim_token() if send_now else None
     tiktok_event = None
     if skip is None:

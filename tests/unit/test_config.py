@@ -1,0 +1,180 @@
+"""Settings from the environment (always passed in as a dict, never os.environ)."""
+
+import pytest
+
+from checkout_conversions.config import (
+    DEFAULT_TIKTOK_API_URL,
+    ConfigurationError,
+    load_settings,
+    read_secret,
+    require_tables,
+    tiktok_access_token,
+    webhook_secrets,
+)
+
+
+def test_defaults():
+    settings = load_settings({})
+    assert settings.tiktok_event_name == "CompletePayment"
+    assert settings.tiktok_api_url == "https://business-api.tiktok.com/open_api/v1.3/event/track/"
+    assert DEFAULT_TIKTOK_API_URL == "https://business-api.tiktok.com/open_api/v1.3/event/track/"
+    assert settings.tiktok_timeout_seconds == 3.0
+    assert isinstance(settings.tiktok_timeout_seconds, float)
+    assert settings.record_retention_days == 35
+    assert settings.secrets_source == "env"
+    assert settings.tiktok_test_event_code == ""
+    assert settings.tiktok_pixel_id == ""
+    assert settings.default_phone_country == ""
+    assert settings.sessions_table == ""
+    assert settings.customers_table == ""
+
+
+def test_values_are_read_and_trimmed():
+    settings = load_settings(
+        {
+            "SESSIONS_TABLE_NAME": " sessions ",
+            "CUSTOMERS_TABLE_NAME": "customers",
+            "TIKTOK_PIXEL_ID": " C1234567890ABCDEF ",
+            "TIKTOK_EVENT_NAME": " Purchase ",
+            "TIKTOK_API_URL": "https://tiktok.test/track/",
+            "TIKTOK_TEST_EVENT_CODE": " TEST123 ",
+            "TIKTOK_TIMEOUT_SECONDS": " 2.5 ",
+            "DEFAULT_PHONE_COUNTRY": " gb ",
+            "RECORD_RETENTION_DAYS": " 90 ",
+            "SECRETS_SOURCE": " SSM ",
+        }
+    )
+    assert settings.sessions_table == "sessions"
+    assert settings.customers_table == "customers"
+    assert settings.tiktok_pixel_id == "C1234567890ABCDEF"
+    assert settings.tiktok_event_name == "Purchase"
+    assert settings.tiktok_api_url == "https://tiktok.test/track/"
+    assert settings.tiktok_test_event_code == "TEST123"
+    assert settings.tiktok_timeout_seconds == 2.5
+    assert settings.default_phone_country == "GB"
+    assert settings.record_retention_days == 90
+    assert settings.secrets_source == "ssm"
+
+
+@pytest.mark.parametrize("value", ["", "   "], ids=repr)
+def test_blank_values_fall_back_to_defaults(value):
+    settings = load_settings(
+        {
+            "TIKTOK_EVENT_NAME": value,
+            "TIKTOK_API_URL": value,
+            "TIKTOK_TIMEOUT_SECONDS": value,
+            "RECORD_RETENTION_DAYS": value,
+            "SECRETS_SOURCE": value,
+        }
+    )
+    assert settings.tiktok_event_name == "CompletePayment"
+    assert settings.tiktok_api_url == DEFAULT_TIKTOK_API_URL
+    assert settings.tiktok_timeout_seconds == 3.0
+    assert settings.record_retention_days == 35
+    assert settings.secrets_source == "env"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TIKTOK_TIMEOUT_SECONDS", "abc"),
+        ("TIKTOK_TIMEOUT_SECONDS", "3s"),
+        ("TIKTOK_TIMEOUT_SECONDS", "0"),
+        ("TIKTOK_TIMEOUT_SECONDS", "0.05"),
+        ("TIKTOK_TIMEOUT_SECONDS", "-1"),
+        ("TIKTOK_TIMEOUT_SECONDS", "nan"),
+        ("TIKTOK_TIMEOUT_SECONDS", "inf"),
+        ("RECORD_RETENTION_DAYS", "abc"),
+        ("RECORD_RETENTION_DAYS", "3.5"),
+        ("RECORD_RETENTION_DAYS", "0"),
+        ("RECORD_RETENTION_DAYS", "-35"),
+        ("RECORD_RETENTION_DAYS", "1e3"),
+        ("SECRETS_CACHE_SECONDS", "five"),
+        ("SECRETS_CACHE_SECONDS", "-1"),
+        ("DELIVERY_MAX_AGE_DAYS", "0"),
+        ("REDRIVE_BATCH_SIZE", "0"),
+        ("REDRIVE_GRACE_SECONDS", "x"),
+        ("REDRIVE_BACKOFF_BASE_SECONDS", "1.5"),
+        ("REDRIVE_BACKOFF_CAP_SECONDS", "-5"),
+    ],
+)
+def test_invalid_numbers_are_configuration_errors(name, value):
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings({name: value})
+    assert name in str(caught.value)
+
+
+@pytest.mark.parametrize("value", ["vault", "parameter-store", "secrets manager", "envs"])
+def test_invalid_secrets_source(value):
+    with pytest.raises(ConfigurationError):
+        load_settings({"SECRETS_SOURCE": value})
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("env", "env"), ("ENV", "env"), ("ssm", "ssm"), ("SecretsManager", "secretsmanager")],
+)
+def test_valid_secrets_source(value, expected):
+    assert load_settings({"SECRETS_SOURCE": value}).secrets_source == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("whsec_one", ["whsec_one"]),
+        (" whsec_one ", ["whsec_one"]),
+        ("whsec_one,whsec_two", ["whsec_one", "whsec_two"]),
+        (" whsec_one , whsec_two ", ["whsec_one", "whsec_two"]),
+        ("whsec_one,,whsec_two,", ["whsec_one", "whsec_two"]),
+        (",whsec_one, ,\twhsec_two , ,", ["whsec_one", "whsec_two"]),
+    ],
+)
+def test_webhook_secrets_comma_separated(raw, expected):
+    environ = {"STRIPE_WEBHOOK_SECRET": raw}
+    assert webhook_secrets(load_settings(environ), environ) == expected
+
+
+@pytest.mark.parametrize("environ", [{}, {"STRIPE_WEBHOOK_SECRET": ""}, {"STRIPE_WEBHOOK_SECRET": " , ,, "}],
+                         ids=repr)
+def test_missing_webhook_secret_is_configuration_error(environ):
+    with pytest.raises(ConfigurationError):
+        webhook_secrets(load_settings(environ), environ)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["", "  ", "disabled", "DISABLED", " Disabled ", "none", "off", "-"],
+    ids=repr,
+)
+def test_tiktok_access_token_switched_off(raw):
+    environ = {"TIKTOK_ACCESS_TOKEN": raw}
+    assert tiktok_access_token(load_settings(environ), environ) == ""
+
+
+def test_tiktok_access_token_unset():
+    assert tiktok_access_token(load_settings({}), {}) == ""
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("abc123token", "abc123token"), ("  abc123token\n", "abc123token"), ("AbC", "AbC")],
+)
+def test_tiktok_access_token_is_returned_trimmed(raw, expected):
+    environ = {"TIKTOK_ACCESS_TOKEN": raw}
+    assert tiktok_access_token(load_settings(environ), environ) == expected
+
+
+@pytest.mark.parametrize("source", ["ssm", "secretsmanager"])
+def test_stored_secret_without_a_name_is_configuration_error(source):
+    settings = load_settings({"SECRETS_SOURCE": source})
+    with pytest.raises(ConfigurationError):
+        read_secret(settings, "TIKTOK_ACCESS_TOKEN", settings.tiktok_access_token_name, {})
+    with pytest.raises(ConfigurationError):
+        webhook_secrets(settings, {"STRIPE_WEBHOOK_SECRET": "whsec_ignored_when_not_env"})
+
+
+def test_require_tables():
+    require_tables(load_settings({"SESSIONS_TABLE_NAME": "s", "CUSTOMERS_TABLE_NAME": "c"}))
+    for environ in ({}, {"SESSIONS_TABLE_NAME": "s"}, {"CUSTOMERS_TABLE_NAME": "c"}):
+        with pytest.raises(ConfigurationError):
+            require_tables(load_settings(environ))
