@@ -1,0 +1,570 @@
+"""`make run` / `make demo`: the webhook function behind a local HTTP server, as its Function URL.
+
+    python -m devtools.local_server [--port 3000] [--demo] [--manifest events/samples.json]
+
+In one process: moto's DynamoDB with the template's tables, the real `stripe_webhook.app` handler,
+and a server on 127.0.0.1 that turns each request into the Function URL event Lambda would send.
+It then POSTs every sample event of the manifest to itself, signed now, and prints what came back.
+Without --demo it keeps serving (for `stripe listen --forward-to`); with --demo it exits 0 only if
+every answer is the one the manifest expects. Nothing here is deployed; product code is untouched.
+"""
+
+import argparse
+import base64
+import http.client
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from devtools import dotenv
+from devtools.function_url import LambdaContext, function_url_event, stripe_signature
+from devtools.sign_event import (
+    DOTENV,
+    LOCAL_WEBHOOK_SECRET,
+    MANIFEST,
+    REPO,
+    as_sent_now,
+    load_event,
+    payload,
+)
+
+HOST = "127.0.0.1"
+TABLE_PREFIX = "local-"
+LAMBDA_TIMEOUT_SECONDS = 10.0  # template.yaml: StripeWebhookFunction Timeout
+MAX_REQUEST_BYTES = 6 * 1024 * 1024  # a Function URL's request payload limit
+STRIPE_USER_AGENT = "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
+OUTCOMES = ("provisioned", "duplicate", "ignored")
+JSON_TYPE = ("content-type", "application/json")
+FAKE_AWS_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+# --------------------------------------------------------------------------- the Function URL
+
+
+class FunctionUrlServer(ThreadingHTTPServer):
+    """Serves `handler` on 127.0.0.1 the way a Lambda Function URL (payload 2.0, BUFFERED) does."""
+
+    daemon_threads = True
+
+    def __init__(
+        self,
+        handler: Handler,
+        port: int = 0,
+        timeout_seconds: float = LAMBDA_TIMEOUT_SECONDS,
+        on_request: Callable[[str, str, int, bytes], None] | None = None,
+    ):
+        self.lambda_handler = handler
+        self.timeout_seconds = timeout_seconds
+        self.on_request = on_request
+        self._thread: threading.Thread | None = None
+        super().__init__((HOST, port), _FunctionUrlRequest)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}/"
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    def start(self) -> "FunctionUrlServer":
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.1}, name="function-url", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self.server_close()
+
+    def __enter__(self) -> "FunctionUrlServer":
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+
+class _FunctionUrlRequest(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: FunctionUrlServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # one line per request is printed by the server's on_request, not here
+
+    def __getattr__(self, name: str) -> Any:
+        # http.server dispatches to do_<METHOD>: every method goes to the function (it answers 405).
+        if name.startswith("do_"):
+            return self._forward
+        raise AttributeError(name)
+
+    def _forward(self) -> None:
+        body = self._read_body()
+        if body is None:
+            return
+        path, _, query = self.path.partition("?")
+        event = function_url_event(
+            body,
+            _joined_headers(self.headers.items()),
+            method=self.command,
+            path=path or "/",
+            query=query,
+            source_ip=self.client_address[0],
+        )
+        try:
+            result = self.server.lambda_handler(event, LambdaContext(self.server.timeout_seconds))
+            status, headers, raw = _http_answer(result)
+        except Exception:  # noqa: BLE001 - an unhandled function error is what Lambda turns into a 502
+            traceback.print_exc()
+            status, headers, raw = 502, [JSON_TYPE], b'{"message":"Internal Server Error"}'
+        self._reply(status, headers, raw)
+        if self.server.on_request:
+            self.server.on_request(self.command, self.path, status, raw)
+
+    def _read_body(self) -> bytes | None:
+        """The request body, or None once an error answer has been sent."""
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            body = self._read_chunked()
+        else:
+            try:
+                length = int(self.headers.get("content-length") or 0)
+            except ValueError:
+                length = -1
+            if length < 0:
+                self.close_connection = True
+                self._reply(400, [JSON_TYPE], b'{"message":"Bad Request"}')
+                return None
+            body = self.rfile.read(length) if length <= MAX_REQUEST_BYTES else None
+        if body is None:
+            self.close_connection = True  # the unread body must not be taken for the next request
+            self._reply(413, [JSON_TYPE], b'{"message":"Request Entity Too Large"}')
+        return body
+
+    def _read_chunked(self) -> bytes | None:
+        body = bytearray()
+        while True:
+            size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return bytes(body)
+            if len(body) + size > MAX_REQUEST_BYTES:
+                return None
+            body += self.rfile.read(size)
+            self.rfile.readline()
+
+    def _reply(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers:
+            if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                self.send_header(name, value)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+
+def _joined_headers(items: Any) -> dict[str, str]:
+    """Lower-cased names; repeated headers joined with commas, as Function URLs do."""
+    headers: dict[str, str] = {}
+    for name, value in items:
+        key = name.lower()
+        headers[key] = f"{headers[key]},{value}" if key in headers else value
+    return headers
+
+
+def _http_answer(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Status, headers and body from what the function returned (Function URL response rules)."""
+    if not (isinstance(result, dict) and "statusCode" in result):
+        # Anything else is the JSON body of a 200, as a Function URL does.
+        return 200, [JSON_TYPE], json.dumps(result).encode()
+    headers = [(str(name), str(value)) for name, value in (result.get("headers") or {}).items()]
+    headers += [("set-cookie", str(cookie)) for cookie in result.get("cookies") or []]
+    body = result.get("body") or ""
+    raw = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode("utf-8")
+    return int(result["statusCode"]), headers, raw
+
+
+# --------------------------------------------------------------------------- the samples
+
+
+@dataclass(frozen=True)
+class Sample:
+    file: str
+    path: Path
+    shows: str
+    status: int
+    outcome: str
+    tiktok: str
+
+
+@dataclass(frozen=True)
+class Result:
+    sample: Sample
+    event_type: str
+    status: int
+    outcome: str
+    tiktok: str
+    detail: str
+
+    def matches(self, compare_tiktok: bool) -> bool:
+        expected = self.sample
+        return (
+            self.status == expected.status
+            and self.outcome == expected.outcome
+            and (not compare_tiktok or self.tiktok == expected.tiktok)
+        )
+
+
+def load_manifest(path: Path) -> list[Sample]:
+    """The samples in order; their files are read relative to the manifest's folder."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    entries = data.get("samples") if isinstance(data, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(f"{path}: expected {{\"samples\": [...]}}")
+    samples = []
+    for number, entry in enumerate(entries, start=1):
+        try:
+            sample = Sample(
+                file=str(entry["file"]),
+                path=path.parent / str(entry["file"]),
+                shows=str(entry.get("shows", "")),
+                status=int(entry["status"]),
+                outcome=str(entry["outcome"]),
+                tiktok=str(entry.get("tiktok", "-")),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"{path}: sample {number} needs file, status and outcome ({error})") from None
+        if sample.outcome not in (*OUTCOMES, "error"):
+            raise ValueError(f"{path}: sample {number}: outcome must be one of {', '.join(OUTCOMES)}, error")
+        if not sample.path.is_file():
+            raise ValueError(f"{path}: sample {number}: {sample.path} does not exist")
+        samples.append(sample)
+    return samples
+
+
+def post(port: int, body: bytes, headers: dict[str, str], method: str = "POST") -> tuple[int, bytes]:
+    """One request over real HTTP to the local server (no proxy, whatever the environment says)."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=LAMBDA_TIMEOUT_SECONDS + 5)
+    try:
+        connection.request(method, "/", body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def send_samples(port: int, samples: list[Sample], secret: str = LOCAL_WEBHOOK_SECRET) -> list[Result]:
+    """POST each sample as Stripe would: signed now. A sample sent twice is sent with the same bytes
+    (a redelivery), with a new signature."""
+    now = int(time.time())
+    prepared: dict[Path, tuple[dict[str, Any], bytes]] = {}
+    results = []
+    for sample in samples:
+        if sample.path not in prepared:
+            event = as_sent_now(load_event(sample.path), now)
+            prepared[sample.path] = event, payload(event)
+        event, body = prepared[sample.path]
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "Stripe-Signature": stripe_signature(body, secret),
+            "User-Agent": STRIPE_USER_AGENT,
+        }
+        try:
+            status, raw = post(port, body, headers)
+        except OSError as error:
+            results.append(Result(sample, event["type"], 0, "error", "-", f"no answer: {error}"))
+            continue
+        results.append(_result(sample, event["type"], status, raw))
+    return results
+
+
+def _result(sample: Sample, event_type: str, status: int, raw: bytes) -> Result:
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        answer = {}
+    answer = answer if isinstance(answer, dict) else {}
+    outcome = answer.get("status") if 200 <= status < 300 and answer.get("status") in OUTCOMES else "error"
+    tiktok = answer.get("tiktok")
+    tiktok_status = str(tiktok.get("status", "-")) if isinstance(tiktok, dict) else "-"
+    detail = str(answer.get("error") or answer.get("reason") or (tiktok or {}).get("message") or "")
+    return Result(sample, event_type, status, outcome, tiktok_status, detail)
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return ["  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+            for row in rows]
+
+
+def print_results(results: list[Result], check: bool, compare_tiktok: bool) -> None:
+    header = ["#", "sample", "event type", "HTTP", "outcome", "TikTok"] + (["check"] if check else [])
+    rows = [header]
+    for number, result in enumerate(results, start=1):
+        row = [
+            str(number),
+            result.sample.file.removesuffix(".json"),
+            result.event_type,
+            str(result.status),
+            result.outcome,
+            result.tiktok,
+        ]
+        if check:
+            row.append("ok" if result.matches(compare_tiktok) else "MISMATCH")
+        rows.append(row)
+    print("\n".join(_table(rows)))
+    for number, result in enumerate(results, start=1):
+        if result.outcome == "error" or (check and not result.matches(compare_tiktok)):
+            expected = result.sample
+            want = f"{expected.status} {expected.outcome}" + (f" {expected.tiktok}" if compare_tiktok else "")
+            got = f"{result.status} {result.outcome}" + (f" {result.tiktok}" if compare_tiktok else "")
+            line = f"  #{number} {result.sample.file}: "
+            line += f"expected {want}, got {got}" if check else f"answered {got}"
+            print(line + (f" ({result.detail})" if result.detail else ""))
+
+
+# --------------------------------------------------------------------------- the environment
+
+
+@dataclass(frozen=True)
+class Environment:
+    dotenv_loaded: list[str]
+    own_secret: bool
+    notes: list[str]
+
+
+def prepare_environment(demo: bool, env_file: Path | None) -> Environment:
+    """Everything the function reads, set before it is imported (its clients are made at import)."""
+    loaded = dotenv.load(env_file) if env_file else []
+    notes = []
+    os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"  # no X-Ray daemon here
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # EMF lines go nowhere locally
+    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "checkout-conversions")
+    if demo:
+        os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    if os.environ.get("SECRETS_SOURCE", "env").strip().lower() not in ("", "env"):
+        notes.append(f"SECRETS_SOURCE={os.environ['SECRETS_SOURCE']} ignored: the local server reads secrets "
+                     "from the environment")
+    os.environ["SECRETS_SOURCE"] = "env"
+    configured = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
+    secrets = [part.strip() for part in configured.split(",") if part.strip()]
+    own_secret = any(secret != LOCAL_WEBHOOK_SECRET for secret in secrets)
+    if LOCAL_WEBHOOK_SECRET not in secrets:
+        secrets.append(LOCAL_WEBHOOK_SECRET)
+    os.environ["STRIPE_WEBHOOK_SECRET"] = ",".join(secrets)
+    # Never AWS: fake credentials, no profile (the endpoint is set once moto is up).
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        os.environ.pop(name, None)
+    os.environ.update(FAKE_AWS_CREDENTIALS)
+    return Environment(loaded, own_secret, notes)
+
+
+def _quiet_libraries() -> None:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+
+def _tiktok_line() -> tuple[bool, str]:
+    """Whether test-mode events go to TikTok, and a line saying so (never the token)."""
+    from checkout_conversions.config import load_settings, tiktok_access_token
+    from checkout_conversions.delivery import skip_reason
+
+    settings = load_settings()
+    token = tiktok_access_token(settings)
+    reason = skip_reason(settings, token, livemode=False)
+    if reason is None:
+        url = settings.tiktok_api_url
+        target = "" if url.startswith("https://business-api.tiktok.com/") else f" at {url}"
+        return True, (
+            f"ON: sends real test events to pixel {settings.tiktok_pixel_id}{target} with test_event_code "
+            f"{settings.tiktok_test_event_code} (Events Manager > Test Events)"
+        )
+    if not token:
+        return False, (
+            "disabled (no TIKTOK_ACCESS_TOKEN): TikTok outcomes are 'skipped'.\n"
+            "             To send real test events, set TIKTOK_ACCESS_TOKEN, TIKTOK_PIXEL_ID and "
+            "TIKTOK_TEST_EVENT_CODE (e.g. in .env)."
+        )
+    return False, f"disabled ({reason}): TikTok outcomes are 'skipped'"
+
+
+def _log_request(method: str, path: str, status: int, raw: bytes) -> None:
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        answer = {}
+    answer = answer if isinstance(answer, dict) else {}
+    parts = [str(answer.get(key)) for key in ("status", "event_type", "session_id") if answer.get(key)]
+    if isinstance(answer.get("tiktok"), dict):
+        parts.append(f"tiktok={answer['tiktok'].get('status')}")
+    if answer.get("error"):
+        parts.append(f"error: {answer['error']}")
+    if answer.get("reason"):
+        parts.append(f"({answer['reason']})")
+    print(f"{time.strftime('%H:%M:%S')}  {method} {path} -> {status}  {' '.join(parts)}", flush=True)
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.local_server",
+        description="Run the Stripe webhook function locally (Function URL on 127.0.0.1, DynamoDB in moto) "
+        "and send it the sample events.",
+    )
+    parser.add_argument("--port", type=int, default=3000, help="port on 127.0.0.1; 0 = any free port")
+    parser.add_argument(
+        "--demo", action="store_true", help="exit after the samples: 0 only if every answer is as expected"
+    )
+    parser.add_argument(
+        "--manifest", type=Path, default=MANIFEST, help="the samples and their expected answers (%(default)s)"
+    )
+    parser.add_argument(
+        "--env-file", type=Path, default=DOTENV, help="KEY=VALUE file read if present (%(default)s)"
+    )
+    args = parser.parse_args(argv)
+
+    try:
+        samples = load_manifest(args.manifest)
+        environment = prepare_environment(args.demo, args.env_file)
+    except (OSError, ValueError) as error:
+        print(f"local_server: {error}", file=sys.stderr)
+        return 2
+    _quiet_libraries()
+    functions = str(REPO / "functions")
+    if functions not in sys.path:
+        sys.path.insert(0, functions)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+
+    import boto3
+
+    from devtools.local_dynamodb import moto_dynamodb, point_boto3_at
+    from devtools.template_tables import create_tables
+
+    started = time.monotonic()
+    try:
+        with moto_dynamodb() as endpoint:
+            point_boto3_at(endpoint)
+            os.environ.update(create_tables(boto3.client("dynamodb"), prefix=TABLE_PREFIX))
+            return _run(args, samples, environment, endpoint, started)
+    except KeyboardInterrupt:
+        print("\nStopped.")
+        return 130
+
+
+def _run(
+    args: argparse.Namespace, samples: list[Sample], environment: Environment, endpoint: str, started: float
+) -> int:
+    from checkout_conversions.config import ConfigurationError
+    from checkout_conversions.observability import logger
+    from stripe_webhook import app
+
+    try:
+        tiktok_on, tiktok_line = _tiktok_line()
+    except ConfigurationError as error:
+        print(f"local_server: the function's settings are invalid: {error}", file=sys.stderr)
+        return 2
+    try:
+        server = FunctionUrlServer(app.lambda_handler, args.port)
+    except OSError as error:
+        print(f"local_server: cannot listen on {HOST}:{args.port}: {error}", file=sys.stderr)
+        return 2
+
+    with server:
+        ready = time.monotonic() - started
+        print(f"Stripe webhook (StripeWebhookFunction) on {server.url}  (ready in {ready:.1f} s)")
+        print(f"  DynamoDB   moto at {endpoint} (in memory, empty at each start): "
+              f"{os.environ['SESSIONS_TABLE_NAME']}, {os.environ['CUSTOMERS_TABLE_NAME']}")
+        secrets = LOCAL_WEBHOOK_SECRET + (" and your STRIPE_WEBHOOK_SECRET" if environment.own_secret else "")
+        print(f"  Secret     {secrets}")
+        print(f"  TikTok     {tiktok_line}")
+        if environment.dotenv_loaded:
+            print(f"  .env       {', '.join(sorted(environment.dotenv_loaded))} from {args.env_file}")
+        for note in environment.notes:
+            print(f"  Note       {note}")
+        print(f"\nSending {len(samples)} sample events from {_shown(args.manifest)}, signed now:", flush=True)
+
+        quiet_samples = "POWERTOOLS_LOG_LEVEL" not in os.environ
+        level = logger.log_level
+        if quiet_samples:
+            logger.setLevel(logging.WARNING)  # a readable table; the function's logs come back after it
+        try:
+            results = send_samples(server.port, samples)
+        finally:
+            logger.setLevel(level)
+        compare_tiktok = not tiktok_on
+        print_results(results, check=args.demo, compare_tiktok=compare_tiktok)
+
+        if args.demo:
+            return _verdict(results, compare_tiktok, args.manifest)
+
+        print(f"""
+Serving {server.url} until Ctrl-C. Each request is printed below, after the function's JSON logs.
+Real test-mode events from Stripe, with the Stripe CLI (two terminals):
+  stripe listen --forward-to {server.url}
+    prints "Your webhook signing secret is whsec_...". It stays the same across restarts: put
+    STRIPE_WEBHOOK_SECRET=whsec_... in .env (or export it) and restart `make run` once.
+  stripe trigger checkout.session.completed
+Events signed with {LOCAL_WEBHOOK_SECRET} are accepted too; restart to empty DynamoDB and resend the samples.
+""", flush=True)
+        server.on_request = _log_request
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print("\nStopping.")
+            return 0
+
+
+def _verdict(results: list[Result], compare_tiktok: bool, manifest: Path) -> int:
+    wrong = [result for result in results if not result.matches(compare_tiktok)]
+    if compare_tiktok:
+        compared = "status, outcome and TikTok compared"
+    else:
+        compared = "TikTok is on: status and outcome compared"
+    sys.stdout.flush()  # the table first, then the verdict, even when both go to one pipe
+    if wrong:
+        print(f"\nDemo FAILED: {len(wrong)} of {len(results)} samples did not answer as {_shown(manifest)} "
+              f"expects ({compared}).", file=sys.stderr)
+        return 1
+    print(f"\nDemo OK: all {len(results)} samples answered as expected ({compared}).")
+    return 0
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""The local server of `make run` / `make demo`: real HTTP in front of the real handler, answering as
+the Function URL would; and the demo's verdict on the sample events."""
+
+import base64
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from devtools import dotenv, sign_event
+from devtools.function_url import stripe_signature
+from devtools.local_server import FunctionUrlServer, post
+from devtools.sign_event import EVENTS_DIR, as_sent_now, invoke_event, load_event, payload
+from devtools.template_tables import create_tables
+from tests.integration.conftest import WEBHOOK_SECRET
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def server(app, env):
+    """The local server around the real handler, recording the events the handler receives."""
+    received = []
+
+    def handler(event, context):
+        received.append(event)
+        return app.lambda_handler(event, context)
+
+    with FunctionUrlServer(handler, port=0) as running:
+        running.received = received
+        yield running
+
+
+def signed_headers(body: bytes, secret: str = WEBHOOK_SECRET) -> dict[str, str]:
+    return {"content-type": "application/json", "stripe-signature": stripe_signature(body, secret)}
+
+
+def test_signed_sample_over_http_answers_like_the_direct_call(server, invoke, dynamodb, monkeypatch):
+    event = as_sent_now(load_event(EVENTS_DIR / "checkout_session_completed_kwd.json"))
+    body = payload(event)
+
+    status, raw = post(server.port, body, signed_headers(body))
+
+    for name, value in create_tables(dynamodb, prefix=f"t{uuid.uuid4().hex[:10]}-").items():
+        monkeypatch.setenv(name, value)  # the direct call gets fresh tables too
+    direct = invoke(invoke_event(event, WEBHOOK_SECRET))
+
+    assert (status, json.loads(raw)) == (direct.status, direct.body)
+    assert direct.body["status"] == "provisioned"
+    assert direct.body["tiktok"] == {"status": "sent"}
+    [received] = server.received
+    assert received["body"] == body.decode("utf-8")
+    assert received["isBase64Encoded"] is False
+    assert received["requestContext"]["http"]["method"] == "POST"
+    assert received["headers"]["stripe-signature"].startswith("t=")
+
+
+def test_get_gets_405_from_the_function(server):
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.request("GET", "/?probe=1")
+    response = connection.getresponse()
+
+    assert response.status == 405
+    assert response.getheader("allow") == "POST"
+    assert json.loads(response.read()) == {"error": "method not allowed"}
+    [received] = server.received
+    assert received["requestContext"]["http"]["method"] == "GET"
+    assert received["rawQueryString"] == "probe=1"
+
+
+def test_binary_body_reaches_the_handler_base64_encoded(server):
+    body = b"\x89PNG\r\n\x1a\n\x00\xff\xfe" + bytes(range(256))
+
+    status, raw = post(server.port, body, signed_headers(body))
+
+    [received] = server.received
+    assert received["isBase64Encoded"] is True
+    assert base64.b64decode(received["body"]) == body
+    assert status == 400
+    assert json.loads(raw) == {"error": "body is not UTF-8"}
+
+
+def run_demo(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
+    """`make demo` in a subprocess, without this test run's settings or a developer's .env."""
+    inherited = ("TIKTOK_", "STRIPE_", "POWERTOOLS_", "AWS_", "SESSIONS_", "CUSTOMERS_")
+    environ = {name: value for name, value in os.environ.items() if not name.startswith(inherited)}
+    environ["TIKTOK_ACCESS_TOKEN"] = ""  # disabled even if a developer's .env sets one
+    return subprocess.run(  # noqa: S603 - our own module, fixed arguments
+        [sys.executable, "-m", "devtools.local_server", "--demo", "--port", "0",
+         "--env-file", str(tmp_path / "no.env"), *extra],
+        cwd=REPO, env=environ, capture_output=True, text=True, timeout=60, check=False,
+    )
+
+
+def test_demo_exits_0_when_every_sample_answers_as_expected(tmp_path):
+    demo = run_demo(tmp_path)
+
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "Demo OK: all 9 samples" in demo.stdout
+    assert "TikTok     disabled" in demo.stdout
+    assert "MISMATCH" not in demo.stdout
+
+
+def test_demo_exits_non_zero_when_an_expectation_is_wrong(tmp_path):
+    events = shutil.copytree(EVENTS_DIR, tmp_path / "events", ignore=shutil.ignore_patterns("generated"))
+    manifest = json.loads((events / "samples.json").read_text())
+    assert manifest["samples"][1]["outcome"] == "duplicate"
+    manifest["samples"][1]["outcome"] = "provisioned"  # wrong: the second delivery is a duplicate
+    (events / "samples.json").write_text(json.dumps(manifest))
+
+    demo = run_demo(tmp_path, "--manifest", str(events / "samples.json"))
+
+    assert demo.returncode == 1, demo.stdout + demo.stderr
+    assert "MISMATCH" in demo.stdout
+    assert "expected 200 provisioned skipped, got 200 duplicate skipped" in demo.stdout
+    assert "Demo FAILED: 1 of 9 samples" in demo.stderr
+
+
+def test_sign_event_writes_an_invoke_event_and_refuses_unknown_names(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("TIKTOK_ACCESS_TOKEN", raising=False)
+    monkeypatch.setattr(sign_event, "DOTENV", tmp_path / "no.env")
+    out = tmp_path / "completed.invoke.json"
+
+    assert sign_event.main(["checkout_session_completed", "--out", str(out)]) == 0
+    written = json.loads(out.read_text())
+    assert written["isBase64Encoded"] is False
+    assert json.loads(written["body"])["type"] == "checkout.session.completed"
+    env_vars = json.loads((tmp_path / "env.json").read_text())["StripeWebhookFunction"]
+    assert env_vars["STRIPE_WEBHOOK_SECRET"] == sign_event.LOCAL_WEBHOOK_SECRET
+    assert (tmp_path / "env.json").stat().st_mode & 0o077 == 0
+    assert "sam local invoke StripeWebhookFunction -e" in capsys.readouterr().out
+
+    assert sign_event.main(["no_such_event"]) == 2
+    assert "checkout_session_completed_jpy" in capsys.readouterr().err
+
+
+def test_dotenv_never_overrides_the_real_environment(tmp_path):
+    file = tmp_path / ".env"
+    file.write_text("# comment\nexport A='from file'\nB=\"quoted # kept\"\nC=plain # comment\n\n")
+    environ = {"A": "real"}
+
+    assert dotenv.load(file, environ) == ["B", "C"]
+    assert environ == {"A": "real", "B": "quoted # kept", "C": "plain"}
+    assert dotenv.load(tmp_path / "missing", environ) == []
