@@ -2,6 +2,7 @@
 
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -22,9 +23,24 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 @contextmanager
 def moto_dynamodb(port: int | None = None) -> Iterator[str]:
-    """Start moto's DynamoDB on 127.0.0.1 and yield its endpoint URL."""
+    """Start moto's DynamoDB on 127.0.0.1 and yield its endpoint URL.
+
+    DynamoDB applies each request atomically: a conditional write's check and write, and all the
+    items of a transaction, happen together. moto (5.2.5) does not when requests run concurrently
+    (a transaction snapshots whole tables and restores them when a condition fails, undoing other
+    requests' writes), so its DynamoDB handler is made to serve one request at a time.
+    """
+    from moto.dynamodb.responses import DynamoHandler
     from moto.server import ThreadedMotoServer
 
+    lock = threading.Lock()
+    call_action = DynamoHandler.call_action
+
+    def one_at_a_time(self, *args, **kwargs):
+        with lock:
+            return call_action(self, *args, **kwargs)
+
+    DynamoHandler.call_action = one_at_a_time
     port = port or free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -32,6 +48,7 @@ def moto_dynamodb(port: int | None = None) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
+        DynamoHandler.call_action = call_action
 
 
 def point_boto3_at(endpoint: str) -> None:

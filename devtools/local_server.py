@@ -71,6 +71,9 @@ class FunctionUrlServer(ThreadingHTTPServer):
         on_request: Callable[[str, str, int, bytes], None] | None = None,
     ):
         self.lambda_handler = handler
+        # One invocation at a time, as in one Lambda execution environment: Powertools' logger
+        # keys and metric set belong to the one invocation in flight.
+        self.invocation_lock = threading.Lock()
         self.timeout_seconds = timeout_seconds
         self.on_request = on_request
         self._thread: threading.Thread | None = None
@@ -133,7 +136,8 @@ class _FunctionUrlRequest(BaseHTTPRequestHandler):
             source_ip=self.client_address[0],
         )
         try:
-            result = self.server.lambda_handler(event, LambdaContext(self.server.timeout_seconds))
+            with self.server.invocation_lock:
+                result = self.server.lambda_handler(event, LambdaContext(self.server.timeout_seconds))
             status, headers, raw = _http_answer(result)
         except Exception:  # noqa: BLE001 - an unhandled function error is what Lambda turns into a 502
             traceback.print_exc()

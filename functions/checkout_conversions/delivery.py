@@ -112,7 +112,8 @@ def record_outcome(
     remove = list(_CLAIM_FIELDS)
     if outcome.sent:
         set_values = {"delivery_status": SENT, "delivery_sent_at": _iso(now), **details}
-        remove += [*_QUEUE_FIELDS, "delivery_retryable"]
+        # TikTok has the event now: the stored copy (raw IP, User-Agent, click id) goes.
+        remove += [*_QUEUE_FIELDS, "delivery_retryable", "tiktok_event"]
         count("TikTokSent")
     else:
         set_values = {"delivery_status": FAILED, "delivery_retryable": outcome.retryable, **details}
@@ -175,8 +176,8 @@ def claim(store: Store, session_id: str, now: int, claim_seconds: float) -> dict
 def settle(
     store: Store, session_id: str, status: str, reason: str, now: int, claim_token: str | None = None
 ) -> bool:
-    """Take a delivery out of the redrive queue as skipped or expired, if it is unclaimed or
-    held by `claim_token`."""
+    """Take a delivery out of the redrive queue for good, as skipped or expired, if it is
+    unclaimed or held by `claim_token`. Its stored event (raw IP, User-Agent, click id) goes."""
     if claim_token:
         condition, values = "claim_token = :claim_token", {"claim_token": claim_token}
     else:
@@ -184,7 +185,7 @@ def settle(
     updated = store.update_session(
         session_id,
         {"delivery_status": status, "delivery_reason": reason, "delivery_updated_at": _iso(now)},
-        remove=(*_QUEUE_FIELDS, *_CLAIM_FIELDS),
+        remove=(*_QUEUE_FIELDS, *_CLAIM_FIELDS, "tiktok_event"),
         condition=condition,
         condition_values=values,
     )
@@ -214,10 +215,12 @@ def requeue(store: Store, session_id: str, now: int) -> dict[str, Any]:
         existing = store.get_session(session_id)
         if existing is None:
             raise LookupError(f"no session {session_id}")
-        raise ValueError(
-            f"session {session_id} is {existing.get('delivery_status')}"
-            + ("" if "tiktok_event" in existing else " and has no stored event")
-        )
+        status = existing.get("delivery_status")
+        if status == SENT:
+            raise ValueError(f"{session_id} is sent: TikTok already has it, and it is never sent twice")
+        if status == EXPIRED:
+            raise ValueError(f"{session_id} expired unsent and its stored event was deleted")
+        raise ValueError(f"{session_id} is {status} with no stored event: TikTok was off when it was provisioned")
     return item
 
 

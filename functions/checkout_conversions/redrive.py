@@ -35,6 +35,7 @@ def run_redrive(
         token = tiktok_access_token(settings)
     except ConfigurationError as error:
         logger.error("Cannot read the TikTok token; nothing sent this run", extra={"problem": str(error)})
+        count("ConfigurationErrors")
         return {"disabled": "token unreadable"}
     disabled = delivery.skip_reason(settings, token, livemode=True)
     if disabled:

@@ -15,6 +15,7 @@ PROVISIONING_PAYMENT_STATUSES = frozenset({"paid", "no_payment_required"})
 COMPLETED = "checkout.session.completed"
 ASYNC_SUCCEEDED = "checkout.session.async_payment_succeeded"
 ASYNC_FAILED = "checkout.session.async_payment_failed"
+_YEAR_3000 = 32503680000
 
 
 class InvalidSignature(Exception):
@@ -45,7 +46,9 @@ def verify_event(payload: bytes, signature_header: str | None, secrets: list[str
 
     try:
         event = json.loads(payload)
-    except ValueError:
+        # JSON may escape lone UTF-16 surrogates ("\ud800") that no UTF-8 store or log can hold.
+        json.dumps(event, ensure_ascii=False).encode("utf-8")
+    except (ValueError, RecursionError):
         raise MalformedEvent("body is not JSON") from None
     if (
         not isinstance(event, dict)
@@ -84,14 +87,17 @@ def decide(event: dict[str, Any]) -> Decision:
     session = data.get("object") if isinstance(data, dict) else None
     if not isinstance(session, dict) or not _is_checkout_session_id(session.get("id")):
         raise MalformedEvent("event carries no checkout session")
-    if not isinstance(event.get("created"), int) or isinstance(event.get("created"), bool):
-        raise MalformedEvent("event has no created time")
+    created = event.get("created")
+    if not isinstance(created, int) or isinstance(created, bool) or not 0 < created < _YEAR_3000:
+        raise MalformedEvent("event has no valid created time")
 
     mode = session.get("mode")
     if mode == "setup":
         return Decision(False, "setup mode sessions collect no payment", session)
     payment_status = session.get("payment_status")
-    if event_type == COMPLETED and payment_status not in PROVISIONING_PAYMENT_STATUSES:
+    if event_type == COMPLETED and (
+        not isinstance(payment_status, str) or payment_status not in PROVISIONING_PAYMENT_STATUSES
+    ):
         return Decision(False, f"payment_status is {payment_status}: waiting for async payment", session)
     return Decision(True, "paid", session)
 

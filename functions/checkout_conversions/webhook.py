@@ -163,6 +163,7 @@ def _tiktok_access(settings: Settings, livemode: bool) -> tuple[str, str | None]
         logger.error(
             "Cannot read the TikTok token; delivery left to the redrive", extra={"problem": str(error)}
         )
+        count("ConfigurationErrors")
         return "", None
     return token, delivery.skip_reason(settings, token, livemode)
 

@@ -175,6 +175,7 @@ def test_sent_delivery_is_recorded(env, deliver, db):
     assert record["delivery_attempts"] == 1
     assert record["delivery_request_id"] == "req-standin"
     assert "redrive_queue" not in record and "claim_token" not in record
+    assert "tiktok_event" not in record  # the raw IP, User-Agent and click id are not kept once sent
 
 
 @pytest.mark.parametrize(

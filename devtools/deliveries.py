@@ -1,0 +1,248 @@
+"""The operator's view of TikTok deliveries: counts by status, the recent ones, and a requeue.
+
+    make deliveries                          # python -m devtools.deliveries
+    make deliveries REQUEUE=cs_live_...      # python -m devtools.deliveries --requeue cs_live_...
+    python -m devtools.deliveries --stack-name checkout-conversions --status failed --limit 20
+
+The Sessions table comes from SESSIONS_TABLE_NAME (environment or .env), or from the stack's
+SessionsTableName output with --stack-name. AWS credentials, region and endpoint come the standard
+way (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL_DYNAMODB ...).
+
+Listing reads the whole Sessions table (a Scan of a few small attributes, paginated): fine for an
+operator now and then, not for a schedule. It prints ids, states, codes and times only: never the
+stored TikTok event (hashed match keys, IP, User-Agent) nor the customer key (an email address for
+guest checkouts).
+"""
+
+import argparse
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT / "functions") not in sys.path:  # `python -m devtools.deliveries` from the repository
+    sys.path.insert(0, str(ROOT / "functions"))
+
+from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
+
+from checkout_conversions import delivery  # noqa: E402
+from checkout_conversions.config import ConfigurationError, load_settings  # noqa: E402
+from checkout_conversions.store import Store, StoreError, from_item  # noqa: E402
+
+STATUSES = (delivery.PENDING, delivery.FAILED, delivery.SENT, delivery.SKIPPED, delivery.EXPIRED)
+# Only these attributes are read: nothing that identifies the buyer.
+SHOWN_FIELDS = (
+    "session_id",
+    "provisioned_at",
+    "livemode",
+    "event_time",
+    "delivery_status",
+    "delivery_attempts",
+    "delivery_retryable",
+    "delivery_code",
+    "delivery_message",
+    "delivery_reason",
+    "delivery_http_status",
+    "delivery_updated_at",
+    "next_attempt_at",
+    "claim_expires_at",
+)
+MESSAGE_WIDTH = 60
+
+
+class UsageError(Exception):
+    pass
+
+
+def dynamodb_client() -> Any:
+    import boto3
+
+    return boto3.client("dynamodb")
+
+
+def cloudformation_client() -> Any:
+    import boto3
+
+    return boto3.client("cloudformation")
+
+
+def table_names(stack_name: str | None) -> tuple[str, str]:
+    """(sessions table, customers table) from the stack's outputs or the environment."""
+    if stack_name:
+        try:
+            stacks = cloudformation_client().describe_stacks(StackName=stack_name)["Stacks"]
+        except Exception as error:  # noqa: BLE001 - any AWS or credentials problem: say it plainly
+            raise UsageError(f"cannot read stack {stack_name!r}: {error}") from None
+        outputs = {item["OutputKey"]: item["OutputValue"] for item in stacks[0].get("Outputs", [])}
+        if "SessionsTableName" not in outputs:
+            raise UsageError(f"stack {stack_name!r} has no SessionsTableName output")
+        return outputs["SessionsTableName"], outputs.get("CustomersTableName", "")
+    sessions = os.environ.get("SESSIONS_TABLE_NAME", "").strip()
+    if not sessions:
+        raise UsageError("set SESSIONS_TABLE_NAME or pass --stack-name")
+    return sessions, os.environ.get("CUSTOMERS_TABLE_NAME", "").strip()
+
+
+def read_deliveries(client: Any, table: str) -> list[dict[str, Any]]:
+    names = {f"#f{index}": field for index, field in enumerate(SHOWN_FIELDS)}
+    request: dict[str, Any] = {
+        "TableName": table,
+        "ProjectionExpression": ", ".join(names),
+        "ExpressionAttributeNames": names,
+    }
+    items: list[dict[str, Any]] = []
+    while True:
+        answer = client.scan(**request)
+        items += [from_item(item) for item in answer.get("Items", [])]
+        if "LastEvaluatedKey" not in answer:
+            break
+        request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+    items.sort(key=lambda item: str(item.get("provisioned_at") or ""), reverse=True)
+    return items
+
+
+def describe_status(item: dict[str, Any]) -> str:
+    status = str(item.get("delivery_status") or "unknown")
+    if status == delivery.FAILED:
+        return "failed (retrying)" if item.get("delivery_retryable") else "failed (permanent)"
+    return status
+
+
+def last_result(item: dict[str, Any]) -> str:
+    code = item.get("delivery_code")
+    message = item.get("delivery_message") or item.get("delivery_reason") or ""
+    http_status = item.get("delivery_http_status")
+    parts = []
+    if code is not None:
+        parts.append(str(code))
+    elif http_status is not None and not message.startswith("HTTP"):
+        parts.append(f"HTTP {http_status}")
+    if message:
+        text = " ".join(str(message).split())
+        parts.append(text if len(text) <= MESSAGE_WIDTH else text[: MESSAGE_WIDTH - 1] + "…")
+    return " ".join(parts) or "-"
+
+
+def next_attempt(item: dict[str, Any], now: int) -> str:
+    due = item.get("next_attempt_at")
+    if due is None:
+        return "-"
+    when = _iso(int(due))
+    held = item.get("claim_expires_at")
+    if held is not None and int(held) >= now:
+        return f"{when} (being sent)"
+    return f"{when} (due)" if int(due) <= now else when
+
+
+def print_listing(
+    items: list[dict[str, Any]], table: str, status: str | None, limit: int, out: TextIO, now: int
+) -> None:
+    counts = Counter(str(item.get("delivery_status") or "unknown") for item in items)
+    failed = [item for item in items if item.get("delivery_status") == delivery.FAILED]
+    retrying = sum(1 for item in failed if item.get("delivery_retryable"))
+    summary = ", ".join(f"{name} {counts.get(name, 0)}" for name in STATUSES)
+    others = sorted(set(counts) - set(STATUSES))
+    summary += "".join(f", {name} {counts[name]}" for name in others)
+    print(f"TikTok deliveries in {table}: {len(items)} sessions", file=out)
+    print(f"  {summary} ({retrying} of the failed will be retried)", file=out)
+
+    shown = [item for item in items if status is None or item.get("delivery_status") == status][:limit]
+    print(f"\nNewest {len(shown)}{f' {status}' if status else ''} deliveries, newest first:", file=out)
+    if not shown:
+        print("  none", file=out)
+        return
+    rows = [("SESSION", "STATUS", "ATTEMPTS", "LAST CODE / MESSAGE", "NEXT ATTEMPT (UTC)")]
+    rows += [
+        (
+            str(item["session_id"]),
+            describe_status(item),
+            str(item.get("delivery_attempts", 0)),
+            last_result(item),
+            next_attempt(item, now),
+        )
+        for item in shown
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        print("  " + "  ".join([*cells, row[-1]]).rstrip(), file=out)
+
+
+def requeue(client: Any, tables: tuple[str, str], session_id: str, out: TextIO, now: int) -> int:
+    store = Store(client, *tables)
+    try:
+        item = delivery.requeue(store, session_id, now)
+    except LookupError:
+        print(f"Not requeued: there is no session {session_id} in {tables[0]}.", file=out)
+        return 1
+    except ValueError as refused:
+        print(f"Not requeued: {refused}.", file=out)
+        return 1
+    print(
+        f"Requeued {session_id}: pending, due now (attempts so far: {item.get('delivery_attempts', 0)}). "
+        "The next redrive run (every 5 minutes) sends it.",
+        file=out,
+    )
+    try:
+        max_age_days = load_settings().delivery_max_age_days
+    except ConfigurationError:
+        max_age_days = 7
+    event_time = item.get("event_time")
+    if isinstance(event_time, int) and (now - event_time) / 86400 > max_age_days:
+        print(
+            f"Warning: the payment is {(now - event_time) / 86400:.0f} days old, more than "
+            f"DELIVERY_MAX_AGE_DAYS={max_age_days}: the redrive will mark it expired instead of sending it.",
+            file=out,
+        )
+    return 0
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.deliveries",
+        description="List TikTok deliveries by status, or put one back in the redrive queue.",
+    )
+    parser.add_argument("--stack-name", help="read the table name from this stack's outputs")
+    parser.add_argument("--status", choices=STATUSES, help="list only deliveries in this state")
+    parser.add_argument("--limit", type=int, default=50, help="how many to list (default 50)")
+    parser.add_argument("--requeue", metavar="SESSION_ID", help="send this session's delivery again")
+    args = parser.parse_args(argv)
+    if args.limit < 1:
+        parser.error("--limit must be at least 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    args = parse_args(argv)
+    now = int(time.time())
+    try:
+        tables = table_names(args.stack_name)
+        client = dynamodb_client()
+        if args.requeue:
+            return requeue(client, tables, args.requeue.strip(), out, now)
+        items = read_deliveries(client, tables[0])
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except (StoreError, BotoCoreError, ClientError) as error:  # AWS errors: one line, no traceback
+        print(f"error: DynamoDB: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    print_listing(items, tables[0], args.status, args.limit, out, now)
+    return 0
+
+
+def _iso(epoch_seconds: int) -> str:
+    return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+if __name__ == "__main__":
+    from devtools import dotenv
+
+    dotenv.load(ROOT / ".env")
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""`make deliveries`: the operator's listing and requeue, against the moto server."""
+
+import io
+import time
+
+import pytest
+
+from devtools import deliveries
+from devtools.function_url import signed_webhook_event
+from tests.factories import checkout_session, stripe_event
+from tests.integration.conftest import WEBHOOK_SECRET
+
+pytest_plugins = ("tests.integration.redrive_fixtures",)
+
+DAY = 86400
+EMAIL_SHA256 = "86e0b9e56c17cc4d12387e1949b85053fbe73bc3ce5a1188713a9d300cc6133d"
+
+
+def run(*argv):
+    out = io.StringIO()
+    code = deliveries.main(list(argv), out=out)
+    return code, out.getvalue()
+
+
+def line_of(output, session_id):
+    [line] = [line for line in output.splitlines() if session_id in line]
+    return line
+
+
+@pytest.fixture
+def made(redrive_env, invoke, deliver, redrive, tiktok_server, monkeypatch):
+    """One session in each state, oldest first: expired, sent, failed permanently, failed and
+    retrying, pending, skipped (a guest checkout, keyed by its email)."""
+    sessions = {}
+
+    old = checkout_session()
+    event = stripe_event(session=old, created=int(time.time()) - 8 * DAY)
+    assert invoke(signed_webhook_event(event, WEBHOOK_SECRET), timeout_seconds=1.8).status == 200
+    assert redrive() == {"expired": 1}
+    sessions["expired"] = old["id"]
+
+    for name, behaviour in (("sent", "ok"), ("permanent", "code:40001"), ("retrying", "http:500")):
+        tiktok_server.behave(behaviour)
+        session = checkout_session()
+        deliver(stripe_event(session=session))
+        sessions[name] = session["id"]
+
+    pending = checkout_session()
+    invoke(signed_webhook_event(stripe_event(session=pending), WEBHOOK_SECRET), timeout_seconds=1.8)
+    sessions["pending"] = pending["id"]
+
+    with monkeypatch.context() as patch:
+        patch.setenv("TIKTOK_TEST_EVENT_CODE", "")
+        guest = checkout_session(customer=None, livemode=False)
+        deliver(stripe_event(session=guest))
+        sessions["skipped"] = guest["id"]
+    return sessions
+
+
+def test_lists_counts_and_one_line_per_session_newest_first(made):
+    code, output = run()
+
+    assert code == 0
+    lines = output.splitlines()
+    assert "6 sessions" in lines[0]
+    assert (
+        lines[1]
+        .strip()
+        .startswith("pending 1, failed 2, sent 1, skipped 1, expired 1 (1 of the failed will be retried)")
+    )
+    order = [name for name in ("skipped", "pending", "retrying", "permanent", "sent", "expired")]
+    positions = [output.index(made[name]) for name in order]
+    assert positions == sorted(positions), "newest first"
+
+    assert line_of(output, made["sent"]).split()[1:3] == ["sent", "1"]
+    permanent = line_of(output, made["permanent"])
+    assert "failed (permanent)" in permanent and "40001 stand-in error 40001" in permanent
+    retrying = line_of(output, made["retrying"])
+    assert "failed (retrying)" in retrying and "HTTP 500" in retrying
+    assert retrying.rstrip().endswith("(due)")  # REDRIVE_BACKOFF_BASE_SECONDS = 0
+    pending = line_of(output, made["pending"])
+    assert pending.split()[1:3] == ["pending", "0"]
+    assert "test-mode event and no TIKTOK_TEST_EVENT_CODE" in line_of(output, made["skipped"])
+    assert "not sent within 7 days" in line_of(output, made["expired"])
+
+
+def test_status_filter_and_limit(made):
+    code, output = run("--status", "failed")
+
+    assert code == 0
+    assert made["permanent"] in output and made["retrying"] in output
+    assert made["sent"] not in output and made["pending"] not in output
+    assert "Newest 2 failed deliveries" in output
+
+    code, output = run("--limit", "2")
+    assert made["skipped"] in output and made["pending"] in output
+    assert made["retrying"] not in output
+
+    code, output = run("--status", "expired", "--limit", "5")
+    assert made["expired"] in output and made["sent"] not in output
+
+
+def test_never_prints_personal_data_or_the_stored_event(made, db):
+    record = db.session(made["skipped"])
+    assert record["customer_id"] == "email#jane.doe@example.com"  # the session item does hold PII
+
+    _, output = run("--limit", "100")
+
+    for secret in (
+        "jane.doe",
+        "example.com",
+        "Jane",
+        "email#",
+        EMAIL_SHA256,
+        "203.0.113.7",
+        "E.C.P.test-ttclid",
+        "Mozilla",
+        "cus_TestCustomer0001",
+        "tiktok_event",
+    ):
+        assert secret not in output
+
+
+def test_requeue_puts_a_failed_delivery_back_and_the_redrive_sends_it(made, db, redrive, tiktok_server):
+    tiktok_server.behave("ok")
+
+    code, output = run("--requeue", made["permanent"])
+
+    assert code == 0
+    assert output.startswith(f"Requeued {made['permanent']}: pending, due now")
+    record = db.session(made["permanent"])
+    assert record["delivery_status"] == "pending" and record["redrive_queue"] == "tiktok"
+    assert "pending" in line_of(run()[1], made["permanent"])
+    assert redrive()["sent"] >= 1
+    assert db.session(made["permanent"])["delivery_status"] == "sent"
+
+
+@pytest.mark.parametrize(
+    ("which", "says"),
+    [
+        ("sent", "is sent: TikTok already has it, and it is never sent twice"),
+        ("skipped", "is skipped with no stored event: TikTok was off when it was provisioned"),
+    ],
+)
+def test_requeue_refuses_and_says_why(made, db, which, says):
+    before = db.session(made[which])
+
+    code, output = run("--requeue", made[which])
+
+    assert code == 1
+    assert output.startswith("Not requeued:") and says in output
+    assert db.session(made[which]) == before
+
+
+def test_requeue_of_an_unknown_session(tables, env):
+    code, output = run("--requeue", "cs_test_nobody")
+
+    assert code == 1
+    assert "there is no session cs_test_nobody" in output
+
+
+def test_requeue_of_an_expired_delivery_is_refused_its_event_is_gone(made, db):
+    code, output = run("--requeue", made["expired"])
+
+    assert code == 1
+    assert "expired unsent and its stored event was deleted" in output
+    record = db.session(made["expired"])
+    assert record["delivery_status"] == "expired"
+    assert "tiktok_event" not in record and "redrive_queue" not in record
+
+
+class FakeCloudFormation:
+    def __init__(self, outputs):
+        self.outputs = outputs
+        self.asked = []
+
+    def describe_stacks(self, StackName):  # noqa: N803 - boto3's parameter name
+        self.asked.append(StackName)
+        return {"Stacks": [{"StackName": StackName, "Outputs": self.outputs}]}
+
+
+def test_table_from_the_stacks_outputs(made, tables, monkeypatch):
+    cloudformation = FakeCloudFormation(
+        [
+            {"OutputKey": "WebhookUrl", "OutputValue": "https://example.lambda-url.us-east-1.on.aws/"},
+            {"OutputKey": "SessionsTableName", "OutputValue": tables["SESSIONS_TABLE_NAME"]},
+            {"OutputKey": "CustomersTableName", "OutputValue": tables["CUSTOMERS_TABLE_NAME"]},
+        ]
+    )
+    monkeypatch.setattr(deliveries, "cloudformation_client", lambda: cloudformation)
+    monkeypatch.delenv("SESSIONS_TABLE_NAME")
+
+    code, output = run("--stack-name", "checkout-conversions")
+
+    assert code == 0
+    assert cloudformation.asked == ["checkout-conversions"]
+    assert tables["SESSIONS_TABLE_NAME"] in output and made["sent"] in output
+
+
+def test_stack_without_the_output_or_no_table_at_all_is_a_usage_error(tables, monkeypatch, capsys):
+    monkeypatch.setattr(deliveries, "cloudformation_client", lambda: FakeCloudFormation([]))
+    assert run("--stack-name", "other-stack")[0] == 2
+    assert "has no SessionsTableName output" in capsys.readouterr().err
+
+    monkeypatch.delenv("SESSIONS_TABLE_NAME")
+    assert run()[0] == 2
+    assert "set SESSIONS_TABLE_NAME or pass --stack-name" in capsys.readouterr().err
+
+
+def test_an_empty_table(tables):
+    code, output = run()
+
+    assert code == 0
+    assert "0 sessions" in output and "none" in output

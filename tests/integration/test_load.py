@@ -1,0 +1,158 @@
+"""Load: 200 webhook deliveries from 20 threads, a third of them duplicates and redeliveries, in a
+seeded random order. Every paid session is provisioned once and reported to TikTok once."""
+
+import random
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+from tests.factories import checkout_session, stripe_event
+
+pytest_plugins = ("tests.integration.redrive_fixtures",)
+
+SEED = 20260401
+THREADS = 20
+COMPLETED = "checkout.session.completed"
+ASYNC_SUCCEEDED = "checkout.session.async_payment_succeeded"
+
+
+class PerThreadHttp:
+    """One httpx client per thread. In Lambda, each concurrent invocation runs in its own container
+    with its own client; here twenty threads share one process, and the module's single client
+    (four connections) would make them queue for a connection, which Lambda never does."""
+
+    def __init__(self):
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self.clients: list[httpx.Client] = []
+
+    def __getattr__(self, name):
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = httpx.Client()
+            with self._lock:
+                self.clients.append(client)
+        return getattr(client, name)
+
+    def close(self):
+        for client in self.clients:
+            client.close()
+
+
+def serialise_metrics(monkeypatch):
+    """Powertools Metrics keeps one metric set per process and flushes it at the end of each
+    invocation. Lambda never runs two invocations in one process at once; twenty threads do, and
+    one thread's flush can iterate the set while another adds to it. A lock around adding and
+    flushing restores one-at-a-time access, so every count is published exactly once."""
+    from checkout_conversions.observability import metrics
+
+    provider = metrics.provider
+    lock = threading.RLock()
+    add, flush = provider.add_metric, provider.flush_metrics
+
+    def locked(method):
+        def call(*args, **kwargs):
+            with lock:
+                return method(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(provider, "add_metric", locked(add))
+    monkeypatch.setattr(provider, "flush_metrics", locked(flush))
+
+
+def build_deliveries(rng):
+    """(event, paid session id or None) in delivery order, and the set of paid session ids."""
+    paid_sessions = set()
+    deliveries = []
+    provisioning_events = []
+
+    for _ in range(110):  # paid at once
+        session = checkout_session()
+        event = stripe_event(COMPLETED, session)
+        deliveries.append(event)
+        provisioning_events.append(event)
+        paid_sessions.add(session["id"])
+
+    ordered_pairs = []  # (must come first, must come later)
+    for _ in range(12):  # async_payment_succeeded arrives before checkout.session.completed
+        session = checkout_session()
+        early, late = stripe_event(ASYNC_SUCCEEDED, session), stripe_event(COMPLETED, session)
+        deliveries += [early, late]
+        provisioning_events.append(early)
+        ordered_pairs.append((early, late))
+        paid_sessions.add(session["id"])
+
+    for _ in range(11):  # delayed payment: completed while unpaid, then async success
+        session = checkout_session(payment_status="unpaid")
+        unpaid = stripe_event(COMPLETED, session)
+        succeeded = stripe_event(ASYNC_SUCCEEDED, {**session, "payment_status": "paid"})
+        deliveries += [unpaid, succeeded]
+        provisioning_events.append(succeeded)
+        ordered_pairs.append((unpaid, succeeded))
+        paid_sessions.add(session["id"])
+
+    # Stripe redelivers the same event, or sends the same session again as a new event.
+    for event in rng.sample(provisioning_events, 30):
+        deliveries.append(event)
+    for event in rng.sample(provisioning_events, 14):
+        deliveries.append(stripe_event(event["type"], event["data"]["object"]))
+
+    rng.shuffle(deliveries)
+    for first, later in ordered_pairs:
+        i, j = deliveries.index(first), deliveries.index(later)
+        if i > j:
+            deliveries[i], deliveries[j] = deliveries[j], deliveries[i]
+    return deliveries, paid_sessions
+
+
+def test_two_hundred_deliveries_from_twenty_threads(
+    env, app, deliver, db, tiktok_server, sent_by_event, emf, monkeypatch
+):
+    monkeypatch.setenv("TIKTOK_TIMEOUT_SECONDS", "5")  # a busy 2-core machine, not a slow TikTok
+    http = PerThreadHttp()
+    monkeypatch.setattr(app, "http", http)
+    serialise_metrics(monkeypatch)
+    deliveries, paid_sessions = build_deliveries(random.Random(SEED))
+    assert len(deliveries) == 200 and len(paid_sessions) == 133
+    distinct_events = {event["id"] for event in deliveries}
+    assert len(deliveries) - len(distinct_events) == 30
+
+    try:
+        with ThreadPoolExecutor(max_workers=THREADS) as pool:
+            answers = list(pool.map(deliver, deliveries))
+
+        assert not [answer for answer in answers if answer.status >= 500]
+        in_progress = [
+            (event, answer) for event, answer in zip(deliveries, answers, strict=True) if answer.status != 200
+        ]
+        for event, answer in in_progress:
+            assert answer.status == 409, answer
+            assert answer.body == {
+                "error": "session is being processed, retry later",
+                "session_id": event["data"]["object"]["id"],
+            }
+        # Stripe retries every non-2xx answer later: each retry gets 200 and changes nothing.
+        retries = [deliver(event) for event, _ in in_progress]
+        assert all(retry.status == 200 for retry in retries)
+    finally:
+        http.close()
+
+    statuses = Counter(answer.body.get("status") for answer in answers + retries if answer.status == 200)
+    assert statuses["provisioned"] == 133
+    assert statuses["ignored"] == 11  # the unpaid completions
+    customers = db.customers()
+    assert len(customers) == 133
+    assert {customer["checkout_session_id"] for customer in customers} == paid_sessions
+    by_event = sent_by_event()
+    assert set(by_event) == paid_sessions
+    assert all(len(bodies) == 1 for bodies in by_event.values())
+    assert len(tiktok_server.requests) == 133
+    sessions = db.sessions()
+    assert len(sessions) == 133
+    assert Counter(item["delivery_status"] for item in sessions) == {"sent": 133}
+    assert emf.total("Provisioned") == 133
+    assert emf.total("TikTokSent") == 133
+    assert emf.total("Duplicates") == statuses["duplicate"]

@@ -1,0 +1,302 @@
+"""The scheduled redrive: every delivery the webhook could not finish is sent exactly once, later."""
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from tests.factories import checkout_session, stripe_event
+
+pytest_plugins = ("tests.integration.redrive_fixtures",)
+
+DAY = 86400
+
+
+def queued(record):
+    return "redrive_queue" in record or "next_attempt_at" in record
+
+
+def assert_never_scanned(client):
+    operations = client.operations()
+    assert "scan" not in operations
+    assert set(operations) <= {"query", "update_item"}, operations
+    queries = [kwargs for name, kwargs in client.calls if name == "query"]
+    assert queries, "the redrive reads its work from the index"
+    assert all(kwargs.get("IndexName") == "RedriveIndex" for kwargs in queries)
+
+
+def test_transient_failures_are_retried_until_each_is_sent_exactly_once(
+    redrive_env, deliver, db, redrive, tiktok_server, sent_by_event
+):
+    sessions = [checkout_session() for _ in range(3)]
+    events = [stripe_event(session=session) for session in sessions]
+    # Requests are answered in this order (the redrive sends one at a time); the last one sticks.
+    script = ["http:500"] * 3 + ["code:50000"] * 3 + ["code:40100"] * 6 + ["ok"]
+    tiktok_server.behave(*script)
+
+    for event in events:
+        answer = deliver(event)
+        assert answer.status == 200
+        assert answer.body["tiktok"]["status"] == "failed"
+        assert answer.body["tiktok"]["retryable"] is True
+
+    tallies = []
+    for _ in range(10):
+        tallies.append(redrive())
+        if all(db.session(session["id"])["delivery_status"] == "sent" for session in sessions):
+            break
+
+    outcomes_by_event: dict[str, list[str]] = {}
+    for index, request in enumerate(tiktok_server.requests):
+        event_id = request.json()["data"][0]["event_id"]
+        outcomes_by_event.setdefault(event_id, []).append(script[min(index, len(script) - 1)])
+    by_event = sent_by_event()
+    assert sorted(by_event) == sorted(session["id"] for session in sessions)
+    for session, event in zip(sessions, events, strict=True):
+        outcomes = outcomes_by_event[session["id"]]
+        assert outcomes == ["http:500", "code:50000", "code:40100", "code:40100", "ok"]
+        bodies = by_event[session["id"]]
+        assert all(body == bodies[0] for body in bodies), "every attempt re-sends the same stored event"
+        assert bodies[0]["data"][0]["event_time"] == event["created"]
+        record = db.session(session["id"])
+        assert record["delivery_status"] == "sent"
+        assert record["delivery_attempts"] == len(outcomes) == 5
+        assert record["delivery_code"] == 0
+        assert not queued(record) and "claim_token" not in record and "delivery_retryable" not in record
+    assert sum(tally.get("sent", 0) for tally in tallies) == 3
+    assert sum(tally.get("failed_retryable", 0) for tally in tallies) == 9
+    assert_never_scanned(redrive.client)
+
+    # Nothing is left to do: further runs send nothing.
+    assert redrive(at=time.time() + DAY) == {}
+    assert len(tiktok_server.requests) == 15
+
+
+def test_backoff_doubles_after_each_failure_up_to_the_cap(
+    env, deliver, db, redrive, tiktok_server, monkeypatch, budget, epoch_of
+):
+    monkeypatch.setenv("REDRIVE_BACKOFF_BASE_SECONDS", "10")
+    monkeypatch.setenv("REDRIVE_BACKOFF_CAP_SECONDS", "35")
+    tiktok_server.behave("http:500")
+    session = checkout_session()
+
+    deliver(stripe_event(session=session))
+
+    delays = []
+    for attempt in range(1, 6):
+        record = db.session(session["id"])
+        assert record["delivery_status"] == "failed" and record["delivery_attempts"] == attempt
+        delays.append(record["next_attempt_at"] - epoch_of(record["delivery_updated_at"]))
+        due = record["next_attempt_at"]
+        assert redrive(at=due - 1) == {}, "not due yet"
+        # One send per run: a Lambda with time for a single attempt.
+        assert redrive(at=due, remaining_millis=budget(1)) == {"failed_retryable": 1}
+
+    assert delays == [10, 20, 35, 35, 35]
+    assert len(tiktok_server.requests) == 6
+
+
+def test_a_delivery_that_is_not_due_yet_is_not_sent(env, pending, db, redrive, tiktok_server):
+    [(session, _)] = pending()
+    record = db.session(session["id"])
+    assert record["delivery_status"] == "pending" and record["delivery_attempts"] == 0
+    grace_ends = record["next_attempt_at"]
+    assert grace_ends - time.time() > 100  # REDRIVE_GRACE_SECONDS = 120
+
+    assert redrive() == {}
+    assert redrive(at=grace_ends - 1) == {}
+    assert tiktok_server.requests == []
+
+    assert redrive(at=grace_ends) == {"sent": 1}
+    assert len(tiktok_server.requests) == 1
+    assert db.session(session["id"])["delivery_attempts"] == 1
+
+
+def test_a_sent_delivery_is_never_sent_again_and_cannot_be_requeued(
+    redrive_env, deliver, db, redrive, store, tiktok_server
+):
+    from checkout_conversions import delivery
+
+    session = checkout_session()
+    deliver(stripe_event(session=session))
+    assert db.session(session["id"])["delivery_status"] == "sent"
+
+    with pytest.raises(ValueError, match="is sent"):
+        delivery.requeue(store, session["id"], int(time.time()))
+
+    assert redrive() == {}
+    assert redrive(at=time.time() + DAY) == {}
+    assert len(tiktok_server.requests) == 1
+    assert not queued(db.session(session["id"]))
+
+
+def test_requeue_sends_a_permanently_failed_delivery_once_more(
+    redrive_env, deliver, db, redrive, store, tiktok_server, sent_by_event
+):
+    from checkout_conversions import delivery
+
+    tiktok_server.behave("code:40001", "ok")
+    session = checkout_session()
+    deliver(stripe_event(session=session))
+    assert db.session(session["id"])["delivery_retryable"] is False
+    assert redrive() == {}
+
+    requeued = delivery.requeue(store, session["id"], int(time.time()))
+
+    assert requeued["delivery_status"] == "pending" and requeued["redrive_queue"] == "tiktok"
+    assert "delivery_retryable" not in requeued
+    assert redrive() == {"sent": 1}
+    bodies = sent_by_event()[session["id"]]
+    assert len(bodies) == 2 and bodies[0] == bodies[1]
+    with pytest.raises(ValueError, match="is sent"):
+        delivery.requeue(store, session["id"], int(time.time()))
+
+
+def test_requeue_refuses_unknown_sessions_and_deliveries_without_a_stored_event(
+    redrive_env, deliver, store, monkeypatch
+):
+    from checkout_conversions import delivery
+
+    with pytest.raises(LookupError):
+        delivery.requeue(store, "cs_test_no_such_session", int(time.time()))
+
+    monkeypatch.setenv("TIKTOK_ACCESS_TOKEN", "")
+    session = checkout_session()
+    deliver(stripe_event(session=session))
+    with pytest.raises(ValueError, match="skipped with no stored event"):
+        delivery.requeue(store, session["id"], int(time.time()))
+
+
+def test_deliveries_past_the_max_age_expire_and_are_not_sent(
+    redrive_env, invoke, db, redrive, tiktok_server, emf, sent_by_event
+):
+    from devtools.function_url import signed_webhook_event
+    from tests.integration.conftest import WEBHOOK_SECRET
+
+    now = time.time()
+    fresh, old = checkout_session(), checkout_session()
+    for session, created in ((fresh, int(now) - 5), (old, int(now) - 3 * DAY)):
+        event = stripe_event(session=session, created=created)
+        answer = invoke(signed_webhook_event(event, WEBHOOK_SECRET), timeout_seconds=1.8)
+        assert answer.body["tiktok"] == {"status": "pending"}
+
+    # Five days on: the old one's payment is 8 days old (> DELIVERY_MAX_AGE_DAYS = 7), the fresh one's 5.
+    tally = redrive(at=now + 5 * DAY)
+    emf.flush()
+
+    assert tally == {"expired": 1, "sent": 1}
+    assert list(sent_by_event()) == [fresh["id"]]
+    record = db.session(old["id"])
+    assert record["delivery_status"] == "expired"
+    assert record["delivery_reason"] == "not sent within 7 days"
+    assert not queued(record) and "claim_token" not in record
+    assert emf.total("DeliveriesExpired") == 1
+    assert redrive(at=now + 30 * DAY) == {}
+
+
+def test_redrive_with_the_token_cleared_sends_nothing_and_keeps_deliveries_pending(
+    redrive_env, pending, db, redrive, tiktok_server, monkeypatch
+):
+    made = pending(2)
+    monkeypatch.setenv("TIKTOK_ACCESS_TOKEN", "")
+
+    assert redrive() == {"disabled": "TikTok is switched off: TIKTOK_ACCESS_TOKEN is empty"}
+
+    assert tiktok_server.requests == []
+    for session, _ in made:
+        record = db.session(session["id"])
+        assert record["delivery_status"] == "pending" and queued(record)
+        assert record["delivery_attempts"] == 0
+    # Switched on again, the waiting deliveries go out.
+    monkeypatch.setenv("TIKTOK_ACCESS_TOKEN", "tiktok-test-token-never-logged")
+    assert redrive() == {"sent": 2}
+
+
+def test_test_mode_delivery_is_skipped_once_the_test_event_code_is_cleared(
+    redrive_env, pending, db, redrive, tiktok_server, monkeypatch
+):
+    [(test_session, _)] = pending(livemode=False)
+    [(live_session, _)] = pending(livemode=True)
+    monkeypatch.setenv("TIKTOK_TEST_EVENT_CODE", "")
+
+    assert redrive() == {"skipped": 1, "sent": 1}
+
+    record = db.session(test_session["id"])
+    assert record["delivery_status"] == "skipped"
+    assert record["delivery_reason"] == "test-mode event and no TIKTOK_TEST_EVENT_CODE"
+    assert not queued(record) and "claim_token" not in record
+    [request] = tiktok_server.requests
+    assert request.json()["data"][0]["event_id"] == live_session["id"]
+    assert "test_event_code" not in request.json()
+
+
+def test_two_concurrent_redrives_send_each_delivery_exactly_once(
+    redrive_env, pending, db, redrive, tiktok_server, sent_by_event
+):
+    made = pending(12)
+    start = threading.Barrier(2)
+
+    def run(_):
+        with httpx.Client() as client:  # two Lambda containers: two connection pools
+            start.wait()
+            return redrive(http_client=client)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        tallies = list(pool.map(run, range(2)))
+
+    by_event = sent_by_event()
+    assert sorted(by_event) == sorted(session["id"] for session, _ in made)
+    assert all(len(bodies) == 1 for bodies in by_event.values())
+    assert sum(tally.get("sent", 0) for tally in tallies) == 12
+    assert all(set(tally) <= {"sent", "not_claimed"} for tally in tallies), tallies
+    for session, _ in made:
+        record = db.session(session["id"])
+        assert record["delivery_status"] == "sent" and record["delivery_attempts"] == 1
+
+
+def test_redrive_lambda_handler_end_to_end(
+    redrive_env,
+    pending,
+    db,
+    redrive_app,
+    redrive_context,
+    recording_dynamodb,
+    tiktok_server,
+    emf,
+    monkeypatch,
+):
+    made = pending(3)
+    monkeypatch.setattr(redrive_app, "dynamodb", recording_dynamodb)
+    scheduled = {"source": "aws.scheduler", "detail-type": "Scheduled Event", "detail": {}}
+
+    tally = redrive_app.lambda_handler(scheduled, redrive_context())
+
+    assert tally == {"sent": 3}
+    assert len(tiktok_server.requests) == 3
+    assert all(db.session(session["id"])["delivery_status"] == "sent" for session, _ in made)
+    assert emf.total("TikTokSent") == 3
+    assert_never_scanned(recording_dynamodb)
+
+
+def test_redrive_lambda_handler_with_tiktok_switched_off_returns_why(
+    redrive_env, pending, redrive_app, redrive_context, tiktok_server, monkeypatch
+):
+    pending()
+    monkeypatch.setenv("TIKTOK_PIXEL_ID", "")
+
+    tally = redrive_app.lambda_handler({}, redrive_context())
+
+    assert tally == {"disabled": "TikTok is switched off: TIKTOK_PIXEL_ID is not set"}
+    assert tiktok_server.requests == []
+
+
+def test_redrive_stops_starting_sends_when_the_lambda_is_nearly_out_of_time(
+    redrive_env, pending, db, redrive_app, redrive_context, tiktok_server
+):
+    pending(2)
+
+    # 11 s left: less than the 10 s stop margin plus the 1.5 s TikTok timeout.
+    assert redrive_app.lambda_handler({}, redrive_context(timeout_seconds=11.0)) == {}
+    assert tiktok_server.requests == []

@@ -1,0 +1,186 @@
+"""Secrets read from SSM Parameter Store (SecureString) or Secrets Manager, served by the same moto
+server on loopback, through Powertools Parameters with its short cache."""
+
+import time
+import uuid
+
+import boto3
+import pytest
+
+from tests.factories import checkout_session, stripe_event
+from tests.integration.conftest import WEBHOOK_SECRET
+
+pytest_plugins = ("tests.integration.redrive_fixtures",)
+
+ENV_SECRET = "whsec_in_the_environment_not_used"
+ENV_TOKEN = "token-in-the-environment-not-used"
+
+
+class SecretStore:
+    """One of the two stores, with names unique to the test."""
+
+    def __init__(self, source: str, endpoint: str):
+        self.source = source
+        self._prefix = f"checkout-test-{uuid.uuid4().hex[:8]}"
+        self._ssm = boto3.client("ssm", endpoint_url=endpoint)
+        self._secrets = boto3.client("secretsmanager", endpoint_url=endpoint)
+
+    def name(self, what: str) -> str:
+        # An SSM parameter name in a hierarchy starts with "/"; a Secrets Manager name does not.
+        return f"/{self._prefix}/{what}" if self.source == "ssm" else f"{self._prefix}/{what}"
+
+    def write(self, name: str, value: str) -> None:
+        if self.source == "ssm":
+            self._ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
+        elif self._exists(name):
+            self._secrets.put_secret_value(SecretId=name, SecretString=value)
+        else:
+            self._secrets.create_secret(Name=name, SecretString=value)
+
+    def _exists(self, name: str) -> bool:
+        try:
+            self._secrets.describe_secret(SecretId=name)
+        except self._secrets.exceptions.ResourceNotFoundException:
+            return False
+        return True
+
+
+@pytest.fixture(params=["ssm", "secretsmanager"])
+def secrets(request, env, dynamodb_endpoint, monkeypatch):
+    """The function configured to read both secrets from one store (written by each test); the
+    environment holds other values, which must never be used."""
+    from aws_lambda_powertools.utilities import parameters
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", dynamodb_endpoint)  # moto serves every service
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", dynamodb_endpoint)
+    parameters.clear_caches()  # also drops the providers, so their clients see the endpoints
+    store = SecretStore(request.param, dynamodb_endpoint)
+    monkeypatch.setenv("SECRETS_SOURCE", request.param)
+    monkeypatch.setenv("SECRETS_CACHE_SECONDS", "0")
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET_NAME", store.name("stripe-webhook-secret"))
+    monkeypatch.setenv("TIKTOK_ACCESS_TOKEN_NAME", store.name("tiktok-access-token"))
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", ENV_SECRET)
+    monkeypatch.setenv("TIKTOK_ACCESS_TOKEN", ENV_TOKEN)
+    yield store
+    parameters.clear_caches()
+
+
+def test_both_secrets_are_read_from_the_store(secrets, deliver, db, tiktok_server):
+    token = f"token-from-{secrets.source}"
+    secrets.write(secrets.name("stripe-webhook-secret"), WEBHOOK_SECRET)
+    secrets.write(secrets.name("tiktok-access-token"), token)
+
+    answer = deliver(stripe_event())
+
+    assert answer.status == 200
+    assert answer.body["status"] == "provisioned" and answer.body["tiktok"] == {"status": "sent"}
+    [request] = tiktok_server.requests
+    assert request.headers["access-token"] == token
+    assert deliver(stripe_event(), secret=ENV_SECRET).status == 400
+    assert len(db.customers()) == 1
+
+
+def test_rotation_accepts_every_secret_listed_in_the_store(secrets, deliver, db):
+    secrets.write(secrets.name("stripe-webhook-secret"), f"whsec_old_0001,{WEBHOOK_SECRET}")
+    secrets.write(secrets.name("tiktok-access-token"), "token")
+
+    assert deliver(stripe_event(), secret="whsec_old_0001").status == 200
+    assert deliver(stripe_event(), secret=WEBHOOK_SECRET).status == 200
+    assert len(db.customers()) == 2
+
+
+def test_writing_disabled_switches_tiktok_off_once_the_cache_expires(
+    secrets, deliver, db, tiktok_server, redrive, monkeypatch
+):
+    monkeypatch.setenv("SECRETS_CACHE_SECONDS", "1")
+    token_name = secrets.name("tiktok-access-token")
+    secrets.write(secrets.name("stripe-webhook-secret"), WEBHOOK_SECRET)
+    secrets.write(token_name, "token")
+
+    assert deliver(stripe_event()).body["tiktok"] == {"status": "sent"}
+    read_by = time.monotonic()  # the token was read (and cached for 1 s) before this
+    secrets.write(token_name, "disabled")
+
+    # Within the cache age the warm container still has the old token.
+    assert deliver(stripe_event()).body["tiktok"] == {"status": "sent"}
+    assert time.monotonic() - read_by < 1, "too slow to observe the cache"
+
+    time.sleep(max(0.0, read_by + 1.05 - time.monotonic()))
+    session = checkout_session()
+    answer = deliver(stripe_event(session=session))
+    read_by = time.monotonic()
+
+    assert answer.status == 200 and answer.body["status"] == "provisioned"
+    assert answer.body["tiktok"]["status"] == "skipped"
+    assert "switched off" in answer.body["tiktok"]["reason"]
+    assert db.session(session["id"])["delivery_status"] == "skipped"
+    assert len(tiktok_server.requests) == 2
+    assert "switched off" in redrive()["disabled"]
+
+    # Writing a token back switches TikTok on again once the cached "disabled" has aged out.
+    # (A cached entry keeps the age it was given: lowering SECRETS_CACHE_SECONDS does not shorten it.)
+    secrets.write(token_name, "token-2")
+    time.sleep(max(0.0, read_by + 1.05 - time.monotonic()))
+    assert deliver(stripe_event()).body["tiktok"] == {"status": "sent"}
+    assert tiktok_server.requests[-1].headers["access-token"] == "token-2"
+
+
+def test_unreadable_webhook_secret_answers_500_and_accepts_nothing(
+    secrets, deliver, db, tiktok_server, emf, logs
+):
+    secrets.write(secrets.name("tiktok-access-token"), "token")  # the webhook secret is never written
+
+    answer = deliver(stripe_event())
+
+    assert answer.status == 500
+    assert answer.body == {"error": "webhook endpoint is not configured"}
+    assert db.sessions() == [] and db.customers() == []
+    assert tiktok_server.requests == []
+    assert emf.total("ConfigurationErrors") == 1
+    [line] = [
+        line for line in logs() if line.get("message") == "Refusing the event: the function is misconfigured"
+    ]
+    assert line["level"] == "ERROR"
+    assert secrets.name("stripe-webhook-secret") in line["problem"]
+    assert WEBHOOK_SECRET not in logs.text() and ENV_SECRET not in logs.text()
+
+    # Writing the secret fixes it without a restart; Stripe's retry then provisions.
+    secrets.write(secrets.name("stripe-webhook-secret"), WEBHOOK_SECRET)
+    assert deliver(stripe_event()).status == 200
+
+
+def test_missing_secret_names_answer_500(secrets, deliver, db, monkeypatch):
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET_NAME", "")
+
+    answer = deliver(stripe_event())
+
+    assert answer.status == 500
+    assert db.customers() == []
+
+
+def test_unreadable_token_leaves_the_delivery_pending_and_provisioning_unaffected(
+    secrets, redrive_env, deliver, db, tiktok_server, redrive, logs
+):
+    secrets.write(secrets.name("stripe-webhook-secret"), WEBHOOK_SECRET)  # the token is never written
+    session = checkout_session()
+
+    answer = deliver(stripe_event(session=session))
+
+    assert answer.status == 200
+    assert answer.body["status"] == "provisioned"
+    assert answer.body["tiktok"] == {"status": "pending"}
+    assert len(db.customers()) == 1
+    assert tiktok_server.requests == []
+    record = db.session(session["id"])
+    assert record["delivery_status"] == "pending"
+    assert record["redrive_queue"] == "tiktok" and "tiktok_event" in record
+    assert any(line.get("message", "").startswith("Cannot read the TikTok token") for line in logs())
+
+    assert redrive() == {"disabled": "token unreadable"}
+    assert tiktok_server.requests == []
+
+    secrets.write(secrets.name("tiktok-access-token"), "token-at-last")
+    assert redrive() == {"sent": 1}
+    [request] = tiktok_server.requests
+    assert request.headers["access-token"] == "token-at-last"
+    assert db.session(session["id"])["delivery_status"] == "sent"
