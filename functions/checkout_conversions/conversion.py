@@ -116,8 +116,7 @@ def purchase(session: dict[str, Any], event: dict[str, Any], default_phone_count
     details = customer_details(session)
     raw_metadata = _mapping(session.get("metadata"))
     metadata = {
-        field: _text(raw_metadata.get(key), _METADATA_VALUE_LIMIT)
-        for key, field in METADATA_KEYS.items()
+        field: _text(raw_metadata.get(key), _METADATA_VALUE_LIMIT) for key, field in METADATA_KEYS.items()
     }
     amount = _amount(session.get("amount_total"))
     currency = _currency(session.get("currency"))

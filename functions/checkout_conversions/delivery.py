@@ -220,7 +220,9 @@ def requeue(store: Store, session_id: str, now: int) -> dict[str, Any]:
             raise ValueError(f"{session_id} is sent: TikTok already has it, and it is never sent twice")
         if status == EXPIRED:
             raise ValueError(f"{session_id} expired unsent and its stored event was deleted")
-        raise ValueError(f"{session_id} is {status} with no stored event: TikTok was off when it was provisioned")
+        raise ValueError(
+            f"{session_id} is {status} with no stored event: TikTok was off when it was provisioned"
+        )
     return item
 
 
