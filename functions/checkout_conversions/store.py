@@ -106,12 +106,13 @@ class Store:
         names = {f"#{key}": key for key in (*set_values, *remove, *([increment] if increment else []))}
         expression = ""
         if set_values:
-            expression += "SET " + ", ".join(f"#{key} = :{key}" for key in set_values)
+            # ":set_" keeps these placeholders apart from the caller's condition placeholders.
+            expression += "SET " + ", ".join(f"#{key} = :set_{key}" for key in set_values)
         if remove:
             expression += " REMOVE " + ", ".join(f"#{key}" for key in remove)
         if increment:
             expression += f" ADD #{increment} :increment_by_one"
-        values = _values(**set_values)
+        values = _values(**{f"set_{key}": value for key, value in set_values.items()})
         if increment:
             values.update(_values(increment_by_one=1))
         request: dict[str, Any] = {
