@@ -38,6 +38,17 @@ def dynamodb_endpoint():
 
 
 @pytest.fixture(scope="session")
+def aws_endpoint(dynamodb_endpoint):
+    """moto on loopback for the other AWS services the tests use (SSM, Secrets Manager): the
+    DynamoDB one when that is moto, its own server when DynamoDB is DynamoDB Local."""
+    if not os.environ.get("DYNAMODB_TEST_ENDPOINT"):
+        yield dynamodb_endpoint
+        return
+    with moto_dynamodb() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
 def dynamodb(dynamodb_endpoint):
     return boto3.client("dynamodb")
 

@@ -46,15 +46,15 @@ class SecretStore:
 
 
 @pytest.fixture(params=["ssm", "secretsmanager"])
-def secrets(request, env, dynamodb_endpoint, monkeypatch):
+def secrets(request, env, aws_endpoint, monkeypatch):
     """The function configured to read both secrets from one store (written by each test); the
     environment holds other values, which must never be used."""
     from aws_lambda_powertools.utilities import parameters
 
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", dynamodb_endpoint)  # moto serves every service
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", dynamodb_endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", aws_endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", aws_endpoint)
     parameters.clear_caches()  # also drops the providers, so their clients see the endpoints
-    store = SecretStore(request.param, dynamodb_endpoint)
+    store = SecretStore(request.param, aws_endpoint)
     monkeypatch.setenv("SECRETS_SOURCE", request.param)
     monkeypatch.setenv("SECRETS_CACHE_SECONDS", "0")
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRET_NAME", store.name("stripe-webhook-secret"))
