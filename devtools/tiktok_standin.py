@@ -1,7 +1,9 @@
 """A local HTTP server standing in for TikTok's Events API: records requests, answers as told.
 
 Behaviours: "ok" (code 0), "code:N" (HTTP 200 with business error code N), "http:N" (HTTP status N),
-"garbage" (HTTP 200, not JSON), "hang" (accepts and never answers until released). A script of
+"garbage" (HTTP 200, not JSON), "hang" (accepts and never answers until released),
+"slow-headers:S" (answers ok after S seconds), "slow-body:H:S" (sends the headers and a few
+bytes after H seconds, the rest S seconds later). A script of
 behaviours can be queued; the last one sticks.
 """
 
@@ -70,6 +72,7 @@ class TikTokStandIn:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # answer at once, not after a 40 ms delayed ACK
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -86,6 +89,13 @@ class TikTokStandIn:
                     standin._release.wait(timeout=60)
                     self.close_connection = True
                     return
+                if behaviour.startswith("slow-headers:"):
+                    standin._release.wait(timeout=float(behaviour.split(":", 1)[1]))
+                    behaviour = "ok"
+                if behaviour.startswith("slow-body:"):
+                    _, headers_after, rest_after = behaviour.split(":")
+                    self._answer_slowly(float(headers_after), float(rest_after))
+                    return
                 status, payload = 200, {"code": 0, "message": "OK", "request_id": "req-standin", "data": {}}
                 if behaviour.startswith("code:"):
                     code = int(behaviour.split(":", 1)[1])
@@ -99,5 +109,19 @@ class TikTokStandIn:
                 self.send_header("content-length", str(len(raw)))
                 self.end_headers()
                 self.wfile.write(raw)
+
+            def _answer_slowly(self, headers_after: float, pause: float) -> None:
+                if standin._release.wait(timeout=headers_after):
+                    return
+                raw = json.dumps({"code": 0, "message": "OK", "request_id": "req-standin"}).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw[:5])
+                self.wfile.flush()
+                if not standin._release.wait(timeout=pause):
+                    self.wfile.write(raw[5:])
+                self.close_connection = True
 
         return Handler

@@ -11,9 +11,11 @@ import boto3
 import httpx
 from botocore.config import Config
 
+# Three attempts of at most 0.5 s + 2 s, with standard-mode backoff, end well inside the
+# webhook's 10 s timeout (DynamoDB itself answers in milliseconds).
 DYNAMODB_CONFIG = Config(
-    connect_timeout=1,
-    read_timeout=3,
+    connect_timeout=0.5,
+    read_timeout=2,
     retries={"mode": "standard", "max_attempts": 3},
 )
 

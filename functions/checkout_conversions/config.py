@@ -43,20 +43,28 @@ class Settings:
     redrive_batch_size: int
     redrive_backoff_base_seconds: int
     redrive_backoff_cap_seconds: int
+    problems: tuple[str, ...] = ()
 
 
 def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
     def text(name: str, default: str = "") -> str:
         return environ.get(name, default).strip()
 
+    problems: list[str] = []
+
     def number(name: str, default: float, cast=int, minimum: float = 0):
+        """A tuning number; a bad one falls back to its default and is reported, because a typo
+        in a TikTok or redrive setting must never stop provisioning."""
         raw = text(name)
+        if not raw:
+            return cast(default)
         try:
-            value = cast(raw) if raw else cast(default)
+            value = cast(raw)
         except ValueError:
-            raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
-        if not math.isfinite(value) or value < minimum:
-            raise ConfigurationError(f"{name} must be at least {minimum}, got {value}")
+            value = None
+        if value is None or not math.isfinite(value) or value < minimum:
+            problems.append(f"{name}={raw!r} is not a number >= {minimum}: using {default}")
+            return cast(default)
         return value
 
     secrets_source = text("SECRETS_SOURCE", "env").lower() or "env"
@@ -76,12 +84,14 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         tiktok_test_event_code=text("TIKTOK_TEST_EVENT_CODE"),
         tiktok_timeout_seconds=number("TIKTOK_TIMEOUT_SECONDS", 3.0, float, minimum=0.1),
         default_phone_country=text("DEFAULT_PHONE_COUNTRY").upper(),
-        record_retention_days=number("RECORD_RETENTION_DAYS", 35, minimum=1),
+        # Markers must outlive Stripe's resends (dashboard 15 days, CLI 30) or a resend re-provisions.
+        record_retention_days=number("RECORD_RETENTION_DAYS", 35, minimum=31),
         redrive_grace_seconds=number("REDRIVE_GRACE_SECONDS", 120),
         delivery_max_age_days=number("DELIVERY_MAX_AGE_DAYS", 7, minimum=1),
         redrive_batch_size=number("REDRIVE_BATCH_SIZE", 50, minimum=1),
         redrive_backoff_base_seconds=number("REDRIVE_BACKOFF_BASE_SECONDS", 60),
         redrive_backoff_cap_seconds=number("REDRIVE_BACKOFF_CAP_SECONDS", 3600),
+        problems=tuple(problems),
     )
 
 

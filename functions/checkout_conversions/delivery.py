@@ -40,6 +40,13 @@ def skip_reason(settings: Settings, access_token: str, livemode: bool) -> str | 
     return None
 
 
+def too_old(settings: Settings, event_time: int, now: int) -> str | None:
+    """A payment older than the maximum age is not reported (TikTok's attribution has moved on)."""
+    if now - event_time > settings.delivery_max_age_days * 86400:
+        return f"payment older than {settings.delivery_max_age_days} days"
+    return None
+
+
 def new_claim_token() -> str:
     return uuid.uuid4().hex
 
@@ -145,8 +152,8 @@ def record_outcome(
         outcome.status,
         extra={
             "tiktok_code": outcome.code,
-            "tiktok_message": outcome.message,
             "tiktok_request_id": outcome.request_id,
+            "http_status": outcome.http_status,
             "retryable": outcome.retryable,
             "attempts": attempts,
         },
@@ -202,6 +209,7 @@ def requeue(store: Store, session_id: str, now: int) -> dict[str, Any]:
         session_id,
         {
             "delivery_status": PENDING,
+            "delivery_attempts": 0,  # the backoff starts again from its base
             "redrive_queue": REDRIVE_QUEUE,
             "next_attempt_at": now,
             "delivery_updated_at": _iso(now),

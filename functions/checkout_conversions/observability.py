@@ -16,8 +16,16 @@ metrics = Metrics(
     service=SERVICE,
     namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "CheckoutConversions"),
 )
-tracer = Tracer(service=SERVICE)
+# Patch only the two clients we use: patching every library X-Ray knows costs cold-start time.
+tracer = Tracer(service=SERVICE, patch_modules=("botocore", "httpx"))
 
 
 def count(metric_name: str, value: int = 1) -> None:
     metrics.add_metric(name=metric_name, unit=MetricUnit.Count, value=value)
+
+
+def report_ignored_settings(problems: tuple[str, ...]) -> None:
+    """Once per invocation: settings that were invalid and replaced by their defaults."""
+    if problems:
+        logger.error("Invalid settings ignored: using defaults", extra={"problems": list(problems)})
+        count("ConfigurationErrors")

@@ -45,17 +45,28 @@ def run_redrive(
     def time_left() -> bool:
         return remaining_millis() / 1000 > STOP_MARGIN_SECONDS + settings.tiktok_timeout_seconds
 
+    failed: set[str] = set()  # tried once this run already
     for _ in range(MAX_ROUNDS):
-        due = store.due_deliveries(int(now()), settings.redrive_batch_size)
+        due = [
+            entry
+            for entry in store.due_deliveries(int(now()), settings.redrive_batch_size)
+            if entry["session_id"] not in failed
+        ]
         if not due:
             break
         progress = False
         for entry in due:
             if not time_left():
                 break
-            outcome = _redrive_one(store, http_client, settings, token, entry, int(now()))
+            try:
+                outcome = _redrive_one(store, http_client, settings, token, entry, int(now()))
+            except Exception:  # noqa: BLE001 - one bad delivery must not hold up the others
+                logger.exception("Redrive of one delivery failed; it stays due")
+                count("RedriveItemErrors")
+                failed.add(entry["session_id"])
+                outcome = "error"
             tally[outcome] += 1
-            progress = progress or outcome != "not_claimed"
+            progress = progress or outcome not in ("not_claimed", "error")
         if not progress or not time_left():
             break
     logger.remove_keys(["checkout_session_id"])
@@ -73,12 +84,14 @@ def _redrive_one(
 ) -> str:
     session_id = entry["session_id"]
     logger.append_keys(checkout_session_id=session_id)
-    age_days = (now - int(entry.get("event_time") or now)) / 86400
-    if age_days > settings.delivery_max_age_days:
+    event_time = int(entry.get("event_time") or now)
+    if delivery.too_old(settings, event_time, now):
         reason = f"not sent within {settings.delivery_max_age_days} days"
         if delivery.settle(store, session_id, delivery.EXPIRED, reason, now):
             count("DeliveriesExpired")
-            logger.warning("TikTok delivery given up: too old", extra={"age_days": round(age_days, 1)})
+            logger.warning(
+                "TikTok delivery given up: too old", extra={"age_days": round((now - event_time) / 86400, 1)}
+            )
             return "expired"
         return "not_claimed"
 

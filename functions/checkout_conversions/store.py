@@ -7,6 +7,7 @@ marked, or not at all: a retry can never skip a session that was not provisioned
 provision one twice.
 """
 
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -16,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 REDRIVE_INDEX = "RedriveIndex"
 REDRIVE_QUEUE = "tiktok"
+_CONFLICT_ATTEMPTS = 3
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -128,15 +130,23 @@ class Store:
             values.update(_values(**condition_values))
         if values:
             request["ExpressionAttributeValues"] = values
-        try:
-            answer = self._client.update_item(**request)
-        except ClientError as error:
-            if _error_code(error) == "ConditionalCheckFailedException":
-                return None
-            raise StoreError(_error_code(error)) from error
-        except BotoCoreError as error:
-            raise StoreError(type(error).__name__) from error
-        return from_item(answer.get("Attributes")) or {}
+        for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
+            try:
+                answer = self._client.update_item(**request)
+                return from_item(answer.get("Attributes")) or {}
+            except ClientError as error:
+                code = _error_code(error)
+                if code == "ConditionalCheckFailedException":
+                    return None
+                # DynamoDB refuses a write to an item that a transaction (a duplicate delivery
+                # being checked) is using at that instant; botocore does not retry that.
+                if code == "TransactionConflictException" and attempt < _CONFLICT_ATTEMPTS:
+                    time.sleep(0.05 * attempt)
+                    continue
+                raise StoreError(code) from error
+            except BotoCoreError as error:
+                raise StoreError(type(error).__name__) from error
+        raise AssertionError("unreachable")
 
     def get_session(self, session_id: str) -> dict[str, Any] | None:
         try:

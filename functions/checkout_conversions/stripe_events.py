@@ -38,7 +38,9 @@ def verify_event(payload: bytes, signature_header: str | None, secrets: list[str
             )
             break
         except stripe.SignatureVerificationError as error:
-            last_error = error
+            # One secret matching a stale timestamp explains more than another not matching.
+            if last_error is None or "tolerance" not in str(last_error):
+                last_error = error
         except UnicodeDecodeError:
             raise MalformedEvent("body is not UTF-8") from None
     else:

@@ -105,24 +105,47 @@ class Outcome:
 def send(client: httpx.Client, url: str, access_token: str, body: bytes, budget_seconds: float) -> Outcome:
     """POST within `budget_seconds` in all; every outcome is returned, nothing is raised."""
     deadline = time.monotonic() + budget_seconds
-    timeout = httpx.Timeout(budget_seconds, connect=min(budget_seconds, 2.0))
-    headers = {"Access-Token": access_token, "Content-Type": "application/json"}
+    request = client.build_request(
+        "POST",
+        url,
+        content=body,
+        headers={"Access-Token": access_token, "Content-Type": "application/json"},
+        timeout=httpx.Timeout(budget_seconds),
+    )
+    request.extensions["trace"] = _within(deadline, request.extensions["timeout"])
     try:
-        with client.stream("POST", url, content=body, headers=headers, timeout=timeout) as response:
+        response = client.send(request, stream=True)
+        try:
             received = bytearray()
             for chunk in response.iter_bytes():
                 received += chunk
-                if time.monotonic() > deadline:
-                    return Outcome("failed", retryable=True, message="timed out reading the answer")
                 if len(received) > MAX_RESPONSE_BYTES:
                     break
             return classify(response.status_code, bytes(received))
+        finally:
+            response.close()
     except httpx.TimeoutException:
         return Outcome("failed", retryable=True, message=f"timed out after {budget_seconds:g}s")
     except httpx.HTTPError as error:
         return Outcome("failed", retryable=True, message=f"connection error: {type(error).__name__}")
     except Exception as error:  # noqa: BLE001 - a TikTok problem must never fail provisioning
         return Outcome("failed", retryable=True, message=f"unexpected error: {type(error).__name__}")
+
+
+def _within(deadline: float, timeouts: dict[str, float | None]):
+    """An httpcore trace hook that gives each phase (connect, TLS, send, wait for the answer,
+    read it) only what is left of one deadline: httpx's own timeouts apply per phase, so a slow
+    connect followed by a slow answer could otherwise take several budgets."""
+
+    def trace(event_name: str, info: dict[str, Any]) -> None:
+        if not event_name.endswith(".started"):
+            return
+        left = max(deadline - time.monotonic(), 0.001)
+        timeouts["read"] = timeouts["write"] = left
+        if "timeout" in info:  # connect_tcp, start_tls: their timeout is passed in `info`
+            info["timeout"] = left
+
+    return trace
 
 
 def classify(http_status: int, body: bytes) -> Outcome:
@@ -134,9 +157,10 @@ def classify(http_status: int, body: bytes) -> Outcome:
     except ValueError:
         answer = None
     if not isinstance(answer, dict) or not _is_integer(answer.get("code")):
-        if http_status >= 400:
-            return Outcome("failed", http_status=http_status, message=f"HTTP {http_status}")
-        return Outcome("failed", retryable=True, http_status=http_status, message="answer is not TikTok JSON")
+        # Not TikTok's own answer (a proxy's or a firewall's error page, an empty body): transient.
+        return Outcome(
+            "failed", retryable=True, http_status=http_status, message=f"HTTP {http_status}, not TikTok JSON"
+        )
 
     code = answer["code"]
     message = str(answer.get("message") or "")[:_MESSAGE_LIMIT]

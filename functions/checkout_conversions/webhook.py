@@ -17,7 +17,7 @@ from checkout_conversions.config import (
     webhook_secrets,
 )
 from checkout_conversions.http_api import BadHttpRequest, HttpResponse, parse_request
-from checkout_conversions.observability import count, logger
+from checkout_conversions.observability import count, logger, report_ignored_settings
 from checkout_conversions.store import ConcurrentUpdate, Store, StoreError
 from checkout_conversions.stripe_events import InvalidSignature, MalformedEvent, decide, verify_event
 
@@ -39,6 +39,7 @@ def handle_webhook(
 
     try:
         settings = load_settings()
+        report_ignored_settings(settings.problems)
         require_tables(settings)
         secrets = webhook_secrets(settings)
     except ConfigurationError as error:
@@ -86,8 +87,8 @@ def fulfil(
     epoch = int(now.timestamp())
     livemode = stripe_event.get("livemode") is True
 
-    access_token, skip = _tiktok_access(settings, livemode)
-    budget = min(settings.tiktok_timeout_seconds, remaining_millis() / 1000 - RESPONSE_MARGIN_SECONDS)
+    access_token, skip = _tiktok_access(settings, livemode, stripe_event["created"], epoch)
+    budget = _send_budget(settings, remaining_millis)
     send_now = skip is None and bool(access_token) and budget >= MIN_SEND_BUDGET_SECONDS
     claim_token = delivery.new_claim_token() if send_now else None
     tiktok_event = None
@@ -134,8 +135,10 @@ def fulfil(
         count("TikTokSkipped")
         logger.info("TikTok delivery skipped", extra={"reason": skip})
         return _answer(session_id, duplicate=False, tiktok_state={"status": "skipped", "reason": skip})
-    if not send_now:
-        logger.warning("TikTok delivery left to the redrive", extra={"budget_seconds": budget})
+    # Provisioning may have been slow (DynamoDB retries): the send gets only what is left now.
+    budget = min(budget, _send_budget(settings, remaining_millis))
+    if not send_now or budget < MIN_SEND_BUDGET_SECONDS:
+        logger.warning("TikTok delivery left to the redrive", extra={"budget_seconds": round(budget, 3)})
         return _answer(session_id, duplicate=False, tiktok_state={"status": "pending"})
 
     started = time.monotonic()
@@ -154,7 +157,11 @@ def fulfil(
     return _answer(session_id, duplicate=False, tiktok_state=_outcome_state(outcome))
 
 
-def _tiktok_access(settings: Settings, livemode: bool) -> tuple[str, str | None]:
+def _send_budget(settings: Settings, remaining_millis: Callable[[], int]) -> float:
+    return min(settings.tiktok_timeout_seconds, remaining_millis() / 1000 - RESPONSE_MARGIN_SECONDS)
+
+
+def _tiktok_access(settings: Settings, livemode: bool, event_time: int, now: int) -> tuple[str, str | None]:
     """The token and the reason not to send, if any. A token that cannot be read leaves the
     delivery pending for the redrive instead of failing provisioning."""
     try:
@@ -165,13 +172,17 @@ def _tiktok_access(settings: Settings, livemode: bool) -> tuple[str, str | None]
         )
         count("ConfigurationErrors")
         return "", None
-    return token, delivery.skip_reason(settings, token, livemode)
+    return token, delivery.skip_reason(settings, token, livemode) or delivery.too_old(
+        settings, event_time, now
+    )
 
 
 def _outcome_state(outcome: tiktok.Outcome) -> dict[str, Any]:
     state: dict[str, Any] = {"status": outcome.status}
     if not outcome.sent:
-        state.update(retryable=outcome.retryable, code=outcome.code, message=outcome.message)
+        # TikTok's message can quote the values it rejected: it stays in DynamoDB, not in the
+        # answer that Stripe's dashboard keeps.
+        state.update(retryable=outcome.retryable, code=outcome.code)
     return {key: value for key, value in state.items() if value is not None}
 
 

@@ -2,7 +2,7 @@
 
 from checkout_conversions.clients import dynamodb_client, http_client
 from checkout_conversions.config import load_settings, require_tables
-from checkout_conversions.observability import logger, metrics, tracer
+from checkout_conversions.observability import logger, metrics, report_ignored_settings, tracer
 from checkout_conversions.redrive import run_redrive
 from checkout_conversions.store import Store
 
@@ -15,6 +15,7 @@ http = http_client()
 @metrics.log_metrics
 def lambda_handler(event, context):
     settings = load_settings()
+    report_ignored_settings(settings.problems)
     require_tables(settings)
     store = Store(dynamodb, settings.sessions_table, settings.customers_table)
     return run_redrive(store, http, settings, context.get_remaining_time_in_millis)

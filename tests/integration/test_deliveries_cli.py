@@ -34,9 +34,9 @@ def made(redrive_env, invoke, deliver, redrive, tiktok_server, monkeypatch):
     sessions = {}
 
     old = checkout_session()
-    event = stripe_event(session=old, created=int(time.time()) - 8 * DAY)
+    event = stripe_event(session=old, created=int(time.time()) - 3 * DAY)
     assert invoke(signed_webhook_event(event, WEBHOOK_SECRET), timeout_seconds=1.8).status == 200
-    assert redrive() == {"expired": 1}
+    assert redrive(at=time.time() + 5 * DAY) == {"expired": 1}  # its payment is then 8 days old
     sessions["expired"] = old["id"]
 
     for name, behaviour in (("sent", "ok"), ("permanent", "code:40001"), ("retrying", "http:500")):

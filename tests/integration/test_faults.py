@@ -45,12 +45,8 @@ def test_permanent_rejection_is_recorded_alerted_and_never_retried(
 
     assert answer.status == 200
     assert answer.body["status"] == "provisioned"
-    assert answer.body["tiktok"] == {
-        "status": "failed",
-        "retryable": False,
-        "code": code,
-        "message": f"stand-in error {code}",
-    }
+    # TikTok's message can quote rejected values: it is recorded, never put in Stripe's answer.
+    assert answer.body["tiktok"] == {"status": "failed", "retryable": False, "code": code}
     assert len(db.customers()) == 1
     record = db.session(session["id"])
     assert record["delivery_status"] == "failed"
@@ -256,3 +252,44 @@ def test_redrive_fails_loudly_when_dynamodb_is_unreachable(
         redrive_app.lambda_handler({}, redrive_context())
 
     assert tiktok_server.requests == []
+
+
+def test_no_log_line_on_any_path_carries_pii_or_secrets(
+    redrive_env, app, deliver, pending, redrive, tiktok_server, logs, monkeypatch
+):
+    """Success, TikTok rejections, a DynamoDB failure (with its traceback) and the redrive: the
+    buyer's email, name, phone, IP, click id and User-Agent, the token and the secret never
+    reach a log line."""
+    from tests.integration.conftest import TIKTOK_TOKEN, WEBHOOK_SECRET
+
+    deliver(stripe_event())
+    tiktok_server.behave("code:40002")
+    deliver(stripe_event())
+    tiktok_server.behave("http:500")
+    pending(1)
+    redrive()
+    dead = boto3.client(
+        "dynamodb",
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        config=Config(connect_timeout=0.3, read_timeout=0.3, retries={"mode": "standard", "max_attempts": 1}),
+    )
+    with monkeypatch.context() as patch:
+        patch.setattr(app, "dynamodb", dead)
+        assert deliver(stripe_event()).status == 500
+
+    text = logs.text()
+    assert "Provisioning failed" in text and "Redrive finished" in text and "TikTok delivery failed" in text
+    for secret in (
+        TIKTOK_TOKEN,
+        WEBHOOK_SECRET,
+        "jane.doe@example.com",
+        "Jane.Doe@Example.COM",
+        "Jane Doe",
+        "+14155550123",
+        "555-0123",
+        "203.0.113.7",
+        "E.C.P.test-ttclid",
+        "2abcDEFttpCookie",
+        "iPhone",
+    ):
+        assert secret not in text, secret

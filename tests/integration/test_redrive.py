@@ -300,3 +300,57 @@ def test_redrive_stops_starting_sends_when_the_lambda_is_nearly_out_of_time(
     # 11 s left: less than the 10 s stop margin plus the 1.5 s TikTok timeout.
     assert redrive_app.lambda_handler({}, redrive_context(timeout_seconds=11.0)) == {}
     assert tiktok_server.requests == []
+
+
+def test_one_failing_delivery_does_not_hold_up_the_others(
+    redrive_env, pending, redrive, tiktok_server, db, monkeypatch
+):
+    from checkout_conversions import delivery
+    from checkout_conversions.store import StoreError
+
+    [(broken, _), (fine, _), (also_fine, _)] = pending(3)
+    real_claim = delivery.claim
+
+    def claim(store, session_id, now, claim_seconds):
+        if session_id == broken["id"]:
+            raise StoreError("InternalServerError")
+        return real_claim(store, session_id, now, claim_seconds)
+
+    monkeypatch.setattr(delivery, "claim", claim)
+
+    tally = redrive()
+
+    assert tally == {"error": 1, "sent": 2}
+    assert db.session(fine["id"])["delivery_status"] == "sent"
+    assert db.session(also_fine["id"])["delivery_status"] == "sent"
+    assert db.session(broken["id"])["delivery_status"] == "pending"  # still due for the next run
+    monkeypatch.setattr(delivery, "claim", real_claim)
+    assert redrive() == {"sent": 1}
+
+
+def test_a_transaction_conflict_on_recording_is_retried(redrive_env, pending, store, tiktok_server, db):
+    """Real DynamoDB refuses a write to an item a transaction is using at that instant (a
+    duplicate delivery being checked) with TransactionConflictException, which botocore does not
+    retry: the store does, so the outcome is still recorded."""
+    from botocore.exceptions import ClientError
+
+    [(session, _)] = pending(1)
+    client = store._client
+    conflicts = iter([True, True])
+
+    class Conflicting:
+        def update_item(self, **request):
+            if next(conflicts, False):
+                raise ClientError(
+                    {"Error": {"Code": "TransactionConflictException", "Message": "conflict"}}, "UpdateItem"
+                )
+            return client.update_item(**request)
+
+        def __getattr__(self, name):
+            return getattr(client, name)
+
+    store._client = Conflicting()
+    updated = store.update_session(session["id"], {"delivery_reason": "checked"}, return_new=True)
+
+    assert updated["delivery_reason"] == "checked"
+    assert db.session(session["id"])["delivery_reason"] == "checked"

@@ -233,6 +233,31 @@ def test_hanging_tiktok_cannot_hold_the_answer_past_the_budget(env, deliver, tik
     assert db.session(session["id"])["delivery_status"] == "failed"
 
 
+def test_slow_tiktok_gets_the_whole_budget(env, deliver, tiktok_server, monkeypatch):
+    monkeypatch.setenv("TIKTOK_TIMEOUT_SECONDS", "1.0")
+    tiktok_server.behave("slow-headers:0.8")
+
+    answer = deliver(stripe_event())
+
+    assert answer.body["tiktok"] == {"status": "sent"}
+
+
+def test_one_deadline_covers_waiting_and_reading_the_answer(env, deliver, tiktok_server, monkeypatch):
+    """A server that sends its headers at once and then trickles the body cannot stretch the
+    answer: every phase gets only what is left of the one budget."""
+    monkeypatch.setenv("TIKTOK_TIMEOUT_SECONDS", "1.0")
+    tiktok_server.behave("slow-body:0.7:5")  # headers after 0.7 s, then the body stalls
+
+    started = time.monotonic()
+    answer = deliver(stripe_event())
+    elapsed = time.monotonic() - started
+    tiktok_server.release_hung()
+
+    assert answer.body["tiktok"]["status"] == "failed"
+    assert answer.body["tiktok"]["retryable"] is True
+    assert elapsed < 1.4
+
+
 def test_budget_never_exceeds_the_lambdas_remaining_time(env, invoke, tiktok_server, monkeypatch):
     from devtools.function_url import signed_webhook_event
     from tests.integration.conftest import WEBHOOK_SECRET
@@ -292,3 +317,70 @@ def test_logs_carry_no_secret_token_or_raw_pii(env, deliver, logs, tiktok_server
         for line in lines
         if line.get("level") and line["message"] != "Rejected a webhook"
     )
+
+
+class SlowTransactions:
+    """The function's DynamoDB client, with transactions that take `delay` seconds (botocore
+    retrying a throttled write, say)."""
+
+    def __init__(self, client, delay):
+        self._client, self._delay = client, delay
+
+    def transact_write_items(self, **request):
+        time.sleep(self._delay)
+        return self._client.transact_write_items(**request)
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def test_slow_provisioning_shrinks_the_tiktok_budget_instead_of_overrunning(
+    env, app, invoke, tiktok_server, db, monkeypatch
+):
+    from devtools.function_url import signed_webhook_event
+    from tests.integration.conftest import WEBHOOK_SECRET
+
+    monkeypatch.setenv("TIKTOK_TIMEOUT_SECONDS", "3")
+    monkeypatch.setattr(app, "dynamodb", SlowTransactions(app.dynamodb, 2.2))
+    tiktok_server.behave("hang")
+    session = checkout_session()
+
+    started = time.monotonic()
+    answer = invoke(signed_webhook_event(stripe_event(session=session), WEBHOOK_SECRET), timeout_seconds=4.0)
+    elapsed = time.monotonic() - started
+    tiktok_server.release_hung()
+
+    # 4 s of Lambda time, 2.2 s spent provisioning: what is left after the 1.5 s margin is too
+    # little to send, so the delivery waits for the redrive and the answer comes in time.
+    assert answer.body["status"] == "provisioned"
+    assert answer.body["tiktok"] == {"status": "pending"}
+    assert elapsed < 4.0 - 1.0
+    assert tiktok_server.requests == []
+    assert db.session(session["id"])["redrive_queue"] == "tiktok"
+
+
+def test_an_invalid_tiktok_setting_never_stops_provisioning(env, deliver, tiktok_server, logs, monkeypatch):
+    monkeypatch.setenv("TIKTOK_TIMEOUT_SECONDS", "three")
+    monkeypatch.setenv("REDRIVE_BATCH_SIZE", "0")
+
+    answer = deliver(stripe_event())
+
+    assert answer.body["status"] == "provisioned"
+    assert answer.body["tiktok"] == {"status": "sent"}
+    [error] = [line for line in logs() if line.get("message", "").startswith("Invalid settings ignored")]
+    assert error["level"] == "ERROR"
+    assert any("TIKTOK_TIMEOUT_SECONDS" in problem for problem in error["problems"])
+    assert any("REDRIVE_BATCH_SIZE" in problem for problem in error["problems"])
+
+
+def test_a_payment_older_than_the_max_age_is_provisioned_but_not_reported(env, deliver, tiktok_server, db):
+    """A dashboard resend of a 10-day-old event still provisions (if it was lost), but its
+    conversion is as stale as the redrive's expiry rule says."""
+    session = checkout_session()
+
+    answer = deliver(stripe_event(session=session, created=int(time.time()) - 10 * 86400))
+
+    assert answer.body["status"] == "provisioned"
+    assert answer.body["tiktok"] == {"status": "skipped", "reason": "payment older than 7 days"}
+    assert tiktok_server.requests == []
+    assert db.session(session["id"])["delivery_status"] == "skipped"

@@ -1,5 +1,7 @@
 """Settings from the environment (always passed in as a dict, never os.environ)."""
 
+from dataclasses import replace
+
 import pytest
 
 from checkout_conversions.config import (
@@ -96,12 +98,21 @@ def test_blank_values_fall_back_to_defaults(value):
         ("REDRIVE_GRACE_SECONDS", "x"),
         ("REDRIVE_BACKOFF_BASE_SECONDS", "1.5"),
         ("REDRIVE_BACKOFF_CAP_SECONDS", "-5"),
+        ("RECORD_RETENTION_DAYS", "30"),
     ],
 )
-def test_invalid_numbers_are_configuration_errors(name, value):
-    with pytest.raises(ConfigurationError) as caught:
-        load_settings({name: value})
-    assert name in str(caught.value)
+def test_invalid_numbers_fall_back_to_their_default_and_are_reported(name, value):
+    """A typo in a tuning number must never stop provisioning: the default is used and the
+    problem is reported (logged as an error and counted by the function)."""
+    settings = load_settings({name: value})
+
+    assert settings == replace(load_settings({}), problems=settings.problems)
+    [problem] = settings.problems
+    assert name in problem and repr(value) in problem
+
+
+def test_valid_settings_report_no_problem():
+    assert load_settings({"TIKTOK_TIMEOUT_SECONDS": "2.5", "RECORD_RETENTION_DAYS": "31"}).problems == ()
 
 
 @pytest.mark.parametrize("value", ["vault", "parameter-store", "secrets manager", "envs"])

@@ -343,3 +343,9 @@ def test_missing_created_is_malformed(event_type):
 @pytest.mark.parametrize("prefix", ["cs_test_", "cs_live_"])
 def test_live_and_test_session_ids(prefix):
     assert decide(event(obj=session(id=prefix + "a1B2c3"))).provision is True
+
+
+@pytest.mark.parametrize("secrets", [[SECRET, OTHER_SECRET], [OTHER_SECRET, SECRET]])
+def test_a_stale_signature_is_reported_as_stale_whatever_the_order_of_secrets(secrets):
+    with pytest.raises(InvalidSignature, match="too old"):
+        verify_event(PAYLOAD, header(age=301), secrets)

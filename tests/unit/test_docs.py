@@ -1,0 +1,38 @@
+"""The README is the front door: what it names must exist, and every setting must be in it."""
+
+import re
+from pathlib import Path
+
+from devtools.template_tables import load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+
+
+def test_every_setting_the_code_reads_is_documented():
+    source = (ROOT / "functions/checkout_conversions/config.py").read_text()
+    read = set(re.findall(r'(?:text|number)\(\s*"([A-Z][A-Z0-9_]+)"', source))
+    read |= set(re.findall(r'read_secret\(\s*settings,\s*"([A-Z][A-Z0-9_]+)"', source))
+    assert {"STRIPE_WEBHOOK_SECRET", "TIKTOK_ACCESS_TOKEN", "TIKTOK_TIMEOUT_SECONDS"} <= read
+    missing = sorted(name for name in read if f"`{name}`" not in README)
+    assert missing == []
+
+
+def test_every_variable_the_template_sets_is_documented():
+    variables = load_template()["Globals"]["Function"]["Environment"]["Variables"]
+    missing = sorted(name for name in variables if name not in README)
+    assert missing == []
+
+
+def test_every_make_target_the_readme_shows_exists():
+    targets = set(re.findall(r"^([a-z][a-z0-9-]*):", (ROOT / "Makefile").read_text(), re.M))
+    shown = set(re.findall(r"\bmake ([a-z][a-z0-9-]*)", README))
+    assert shown, "the README shows make commands"
+    assert sorted(shown - targets) == []
+
+
+def test_quick_start_shows_exactly_the_two_commands():
+    quick_start = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    [block] = re.findall(r"```sh\n(.*?)```", quick_start, re.S)
+    commands = [line.split("#")[0].strip() for line in block.splitlines() if line.strip()]
+    assert commands == ["make run", "make test"]
