@@ -32,6 +32,7 @@ LOCAL_WEBHOOK_SECRET = "whsec_local_development_only"
 SIGNATURE_TOLERANCE_SECONDS = 300  # Stripe's default, and the function's
 TIKTOK_VARIABLES = ("TIKTOK_ACCESS_TOKEN", "TIKTOK_PIXEL_ID", "TIKTOK_TEST_EVENT_CODE")
 FUNCTION_LOGICAL_ID = "StripeWebhookFunction"
+TABLE_VARIABLES = ("SESSIONS_TABLE_NAME", "CUSTOMERS_TABLE_NAME")
 _FUNCTION_URL_HOST = "abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws"
 
 # Unix-time fields of events, checkout sessions and invoices, moved together when a sample is sent.
@@ -99,6 +100,8 @@ def env_vars(secret: str, environ: Mapping[str, str] = os.environ) -> dict[str, 
     """`sam local invoke --env-vars` file: values for the function's declared variables."""
     variables = {"STRIPE_WEBHOOK_SECRET": secret, "SECRETS_SOURCE": "env"}
     variables.update({name: environ.get(name, "") for name in TIKTOK_VARIABLES})
+    # A deployed stack's tables (its outputs SessionsTableName, CustomersTableName), if given.
+    variables.update({name: environ[name] for name in TABLE_VARIABLES if environ.get(name)})
     return {FUNCTION_LOGICAL_ID: variables}
 
 
@@ -168,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         f"answers 400 \"signature timestamp too old\"; run `make event E={name}` again."
     )
     print(
-        "Table names come from the template: the function uses real DynamoDB with your AWS credentials. "
+        "Inside Docker the function uses real DynamoDB with your AWS credentials: set SESSIONS_TABLE_NAME "
+        "and CUSTOMERS_TABLE_NAME (your stack's outputs) in the environment or .env before `make event`. "
         "`make run` needs neither Docker nor AWS."
     )
     return 0
