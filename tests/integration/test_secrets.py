@@ -128,7 +128,7 @@ def test_writing_disabled_switches_tiktok_off_once_the_cache_expires(
 def test_unreadable_webhook_secret_answers_500_and_accepts_nothing(
     secrets, deliver, db, tiktok_server, emf, logs
 ):
-    secrets.write(secrets.name("tiktok-access-token"), "token")  # the webhook secret is never written
+    secrets.write(secrets.name("tiktok-access-token"), "tiktok-token-from-store-0001")  # no webhook secret
 
     answer = deliver(stripe_event())
 
@@ -142,11 +142,14 @@ def test_unreadable_webhook_secret_answers_500_and_accepts_nothing(
     ]
     assert line["level"] == "ERROR"
     assert secrets.name("stripe-webhook-secret") in line["problem"]
-    assert WEBHOOK_SECRET not in logs.text() and ENV_SECRET not in logs.text()
 
     # Writing the secret fixes it without a restart; Stripe's retry then provisions.
     secrets.write(secrets.name("stripe-webhook-secret"), WEBHOOK_SECRET)
     assert deliver(stripe_event()).status == 200
+    # Both secrets were read from the store and used; neither reached a log line.
+    assert tiktok_server.requests[-1].headers["access-token"] == "tiktok-token-from-store-0001"
+    for secret in (WEBHOOK_SECRET, ENV_SECRET, "tiktok-token-from-store-0001"):
+        assert secret not in logs.text()
 
 
 def test_missing_secret_names_answer_500(secrets, deliver, db, monkeypatch):
