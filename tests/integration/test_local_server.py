@@ -91,7 +91,7 @@ def run_demo(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
     inherited = ("TIKTOK_", "STRIPE_", "POWERTOOLS_", "AWS_", "SESSIONS_", "CUSTOMERS_")
     environ = {name: value for name, value in os.environ.items() if not name.startswith(inherited)}
     environ["TIKTOK_ACCESS_TOKEN"] = ""  # disabled even if a developer's .env sets one
-    return subprocess.run(  # noqa: S603 - our own module, fixed arguments
+    return subprocess.run(
         [sys.executable, "-m", "devtools.local_server", "--demo", "--port", "0",
          "--env-file", str(tmp_path / "no.env"), *extra],
         cwd=REPO, env=environ, capture_output=True, text=True, timeout=60, check=False,
