@@ -3,7 +3,8 @@
 Behaviours: "ok" (code 0), "code:N" (HTTP 200 with business error code N), "http:N" (HTTP status N),
 "garbage" (HTTP 200, not JSON), "hang" (accepts and never answers until released),
 "slow-headers:S" (answers ok after S seconds), "slow-body:H:S" (sends the headers and a few
-bytes after H seconds, the rest S seconds later). A script of
+bytes after H seconds, the rest S seconds later), "trickle:S" (the answer one byte every S
+seconds). A script of
 behaviours can be queued; the last one sticks.
 """
 
@@ -92,6 +93,9 @@ class TikTokStandIn:
                 if behaviour.startswith("slow-headers:"):
                     standin._release.wait(timeout=float(behaviour.split(":", 1)[1]))
                     behaviour = "ok"
+                if behaviour.startswith("trickle:"):
+                    self._trickle(float(behaviour.split(":", 1)[1]))
+                    return
                 if behaviour.startswith("slow-body:"):
                     _, headers_after, rest_after = behaviour.split(":")
                     self._answer_slowly(float(headers_after), float(rest_after))
@@ -109,6 +113,18 @@ class TikTokStandIn:
                 self.send_header("content-length", str(len(raw)))
                 self.end_headers()
                 self.wfile.write(raw)
+
+            def _trickle(self, every: float) -> None:
+                raw = json.dumps({"code": 0, "message": "OK", "request_id": "req-standin"}).encode()
+                self.send_response(200)
+                self.send_header("content-length", str(len(raw)))
+                self.end_headers()
+                for byte in raw:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    if standin._release.wait(timeout=every):
+                        break
+                self.close_connection = True
 
             def _answer_slowly(self, headers_after: float, pause: float) -> None:
                 if standin._release.wait(timeout=headers_after):

@@ -52,7 +52,7 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
 
     problems: list[str] = []
 
-    def number(name: str, default: float, cast=int, minimum: float = 0):
+    def number(name: str, default: float, cast=int, minimum: float = 0, maximum: float = 86400):
         """A tuning number; a bad one falls back to its default and is reported, because a typo
         in a TikTok or redrive setting must never stop provisioning."""
         raw = text(name)
@@ -62,8 +62,8 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
             value = cast(raw)
         except ValueError:
             value = None
-        if value is None or not math.isfinite(value) or value < minimum:
-            problems.append(f"{name}={raw!r} is not a number >= {minimum}: using {default}")
+        if value is None or not math.isfinite(value) or not minimum <= value <= maximum:
+            problems.append(f"{name}={raw!r} is not a number from {minimum} to {maximum}: using {default}")
             return cast(default)
         return value
 
@@ -82,13 +82,14 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         tiktok_event_name=text("TIKTOK_EVENT_NAME") or "CompletePayment",
         tiktok_api_url=text("TIKTOK_API_URL") or DEFAULT_TIKTOK_API_URL,
         tiktok_test_event_code=text("TIKTOK_TEST_EVENT_CODE"),
-        tiktok_timeout_seconds=number("TIKTOK_TIMEOUT_SECONDS", 3.0, float, minimum=0.1),
+        # The webhook's Lambda timeout is 10 s; the redrive keeps 10 s more than this per send.
+        tiktok_timeout_seconds=number("TIKTOK_TIMEOUT_SECONDS", 3.0, float, minimum=0.1, maximum=10),
         default_phone_country=text("DEFAULT_PHONE_COUNTRY").upper(),
         # Markers must outlive Stripe's resends (dashboard 15 days, CLI 30) or a resend re-provisions.
-        record_retention_days=number("RECORD_RETENTION_DAYS", 35, minimum=31),
+        record_retention_days=number("RECORD_RETENTION_DAYS", 35, minimum=31, maximum=3650),
         redrive_grace_seconds=number("REDRIVE_GRACE_SECONDS", 120),
-        delivery_max_age_days=number("DELIVERY_MAX_AGE_DAYS", 7, minimum=1),
-        redrive_batch_size=number("REDRIVE_BATCH_SIZE", 50, minimum=1),
+        delivery_max_age_days=number("DELIVERY_MAX_AGE_DAYS", 7, minimum=1, maximum=365),
+        redrive_batch_size=number("REDRIVE_BATCH_SIZE", 50, minimum=1, maximum=1000),
         redrive_backoff_base_seconds=number("REDRIVE_BACKOFF_BASE_SECONDS", 60),
         redrive_backoff_cap_seconds=number("REDRIVE_BACKOFF_CAP_SECONDS", 3600),
         problems=tuple(problems),

@@ -154,12 +154,29 @@ def record_outcome(
             "tiktok_code": outcome.code,
             "tiktok_request_id": outcome.request_id,
             "http_status": outcome.http_status,
+            # Ours ("timed out after 3s", "HTTP 503, not TikTok JSON"); TikTok's own message,
+            # which can quote rejected values, is only recorded in DynamoDB.
+            "reason": outcome.message if outcome.code is None else None,
             "retryable": outcome.retryable,
             "attempts": attempts,
         },
     )
     if recorded is None:
         logger.warning("delivery claim was lost before the outcome was recorded")
+
+
+def release(store: Store, session_id: str, claim_token: str) -> None:
+    """Give back a claim without an attempt (best effort: an unreleased claim simply expires)."""
+    try:
+        store.update_session(
+            session_id,
+            {"delivery_attempts": 0},
+            remove=_CLAIM_FIELDS,
+            condition="claim_token = :claim_token",
+            condition_values={"claim_token": claim_token},
+        )
+    except StoreError as error:
+        logger.warning("Could not release the delivery claim", extra={"store_error": str(error)})
 
 
 def claim(store: Store, session_id: str, now: int, claim_seconds: float) -> dict[str, Any] | None:

@@ -19,7 +19,7 @@ from checkout_conversions.store import Store
 
 # Stop starting new sends when less than this is left of the Lambda's time.
 STOP_MARGIN_SECONDS = 10
-MAX_ROUNDS = 20
+MAX_PAGES = 20
 
 
 def run_redrive(
@@ -45,16 +45,12 @@ def run_redrive(
     def time_left() -> bool:
         return remaining_millis() / 1000 > STOP_MARGIN_SECONDS + settings.tiktok_timeout_seconds
 
-    failed: set[str] = set()  # tried once this run already
-    for _ in range(MAX_ROUNDS):
-        due = [
-            entry
-            for entry in store.due_deliveries(int(now()), settings.redrive_batch_size)
-            if entry["session_id"] not in failed
-        ]
-        if not due:
-            break
-        progress = False
+    # One pass through the due deliveries, page by page. What this run handles leaves the due
+    # range (sent, or pushed into the future by its backoff), and a delivery that failed stays
+    # behind the page key, so a delivery that keeps failing cannot hold up the ones after it.
+    after = None
+    for _ in range(MAX_PAGES):
+        due, after = store.due_deliveries(int(now()), settings.redrive_batch_size, after)
         for entry in due:
             if not time_left():
                 break
@@ -63,11 +59,9 @@ def run_redrive(
             except Exception:  # noqa: BLE001 - one bad delivery must not hold up the others
                 logger.exception("Redrive of one delivery failed; it stays due")
                 count("RedriveItemErrors")
-                failed.add(entry["session_id"])
                 outcome = "error"
             tally[outcome] += 1
-            progress = progress or outcome not in ("not_claimed", "error")
-        if not progress or not time_left():
+        if after is None or not time_left():
             break
     logger.remove_keys(["checkout_session_id"])
     logger.info("Redrive finished", extra=dict(tally))

@@ -92,6 +92,8 @@ class Store:
             raise StoreError(f"transaction cancelled: {codes}") from error
         except BotoCoreError as error:
             raise StoreError(type(error).__name__) from error
+        except (TypeError, ValueError, ArithmeticError) as error:  # a value DynamoDB cannot hold
+            raise StoreError(f"unstorable value: {type(error).__name__}") from error
 
     def update_session(
         self,
@@ -159,19 +161,25 @@ class Store:
             raise StoreError(type(error).__name__) from error
         return from_item(answer.get("Item"))
 
-    def due_deliveries(self, now: int, limit: int) -> list[dict[str, Any]]:
-        """Deliveries waiting for a (re)try whose time has come, oldest first, from the sparse index."""
+    def due_deliveries(
+        self, now: int, limit: int, after: dict[str, Any] | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """One page of the deliveries whose (re)try is due, oldest first, from the sparse index,
+        and where the next page starts (None after the last)."""
+        request: dict[str, Any] = {
+            "TableName": self.sessions_table,
+            "IndexName": REDRIVE_INDEX,
+            "KeyConditionExpression": "redrive_queue = :queue AND next_attempt_at <= :now",
+            "ExpressionAttributeValues": _values(queue=REDRIVE_QUEUE, now=now),
+            "Limit": limit,
+        }
+        if after:
+            request["ExclusiveStartKey"] = after
         try:
-            answer = self._client.query(
-                TableName=self.sessions_table,
-                IndexName=REDRIVE_INDEX,
-                KeyConditionExpression="redrive_queue = :queue AND next_attempt_at <= :now",
-                ExpressionAttributeValues=_values(queue=REDRIVE_QUEUE, now=now),
-                Limit=limit,
-            )
+            answer = self._client.query(**request)
         except (ClientError, BotoCoreError) as error:
             raise StoreError(type(error).__name__) from error
-        return [from_item(item) for item in answer.get("Items", [])]
+        return [from_item(item) for item in answer.get("Items", [])], answer.get("LastEvaluatedKey")
 
     def customer_records(self, customer_id: str) -> list[dict[str, Any]]:
         try:

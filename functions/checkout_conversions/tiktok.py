@@ -6,6 +6,8 @@ outcome is read from the body, never from the status alone.
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any
@@ -102,30 +104,49 @@ class Outcome:
         return self.status == "sent"
 
 
+# Runs the POST so that the caller can stop waiting at the deadline whatever the network does
+# (a name with many unreachable addresses, an answer trickled byte by byte). A POST still running
+# then finishes or times out in the background; if it reaches TikTok after all, the redrive's
+# repeat carries the same event_id and TikTok deduplicates it.
+_sender = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tiktok-send")
+
+
 def send(client: httpx.Client, url: str, access_token: str, body: bytes, budget_seconds: float) -> Outcome:
     """POST within `budget_seconds` in all; every outcome is returned, nothing is raised."""
     deadline = time.monotonic() + budget_seconds
-    request = client.build_request(
-        "POST",
-        url,
-        content=body,
-        headers={"Access-Token": access_token, "Content-Type": "application/json"},
-        timeout=httpx.Timeout(budget_seconds),
-    )
-    request.extensions["trace"] = _within(deadline, request.extensions["timeout"])
     try:
+        return _sender.submit(_post, client, url, access_token, body, deadline).result(timeout=budget_seconds)
+    except FutureTimeout:
+        return Outcome("failed", retryable=True, message=f"timed out after {budget_seconds:g}s")
+    except Exception as error:  # noqa: BLE001 - a TikTok problem must never fail provisioning
+        return Outcome("failed", retryable=True, message=f"unexpected error: {type(error).__name__}")
+
+
+def _post(client: httpx.Client, url: str, access_token: str, body: bytes, deadline: float) -> Outcome:
+    budget = deadline - time.monotonic()
+    try:
+        request = client.build_request(
+            "POST",
+            url,
+            content=body,
+            headers={"Access-Token": access_token, "Content-Type": "application/json"},
+            timeout=httpx.Timeout(budget),
+        )
+        request.extensions["trace"] = _within(deadline, request.extensions["timeout"])
         response = client.send(request, stream=True)
         try:
             received = bytearray()
             for chunk in response.iter_bytes():
                 received += chunk
+                if time.monotonic() > deadline:
+                    return Outcome("failed", retryable=True, message="timed out reading the answer")
                 if len(received) > MAX_RESPONSE_BYTES:
                     break
             return classify(response.status_code, bytes(received))
         finally:
             response.close()
     except httpx.TimeoutException:
-        return Outcome("failed", retryable=True, message=f"timed out after {budget_seconds:g}s")
+        return Outcome("failed", retryable=True, message=f"timed out after {budget:.3g}s")
     except httpx.HTTPError as error:
         return Outcome("failed", retryable=True, message=f"connection error: {type(error).__name__}")
     except Exception as error:  # noqa: BLE001 - a TikTok problem must never fail provisioning
@@ -135,7 +156,8 @@ def send(client: httpx.Client, url: str, access_token: str, body: bytes, budget_
 def _within(deadline: float, timeouts: dict[str, float | None]):
     """An httpcore trace hook that gives each phase (connect, TLS, send, wait for the answer,
     read it) only what is left of one deadline: httpx's own timeouts apply per phase, so a slow
-    connect followed by a slow answer could otherwise take several budgets."""
+    connect followed by a slow answer would otherwise keep the background POST going for
+    several budgets."""
 
     def trace(event_name: str, info: dict[str, Any]) -> None:
         if not event_name.endswith(".started"):

@@ -139,6 +139,8 @@ def fulfil(
     budget = min(budget, _send_budget(settings, remaining_millis))
     if not send_now or budget < MIN_SEND_BUDGET_SECONDS:
         logger.warning("TikTok delivery left to the redrive", extra={"budget_seconds": round(budget, 3)})
+        if claim_token:  # claimed for a send that is not happening: hand it to the redrive now
+            delivery.release(store, session_id, claim_token)
         return _answer(session_id, duplicate=False, tiktok_state={"status": "pending"})
 
     started = time.monotonic()

@@ -302,12 +302,14 @@ def test_redrive_stops_starting_sends_when_the_lambda_is_nearly_out_of_time(
     assert tiktok_server.requests == []
 
 
+@pytest.mark.parametrize("batch_size", ["1", "50"])
 def test_one_failing_delivery_does_not_hold_up_the_others(
-    redrive_env, pending, redrive, tiktok_server, db, monkeypatch
+    redrive_env, pending, redrive, tiktok_server, db, monkeypatch, batch_size
 ):
     from checkout_conversions import delivery
     from checkout_conversions.store import StoreError
 
+    monkeypatch.setenv("REDRIVE_BATCH_SIZE", batch_size)  # 1: the broken one fills a whole page
     [(broken, _), (fine, _), (also_fine, _)] = pending(3)
     real_claim = delivery.claim
 

@@ -258,6 +258,20 @@ def test_one_deadline_covers_waiting_and_reading_the_answer(env, deliver, tiktok
     assert elapsed < 1.4
 
 
+def test_an_answer_trickled_byte_by_byte_cannot_stretch_the_budget(env, deliver, tiktok_server, monkeypatch):
+    monkeypatch.setenv("TIKTOK_TIMEOUT_SECONDS", "1.0")
+    tiktok_server.behave("trickle:0.2")  # every read returns within its timeout, the whole never does
+
+    started = time.monotonic()
+    answer = deliver(stripe_event())
+    elapsed = time.monotonic() - started
+    tiktok_server.release_hung()
+
+    assert answer.body["tiktok"]["status"] == "failed"
+    assert answer.body["tiktok"]["retryable"] is True
+    assert elapsed < 1.4
+
+
 def test_budget_never_exceeds_the_lambdas_remaining_time(env, invoke, tiktok_server, monkeypatch):
     from devtools.function_url import signed_webhook_event
     from tests.integration.conftest import WEBHOOK_SECRET

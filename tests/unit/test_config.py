@@ -99,6 +99,9 @@ def test_blank_values_fall_back_to_defaults(value):
         ("REDRIVE_BACKOFF_BASE_SECONDS", "1.5"),
         ("REDRIVE_BACKOFF_CAP_SECONDS", "-5"),
         ("RECORD_RETENTION_DAYS", "30"),
+        ("RECORD_RETENTION_DAYS", "1" * 40),
+        ("TIKTOK_TIMEOUT_SECONDS", "11"),
+        ("REDRIVE_GRACE_SECONDS", "9" * 38),
     ],
 )
 def test_invalid_numbers_fall_back_to_their_default_and_are_reported(name, value):

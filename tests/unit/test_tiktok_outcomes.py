@@ -218,3 +218,17 @@ def test_is_transient_code_unlisted_codes(code, transient):
 def test_outcome_sent_property():
     assert Outcome("sent").sent is True
     assert Outcome("failed", retryable=True).sent is False
+
+
+def test_send_never_raises_even_for_a_token_or_url_httpx_refuses():
+    """A token with a character HTTP headers cannot carry, or a malformed TIKTOK_API_URL, is a
+    failed delivery (recorded, retried), never an exception after provisioning."""
+    import httpx
+
+    from checkout_conversions.tiktok import send
+
+    client = httpx.Client()
+    for url, token in (("http://[::1/track", "token"), ("http://127.0.0.1:9/", "t\u00f6ken\u2603")):
+        outcome = send(client, url, token, b"{}", 0.5)
+        assert outcome.status == "failed"
+        assert outcome.retryable is True
