@@ -181,17 +181,6 @@ class Store:
             raise StoreError(type(error).__name__) from error
         return [from_item(item) for item in answer.get("Items", [])], answer.get("LastEvaluatedKey")
 
-    def customer_records(self, customer_id: str) -> list[dict[str, Any]]:
-        try:
-            answer = self._client.query(
-                TableName=self.customers_table,
-                KeyConditionExpression="customer_id = :customer_id",
-                ExpressionAttributeValues=_values(customer_id=customer_id),
-            )
-        except (ClientError, BotoCoreError) as error:
-            raise StoreError(type(error).__name__) from error
-        return [from_item(item) for item in answer.get("Items", [])]
-
 
 def _error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", "ClientError"))
