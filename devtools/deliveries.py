@@ -32,9 +32,10 @@ from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 
 from checkout_conversions import delivery  # noqa: E402
 from checkout_conversions.config import ConfigurationError, load_settings  # noqa: E402
+from checkout_conversions.delivery import DeliveryStatus  # noqa: E402
 from checkout_conversions.store import Store, StoreError, from_item  # noqa: E402
 
-STATUSES = (delivery.PENDING, delivery.FAILED, delivery.SENT, delivery.SKIPPED, delivery.EXPIRED)
+STATUSES = tuple(status.value for status in DeliveryStatus)
 # Only these attributes are read: nothing that identifies the buyer.
 SHOWN_FIELDS = (
     "session_id",
@@ -108,7 +109,7 @@ def read_deliveries(client: Any, table: str) -> list[dict[str, Any]]:
 
 def describe_status(item: dict[str, Any]) -> str:
     status = str(item.get("delivery_status") or "unknown")
-    if status == delivery.FAILED:
+    if status == DeliveryStatus.FAILED:
         return "failed (retrying)" if item.get("delivery_retryable") else "failed (permanent)"
     return status
 
@@ -143,7 +144,7 @@ def print_listing(
     items: list[dict[str, Any]], table: str, status: str | None, limit: int, out: TextIO, now: int
 ) -> None:
     counts = Counter(str(item.get("delivery_status") or "unknown") for item in items)
-    failed = [item for item in items if item.get("delivery_status") == delivery.FAILED]
+    failed = [item for item in items if item.get("delivery_status") == DeliveryStatus.FAILED]
     retrying = sum(1 for item in failed if item.get("delivery_retryable"))
     summary = ", ".join(f"{name} {counts.get(name, 0)}" for name in STATUSES)
     others = sorted(set(counts) - set(STATUSES))

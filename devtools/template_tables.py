@@ -1,7 +1,7 @@
 """Create the DynamoDB tables exactly as template.yaml defines them, on any endpoint.
 
 Tests and the local server build their tables from the template's own KeySchema, attributes,
-indexes and TTL, so that code and template cannot drift apart unnoticed.
+indexes, stream and TTL, so that code and template cannot drift apart unnoticed.
 """
 
 from pathlib import Path
@@ -67,6 +67,9 @@ def create_tables(client: Any, prefix: str, template: dict[str, Any] | None = No
         }
         if properties.get("GlobalSecondaryIndexes"):
             request["GlobalSecondaryIndexes"] = properties["GlobalSecondaryIndexes"]
+        if properties.get("StreamSpecification"):
+            view_type = properties["StreamSpecification"]["StreamViewType"]
+            request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": view_type}
         client.create_table(**request)
         client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 0.2})
         ttl = properties.get("TimeToLiveSpecification")

@@ -10,6 +10,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 DEFAULT_TIKTOK_API_URL = "https://business-api.tiktok.com/open_api/v1.3/event/track/"
 MAX_BODY_BYTES = 256 * 1024
@@ -71,6 +72,16 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
     if secrets_source not in SECRET_SOURCES:
         raise ConfigurationError(f"SECRETS_SOURCE must be one of {', '.join(SECRET_SOURCES)}")
 
+    retention_days = number("RECORD_RETENTION_DAYS", 35, minimum=31, maximum=3650)
+    max_age_days = number("DELIVERY_MAX_AGE_DAYS", 7, minimum=1, maximum=365)
+    if max_age_days >= retention_days:
+        # TTL would delete a pending delivery before the redrive could send or expire it.
+        problems.append(
+            f"DELIVERY_MAX_AGE_DAYS={max_age_days} is not below RECORD_RETENTION_DAYS={retention_days}: "
+            f"using {retention_days - 1}"
+        )
+        max_age_days = retention_days - 1
+
     return Settings(
         sessions_table=text("SESSIONS_TABLE_NAME"),
         customers_table=text("CUSTOMERS_TABLE_NAME"),
@@ -82,13 +93,13 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         tiktok_event_name=text("TIKTOK_EVENT_NAME") or "CompletePayment",
         tiktok_api_url=text("TIKTOK_API_URL") or DEFAULT_TIKTOK_API_URL,
         tiktok_test_event_code=text("TIKTOK_TEST_EVENT_CODE"),
-        # The webhook's Lambda timeout is 10 s; the redrive keeps 10 s more than this per send.
-        tiktok_timeout_seconds=number("TIKTOK_TIMEOUT_SECONDS", 3.0, float, minimum=0.1, maximum=10),
+        # Each phase of one POST (connect, send, wait, read); the sender's Lambda timeout is 60 s.
+        tiktok_timeout_seconds=number("TIKTOK_TIMEOUT_SECONDS", 5.0, float, minimum=0.1, maximum=10),
         default_phone_country=text("DEFAULT_PHONE_COUNTRY").upper(),
         # Markers must outlive Stripe's resends (dashboard 15 days, CLI 30) or a resend re-provisions.
-        record_retention_days=number("RECORD_RETENTION_DAYS", 35, minimum=31, maximum=3650),
+        record_retention_days=retention_days,
         redrive_grace_seconds=number("REDRIVE_GRACE_SECONDS", 120),
-        delivery_max_age_days=number("DELIVERY_MAX_AGE_DAYS", 7, minimum=1, maximum=365),
+        delivery_max_age_days=max_age_days,
         redrive_batch_size=number("REDRIVE_BATCH_SIZE", 50, minimum=1, maximum=1000),
         redrive_backoff_base_seconds=number("REDRIVE_BACKOFF_BASE_SECONDS", 60),
         redrive_backoff_cap_seconds=number("REDRIVE_BACKOFF_CAP_SECONDS", 3600),
@@ -132,16 +143,32 @@ def read_secret(settings: Settings, env_name: str, stored_name: str, environ: Ma
     return _read_stored_secret(settings.secrets_source, stored_name, settings.secrets_cache_seconds)
 
 
+_secret_providers: dict[str, Any] = {}
+
+
 def _read_stored_secret(source: str, name: str, max_age: int) -> str:
     # Imported here: with plain environment variables (the default) the Parameters utility and its
     # clients are never needed, so they stay off the cold-start path.
-    from aws_lambda_powertools.utilities import parameters
+    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
+    provider = _secret_providers.get(source) or _secret_providers.setdefault(source, _new_provider(source))
     try:
         if source == "ssm":
-            value = parameters.get_parameter(name, decrypt=True, max_age=max_age)
+            value = provider.get(name, decrypt=True, max_age=max_age)
         else:
-            value = parameters.get_secret(name, max_age=max_age)
-    except parameters.exceptions.GetParameterError as error:
+            value = provider.get(name, max_age=max_age)
+    except GetParameterError as error:
         raise ConfigurationError(f"cannot read {source} entry {name!r}: {error}") from None
     return value if isinstance(value, str) else ""
+
+
+def _new_provider(source: str) -> Any:
+    """A provider (and its cache) per container, with the same bounded timeouts and retries as
+    the DynamoDB client: botocore's defaults (60 s connect, 60 s read) would outlast the webhook."""
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvider
+
+    from checkout_conversions.clients import AWS_CLIENT_CONFIG
+
+    if source == "ssm":
+        return SSMProvider(boto_config=AWS_CLIENT_CONFIG)
+    return SecretsProvider(boto_config=AWS_CLIENT_CONFIG)

@@ -16,7 +16,7 @@ from checkout_conversions.match_keys import (
     hashed_phone,
     normalise_email,
 )
-from checkout_conversions.tiktok import Purchase, User
+from checkout_conversions.tiktok_payload import Purchase, User
 
 # metadata key on the Checkout Session -> TikTok field
 METADATA_KEYS = {

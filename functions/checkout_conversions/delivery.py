@@ -1,38 +1,91 @@
-"""The TikTok delivery of one provisioned session: its recorded state and one claimed attempt.
+"""The TikTok delivery of one provisioned session: its states, and one claimed attempt.
+
+Shared by the webhook (a new session's delivery starts `pending`, in the same transaction as the
+customer record), the stream sender (sends each new pending delivery a moment later) and the
+redrive (retries failures with backoff, and finishes what the stream did not).
 
 States (`delivery_status` on the session item):
   pending  - to be sent; in the redrive index from the moment the session is provisioned
   sent     - TikTok accepted it; never sent again
   failed   - `delivery_retryable` says whether the redrive tries again
-  skipped  - not to be sent (TikTok switched off, or a test-mode event with no test event code)
+  skipped  - not to be sent (TikTok switched off, a test-mode event with no test event code, a
+             payment older than the maximum age)
   expired  - given up after DELIVERY_MAX_AGE_DAYS
 
-Whoever sends holds a claim (`claim_token`, `claim_expires_at`), taken by a conditional write, so
-the webhook and the redrive never send the same session at the same time.
+Whoever sends holds a claim (`claim_token`, `claim_expires_at`) taken by a conditional write, so
+the sender and the redrive never send the same delivery at the same time, and a stream record
+seen twice finds the delivery claimed or finished. A claim outlives the invocation that holds
+it, so a crashed holder's claim expires and the redrive takes the delivery over.
+
+No HTTP here: the caller passes the function that POSTs (tiktok_api.post), so that the webhook,
+which only starts deliveries, never imports an HTTP client.
 """
 
 import json
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
-import httpx
-
-from checkout_conversions import tiktok
+from checkout_conversions import tiktok_payload
 from checkout_conversions.config import Settings
 from checkout_conversions.observability import count, logger
 from checkout_conversions.store import REDRIVE_QUEUE, Store, StoreError
 
-PENDING, SENT, FAILED, SKIPPED, EXPIRED = "pending", "sent", "failed", "skipped", "expired"
 CLAIM_MARGIN_SECONDS = 30
-_CLAIM_FIELDS = ("claim_token", "claim_expires_at")
-_QUEUE_FIELDS = ("redrive_queue", "next_attempt_at")
-_UNCLAIMED = "(attribute_not_exists(claim_expires_at) OR claim_expires_at < :now)"
 
 
-def skip_reason(settings: Settings, access_token: str, livemode: bool) -> str | None:
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt to send came to: SENT, or FAILED (retryable or not)."""
+
+    status: DeliveryStatus
+    retryable: bool = False
+    code: int | None = None
+    message: str = ""
+    request_id: str | None = None
+    http_status: int | None = None
+
+    @property
+    def sent(self) -> bool:
+        return self.status == DeliveryStatus.SENT
+
+    @classmethod
+    def failure(cls, message: str, retryable: bool = True, **fields: Any) -> "Outcome":
+        return cls(DeliveryStatus.FAILED, retryable=retryable, message=message, **fields)
+
+
+# POSTs one encoded request body to TikTok; never raises.
+Post = Callable[[bytes], Outcome]
+
+
+# ---------------------------------------------------------------------- deciding
+
+
+def skip_reason_at_provisioning(settings: Settings, livemode: bool, event_time: int, now: int) -> str | None:
+    """Why a new session's delivery will never be sent, as far as the settings tell without
+    reading the TikTok token (the webhook has no access to it)."""
+    return _settings_skip_reason(settings, livemode) or too_old(settings, event_time, now)
+
+
+def skip_reason_at_send_time(settings: Settings, access_token: str, livemode: bool) -> str | None:
+    """Why a delivery is not sent now: TikTok switched off, or a test-mode event and no test code."""
     if not access_token:
         return "TikTok is switched off: TIKTOK_ACCESS_TOKEN is empty"
+    return _settings_skip_reason(settings, livemode)
+
+
+def _settings_skip_reason(settings: Settings, livemode: bool) -> str | None:
     if not settings.tiktok_pixel_id:
         return "TikTok is switched off: TIKTOK_PIXEL_ID is not set"
     if not livemode and not settings.tiktok_test_event_code:
@@ -47,218 +100,168 @@ def too_old(settings: Settings, event_time: int, now: int) -> str | None:
     return None
 
 
-def new_claim_token() -> str:
-    return uuid.uuid4().hex
-
-
 def initial_fields(
-    tiktok_event: dict[str, Any] | None,
-    skip: str | None,
-    now: int,
-    settings: Settings,
-    claim_token: str | None,
-    claim_seconds: float,
-) -> dict[str, Any]:
-    """The delivery part of a newly provisioned session's item."""
-    if skip is not None:
-        return {"delivery_status": SKIPPED, "delivery_reason": skip, "delivery_attempts": 0}
-    fields: dict[str, Any] = {
-        "delivery_status": PENDING,
+    tiktok_event: dict[str, Any] | None, skip: str | None, now: int, settings: Settings
+) -> dict:
+    """The delivery part of a newly provisioned session's item: pending, with the event to send
+    and a place in the redrive index after the grace period, or skipped with the reason."""
+    if skip is not None or tiktok_event is None:
+        return {
+            "delivery_status": DeliveryStatus.SKIPPED.value,
+            "delivery_reason": skip,
+            "delivery_attempts": 0,
+        }
+    return {
+        "delivery_status": DeliveryStatus.PENDING.value,
         "delivery_attempts": 0,
-        "tiktok_event": tiktok.encode(tiktok_event).decode("utf-8"),
+        "tiktok_event": tiktok_payload.encode(tiktok_event).decode("utf-8"),
         "redrive_queue": REDRIVE_QUEUE,
         "next_attempt_at": now + settings.redrive_grace_seconds,
     }
-    if claim_token:
-        fields.update(
-            claim_token=claim_token,
-            claim_expires_at=int(now + claim_seconds + CLAIM_MARGIN_SECONDS),
-            delivery_attempts=1,
-        )
-    return fields
 
 
-def send_claimed(
+# ---------------------------------------------------------------------- claiming
+
+
+def claim_new(store: Store, session_id: str, now: int, hold_seconds: float) -> dict[str, Any] | None:
+    """The stream sender's claim: a pending delivery nobody holds; None if there is none."""
+    return store.claim_new_delivery(session_id, _claim_token(), now, _hold_until(now, hold_seconds))
+
+
+def claim_due(store: Store, session_id: str, now: int, hold_seconds: float) -> dict[str, Any] | None:
+    """The redrive's claim: a delivery whose (re)try is due and nobody holds; None otherwise."""
+    return store.claim_due_delivery(session_id, _claim_token(), now, _hold_until(now, hold_seconds))
+
+
+def _claim_token() -> str:
+    return uuid.uuid4().hex
+
+
+def _hold_until(now: int, hold_seconds: float) -> int:
+    return int(now + hold_seconds + CLAIM_MARGIN_SECONDS)
+
+
+# ---------------------------------------------------------------------- one attempt
+
+
+def deliver_claimed(
     store: Store,
-    http_client: httpx.Client,
-    settings: Settings,
+    claimed: dict[str, Any],
     access_token: str,
-    session_id: str,
-    claim_token: str,
-    stored_event: str,
-    attempts: int,
-    budget_seconds: float,
-) -> tiktok.Outcome:
-    """Send a delivery this caller has claimed, and record what came of it."""
-    body = tiktok.build_request(
-        [json.loads(stored_event)], settings.tiktok_pixel_id, settings.tiktok_test_event_code
+    post: Post,
+    settings: Settings,
+    clock: Callable[[], float],
+) -> str:
+    """Send a delivery this caller has just claimed and record what came of it, or settle it as
+    skipped when it must not be sent. Returns how it ended: sent, failed_retryable,
+    failed_permanent or skipped. DynamoDB errors raise StoreError."""
+    session_id = claimed["session_id"]
+    skip = skip_reason_at_send_time(settings, access_token, livemode=claimed.get("livemode") is True)
+    if skip or "tiktok_event" not in claimed:
+        reason = skip or "no stored event"
+        now = int(clock())
+        store.settle_delivery(
+            session_id, DeliveryStatus.SKIPPED, reason, _iso(now), now, claimed["claim_token"]
+        )
+        count("TikTokSkipped")
+        logger.info("TikTok delivery skipped", extra={"reason": reason})
+        return "skipped"
+
+    body = tiktok_payload.build_request(
+        [json.loads(claimed["tiktok_event"])], settings.tiktok_pixel_id, settings.tiktok_test_event_code
     )
-    outcome = tiktok.send(
-        http_client, settings.tiktok_api_url, access_token, tiktok.encode(body), budget_seconds
-    )
-    record_outcome(store, session_id, claim_token, outcome, attempts, settings)
-    return outcome
+    outcome = post(tiktok_payload.encode(body))
+    attempts = int(claimed.get("delivery_attempts") or 1)
+    record(store, session_id, claimed["claim_token"], outcome, attempts, settings, int(clock()))
+    if outcome.sent:
+        return "sent"
+    return "failed_retryable" if outcome.retryable else "failed_permanent"
 
 
-def record_outcome(
+def record(
     store: Store,
     session_id: str,
     claim_token: str,
-    outcome: tiktok.Outcome,
+    outcome: Outcome,
     attempts: int,
     settings: Settings,
+    now: int,
 ) -> None:
-    now = _now()
+    """Write the outcome under the claim; StoreError if DynamoDB refuses (the send happened: the
+    claim then expires and the redrive sends the same event_id again, which TikTok deduplicates)."""
     details = {
         "delivery_code": outcome.code,
-        "delivery_message": outcome.message or None,
+        "delivery_message": outcome.message,
         "delivery_request_id": outcome.request_id,
         "delivery_http_status": outcome.http_status,
-        "delivery_updated_at": _iso(now),
     }
-    remove = list(_CLAIM_FIELDS)
     if outcome.sent:
-        set_values = {"delivery_status": SENT, "delivery_sent_at": _iso(now), **details}
-        # TikTok has the event now: the stored copy (raw IP, User-Agent, click id) goes.
-        remove += [*_QUEUE_FIELDS, "delivery_retryable", "tiktok_event"]
         count("TikTokSent")
     else:
-        set_values = {"delivery_status": FAILED, "delivery_retryable": outcome.retryable, **details}
-        if outcome.retryable:
-            set_values["next_attempt_at"] = now + backoff_seconds(attempts, settings)
-        else:
-            remove += list(_QUEUE_FIELDS)
-            count("TikTokPermanentFailures")
         count("TikTokFailed")
-    remove += [key for key, value in set_values.items() if value is None]
-    set_values = {key: value for key, value in set_values.items() if value is not None}
-    try:
-        recorded = store.update_session(
-            session_id,
-            set_values,
-            remove=tuple(remove),
-            condition="claim_token = :claim_token",
-            condition_values={"claim_token": claim_token},
-        )
-    except StoreError as error:
-        # The send itself is done; the claim expires and the redrive tries again. TikTok
-        # deduplicates a repeat on the same event_id.
-        logger.error("Could not record the TikTok outcome", extra={"store_error": str(error)})
-        count("DeliveryRecordFailures")
-        recorded = {}
+        if not outcome.retryable:
+            count("TikTokPermanentFailures")
     log = logger.info if outcome.sent else logger.warning
     log(
         "TikTok delivery %s",
-        outcome.status,
+        outcome.status.value,
         extra={
             "tiktok_code": outcome.code,
             "tiktok_request_id": outcome.request_id,
             "http_status": outcome.http_status,
-            # Ours ("timed out after 3s", "HTTP 503, not TikTok JSON"); TikTok's own message,
-            # which can quote rejected values, is only recorded in DynamoDB.
+            # Ours ("timed out", "HTTP 503, not TikTok JSON"); TikTok's own message, which can
+            # quote rejected values, is only recorded in DynamoDB.
             "reason": outcome.message if outcome.code is None else None,
             "retryable": outcome.retryable,
             "attempts": attempts,
         },
     )
-    if recorded is None:
-        logger.warning("delivery claim was lost before the outcome was recorded")
-
-
-def release(store: Store, session_id: str, claim_token: str) -> None:
-    """Give back a claim without an attempt (best effort: an unreleased claim simply expires)."""
     try:
-        store.update_session(
-            session_id,
-            {"delivery_attempts": 0},
-            remove=_CLAIM_FIELDS,
-            condition="claim_token = :claim_token",
-            condition_values={"claim_token": claim_token},
-        )
+        if outcome.sent:
+            held = store.record_sent(session_id, claim_token, details, _iso(now))
+        else:
+            retry_at = now + backoff_seconds(attempts, settings) if outcome.retryable else None
+            held = store.record_failure(session_id, claim_token, details, _iso(now), retry_at)
     except StoreError as error:
-        logger.warning("Could not release the delivery claim", extra={"store_error": str(error)})
+        logger.error("Could not record the TikTok outcome", extra={"store_error": str(error)})
+        count("DeliveryRecordFailures")
+        raise
+    if not held:
+        logger.warning("The delivery claim was lost before the outcome was recorded")
 
 
-def claim(store: Store, session_id: str, now: int, claim_seconds: float) -> dict[str, Any] | None:
-    """Take a due, unclaimed delivery for one attempt; None if it is not due or someone holds it.
-
-    The condition is checked on the table itself (not the eventually consistent index), so a
-    delivery that was sent a moment ago, or that another sender holds, is never taken.
-    """
-    token = new_claim_token()
-    item = store.update_session(
-        session_id,
-        {"claim_token": token, "claim_expires_at": int(now + claim_seconds + CLAIM_MARGIN_SECONDS)},
-        condition=f"redrive_queue = :queue AND next_attempt_at <= :now AND {_UNCLAIMED}",
-        condition_values={"queue": REDRIVE_QUEUE, "now": now},
-        increment="delivery_attempts",
-        return_new=True,
-    )
-    return item
+# ---------------------------------------------------------------------- the redrive's other ends
 
 
-def settle(
-    store: Store, session_id: str, status: str, reason: str, now: int, claim_token: str | None = None
-) -> bool:
-    """Take a delivery out of the redrive queue for good, as skipped or expired, if it is
-    unclaimed or held by `claim_token`. Its stored event (raw IP, User-Agent, click id) goes."""
-    if claim_token:
-        condition, values = "claim_token = :claim_token", {"claim_token": claim_token}
-    else:
-        condition, values = f"redrive_queue = :queue AND {_UNCLAIMED}", {"queue": REDRIVE_QUEUE, "now": now}
-    updated = store.update_session(
-        session_id,
-        {"delivery_status": status, "delivery_reason": reason, "delivery_updated_at": _iso(now)},
-        remove=(*_QUEUE_FIELDS, *_CLAIM_FIELDS, "tiktok_event"),
-        condition=condition,
-        condition_values=values,
-    )
-    return updated is not None
+def expire(store: Store, session_id: str, now: int, settings: Settings) -> bool:
+    """Give up an unclaimed delivery that is past the maximum age."""
+    reason = f"not sent within {settings.delivery_max_age_days} days"
+    return store.settle_delivery(session_id, DeliveryStatus.EXPIRED, reason, _iso(now), now)
 
 
 def requeue(store: Store, session_id: str, now: int) -> dict[str, Any]:
     """Put a delivery back in the redrive queue for its next run (an operator's replay).
 
-    Refused for a delivery already sent (TikTok has it) or one that never had an event stored
-    (skipped because TikTok was switched off).
-    """
-    item = store.update_session(
-        session_id,
-        {
-            "delivery_status": PENDING,
-            "delivery_attempts": 0,  # the backoff starts again from its base
-            "redrive_queue": REDRIVE_QUEUE,
-            "next_attempt_at": now,
-            "delivery_updated_at": _iso(now),
-        },
-        remove=("delivery_retryable", "delivery_reason"),
-        condition="attribute_exists(tiktok_event) AND delivery_status <> :sent",
-        condition_values={"sent": SENT},
-        return_new=True,
-    )
-    if item is None:
-        existing = store.get_session(session_id)
-        if existing is None:
-            raise LookupError(f"no session {session_id}")
-        status = existing.get("delivery_status")
-        if status == SENT:
-            raise ValueError(f"{session_id} is sent: TikTok already has it, and it is never sent twice")
-        if status == EXPIRED:
-            raise ValueError(f"{session_id} expired unsent and its stored event was deleted")
-        raise ValueError(
-            f"{session_id} is {status} with no stored event: TikTok was off when it was provisioned"
-        )
-    return item
+    Refused for a delivery already sent (TikTok has it) or one that has no stored event (skipped
+    or expired: the event was never stored, or was deleted)."""
+    item = store.requeue_delivery(session_id, _iso(now), now)
+    if item is not None:
+        return item
+    existing = store.get_session(session_id)
+    if existing is None:
+        raise LookupError(f"no session {session_id}")
+    status = existing.get("delivery_status")
+    if status == DeliveryStatus.SENT:
+        raise ValueError(f"{session_id} is sent: TikTok already has it, and it is never sent twice")
+    if status == DeliveryStatus.EXPIRED:
+        raise ValueError(f"{session_id} expired unsent and its stored event was deleted")
+    raise ValueError(f"{session_id} is {status} with no stored event: it was never to be sent")
 
 
 def backoff_seconds(attempts: int, settings: Settings) -> int:
     """Exponential: base, 2x base, 4x base ... capped at the configured maximum."""
     base = settings.redrive_backoff_base_seconds
     return min(base * 2 ** max(attempts - 1, 0), settings.redrive_backoff_cap_seconds)
-
-
-def _now() -> int:
-    return int(datetime.now(UTC).timestamp())
 
 
 def _iso(epoch_seconds: int) -> str:

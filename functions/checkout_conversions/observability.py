@@ -1,12 +1,15 @@
-"""The one Logger, Metrics and Tracer every module uses.
+"""The one Logger and Metrics every module uses, and X-Ray tracing when it is switched on.
 
 Service name and metrics namespace come from POWERTOOLS_SERVICE_NAME and
 POWERTOOLS_METRICS_NAMESPACE, which template.yaml sets; the defaults keep local runs working.
 """
 
+import functools
 import os
+from collections.abc import Callable
+from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "checkout-conversions")
@@ -16,8 +19,23 @@ metrics = Metrics(
     service=SERVICE,
     namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "CheckoutConversions"),
 )
-# Patch only the two clients we use: patching every library X-Ray knows costs cold-start time.
-tracer = Tracer(service=SERVICE, patch_modules=("botocore", "httpx"))
+
+
+def tracing_enabled() -> bool:
+    """template.yaml's EnableTracing sets POWERTOOLS_TRACE_DISABLED (true unless tracing is on)."""
+    return os.environ.get("POWERTOOLS_TRACE_DISABLED", "").strip().lower() not in ("true", "1", "yes", "on")
+
+
+def traced(*patch_modules: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The X-Ray decorator of a Lambda handler, patching only the clients that function uses; a
+    no-op when tracing is off. The Tracer imports the X-Ray SDK, so it is only created when
+    tracing is on: the webhook's cold start (the buyer's wait) does not pay for it otherwise."""
+    if not tracing_enabled():
+        return lambda handler: handler
+    from aws_lambda_powertools import Tracer
+
+    tracer = Tracer(service=SERVICE, patch_modules=patch_modules)
+    return functools.partial(tracer.capture_lambda_handler, capture_response=False)
 
 
 def count(metric_name: str, value: int = 1) -> None:

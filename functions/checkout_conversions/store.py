@@ -1,10 +1,14 @@
-"""DynamoDB: the only module that talks to it.
+"""DynamoDB: the only module that talks to it, one named method per operation.
 
 Two tables. Sessions holds one item per checkout session: the marker that it was provisioned and
-the state of its TikTok delivery. Customers holds the durable customer records. A session is
+the state of its TikTok delivery (the outbox: the Sessions table's stream carries each new
+pending delivery to the sender). Customers holds the durable customer records. A session is
 provisioned by one transaction that writes both, so a session is either fully provisioned and
 marked, or not at all: a retry can never skip a session that was not provisioned, and never
 provision one twice.
+
+Every conditional write answers None (or False) when its condition does not hold: someone else
+holds or has finished the delivery. DynamoDB errors raise StoreError.
 """
 
 import time
@@ -21,6 +25,16 @@ _CONFLICT_ATTEMPTS = 3
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
+
+_UNCLAIMED = "(attribute_not_exists(claim_expires_at) OR claim_expires_at < :now)"
+_HELD = "claim_token = :claim_token"
+# What a delivery's last attempt left on its item; cleared when a new outcome has none of it.
+OUTCOME_FIELDS = (
+    "delivery_code",
+    "delivery_message",
+    "delivery_request_id",
+    "delivery_http_status",
+)
 
 
 class StoreError(Exception):
@@ -63,8 +77,10 @@ class Store:
         self.sessions_table = sessions_table
         self.customers_table = customers_table
 
+    # ------------------------------------------------------------------ provisioning (webhook)
+
     def provision(self, customer: dict[str, Any], session: dict[str, Any]) -> ProvisionResult:
-        """Write the customer record and the session marker atomically, unless the session exists."""
+        """Write the customer record and the session item atomically, unless the session exists."""
         try:
             self._client.transact_write_items(
                 TransactItems=[
@@ -95,60 +111,124 @@ class Store:
         except (TypeError, ValueError, ArithmeticError) as error:  # a value DynamoDB cannot hold
             raise StoreError(f"unstorable value: {type(error).__name__}") from error
 
-    def update_session(
+    # ------------------------------------------------------------------ claims (sender, redrive)
+
+    def claim_new_delivery(
+        self, session_id: str, claim_token: str, now: int, hold_until: int
+    ) -> dict[str, Any] | None:
+        """Take a pending delivery that nobody holds, for one attempt; the item as it is now.
+
+        Only `pending` qualifies: a delivery the redrive already tried (failed), or that was sent,
+        skipped or expired, is never taken from the stream again."""
+        return self._update_session(
+            session_id,
+            "SET claim_token = :claim_token, claim_expires_at = :hold_until ADD delivery_attempts :one",
+            f"delivery_status = :pending AND attribute_exists(tiktok_event) AND {_UNCLAIMED}",
+            _values(claim_token=claim_token, hold_until=hold_until, one=1, pending="pending", now=now),
+            return_new=True,
+        )
+
+    def claim_due_delivery(
+        self, session_id: str, claim_token: str, now: int, hold_until: int
+    ) -> dict[str, Any] | None:
+        """Take a delivery whose (re)try is due and that nobody holds, for one attempt.
+
+        Checked on the table itself, not on the eventually consistent index: a delivery sent a
+        moment ago, or held by the stream sender, is never taken."""
+        return self._update_session(
+            session_id,
+            "SET claim_token = :claim_token, claim_expires_at = :hold_until ADD delivery_attempts :one",
+            f"redrive_queue = :queue AND next_attempt_at <= :now AND {_UNCLAIMED}",
+            _values(claim_token=claim_token, hold_until=hold_until, one=1, queue=REDRIVE_QUEUE, now=now),
+            return_new=True,
+        )
+
+    # ------------------------------------------------------------------ outcomes (under a claim)
+
+    def record_sent(self, session_id: str, claim_token: str, outcome: dict[str, Any], at: str) -> bool:
+        """TikTok has the event: sent for good, out of the queue, and the stored copy (raw IP,
+        User-Agent, click id) deleted."""
+        present, absent = _split(outcome)
+        sets = ["delivery_status = :sent", "delivery_sent_at = :at", "delivery_updated_at = :at"]
+        sets += [f"{name} = :{name}" for name in present]
+        removes = [
+            "claim_token",
+            "claim_expires_at",
+            "redrive_queue",
+            "next_attempt_at",
+            "delivery_retryable",
+            "delivery_reason",
+            "tiktok_event",
+            *absent,
+        ]
+        return self._held_update(
+            session_id,
+            f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
+            claim_token,
+            _values(sent="sent", at=at, **present),
+        )
+
+    def record_failure(
         self,
         session_id: str,
-        set_values: dict[str, Any],
-        remove: tuple[str, ...] = (),
-        condition: str | None = None,
-        condition_values: dict[str, Any] | None = None,
-        return_new: bool = False,
-        increment: str | None = None,
-    ) -> dict[str, Any] | None:
-        """SET `set_values`, REMOVE `remove`, ADD 1 to `increment`, if the item exists and
-        `condition` holds; None when it did not (someone else owns the item)."""
-        names = {f"#{key}": key for key in (*set_values, *remove, *([increment] if increment else []))}
-        expression = ""
-        if set_values:
-            # ":set_" keeps these placeholders apart from the caller's condition placeholders.
-            expression += "SET " + ", ".join(f"#{key} = :set_{key}" for key in set_values)
-        if remove:
-            expression += " REMOVE " + ", ".join(f"#{key}" for key in remove)
-        if increment:
-            expression += f" ADD #{increment} :increment_by_one"
-        values = _values(**{f"set_{key}": value for key, value in set_values.items()})
-        if increment:
-            values.update(_values(increment_by_one=1))
-        request: dict[str, Any] = {
-            "TableName": self.sessions_table,
-            "Key": to_item({"session_id": session_id}),
-            "UpdateExpression": expression.strip(),
-            "ExpressionAttributeNames": names,
-            "ConditionExpression": "attribute_exists(session_id)"
-            + (f" AND ({condition})" if condition else ""),
-            "ReturnValues": "ALL_NEW" if return_new else "NONE",
-        }
-        if condition_values:
-            values.update(_values(**condition_values))
-        if values:
-            request["ExpressionAttributeValues"] = values
-        for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
-            try:
-                answer = self._client.update_item(**request)
-                return from_item(answer.get("Attributes")) or {}
-            except ClientError as error:
-                code = _error_code(error)
-                if code == "ConditionalCheckFailedException":
-                    return None
-                # DynamoDB refuses a write to an item that a transaction (a duplicate delivery
-                # being checked) is using at that instant; botocore does not retry that.
-                if code == "TransactionConflictException" and attempt < _CONFLICT_ATTEMPTS:
-                    time.sleep(0.05 * attempt)
-                    continue
-                raise StoreError(code) from error
-            except BotoCoreError as error:
-                raise StoreError(type(error).__name__) from error
-        raise AssertionError("unreachable")
+        claim_token: str,
+        outcome: dict[str, Any],
+        at: str,
+        next_attempt_at: int | None,
+    ) -> bool:
+        """A failed attempt: retried at `next_attempt_at`, or out of the queue when None
+        (permanent: the stored event stays so that an operator can requeue it)."""
+        present, absent = _split(outcome)
+        retryable = next_attempt_at is not None
+        sets = ["delivery_status = :failed", "delivery_retryable = :retryable", "delivery_updated_at = :at"]
+        sets += [f"{name} = :{name}" for name in present]
+        removes = ["claim_token", "claim_expires_at", *absent]
+        values = _values(failed="failed", retryable=retryable, at=at, **present)
+        if retryable:
+            sets.append("next_attempt_at = :next_attempt_at")
+            values.update(_values(next_attempt_at=next_attempt_at))
+        else:
+            removes += ["redrive_queue", "next_attempt_at"]
+        return self._held_update(
+            session_id, f"SET {', '.join(sets)} REMOVE {', '.join(removes)}", claim_token, values
+        )
+
+    def settle_delivery(
+        self, session_id: str, status: str, reason: str, at: str, now: int, claim_token: str | None = None
+    ) -> bool:
+        """Take a delivery out of the queue for good (skipped or expired), if this caller holds it
+        or, without `claim_token`, nobody does. Its stored event goes."""
+        update = (
+            "SET delivery_status = :status, delivery_reason = :reason, delivery_updated_at = :at "
+            "REMOVE redrive_queue, next_attempt_at, claim_token, claim_expires_at, tiktok_event"
+        )
+        if claim_token:
+            return self._held_update(
+                session_id, update, claim_token, _values(status=status, reason=reason, at=at)
+            )
+        return (
+            self._update_session(
+                session_id,
+                update,
+                f"redrive_queue = :queue AND {_UNCLAIMED}",
+                _values(status=status, reason=reason, at=at, queue=REDRIVE_QUEUE, now=now),
+            )
+            is not None
+        )
+
+    def requeue_delivery(self, session_id: str, at: str, now: int) -> dict[str, Any] | None:
+        """Pending again and due now, attempts from zero (an operator's replay), unless TikTok
+        already has it or there is no stored event to send."""
+        return self._update_session(
+            session_id,
+            "SET delivery_status = :pending, delivery_attempts = :zero, redrive_queue = :queue, "
+            "next_attempt_at = :now, delivery_updated_at = :at REMOVE delivery_retryable, delivery_reason",
+            "attribute_exists(tiktok_event) AND delivery_status <> :sent",
+            _values(pending="pending", zero=0, queue=REDRIVE_QUEUE, now=now, at=at, sent="sent"),
+            return_new=True,
+        )
+
+    # ------------------------------------------------------------------ reads
 
     def get_session(self, session_id: str) -> dict[str, Any] | None:
         try:
@@ -180,6 +260,52 @@ class Store:
         except (ClientError, BotoCoreError) as error:
             raise StoreError(type(error).__name__) from error
         return [from_item(item) for item in answer.get("Items", [])], answer.get("LastEvaluatedKey")
+
+    # ------------------------------------------------------------------ the one UpdateItem
+
+    def _held_update(self, session_id: str, update: str, claim_token: str, values: dict[str, Any]) -> bool:
+        values.update(_values(claim_token=claim_token))
+        return self._update_session(session_id, update, _HELD, values) is not None
+
+    def _update_session(
+        self,
+        session_id: str,
+        update: str,
+        condition: str,
+        values: dict[str, Any],
+        return_new: bool = False,
+    ) -> dict[str, Any] | None:
+        request = {
+            "TableName": self.sessions_table,
+            "Key": to_item({"session_id": session_id}),
+            "UpdateExpression": update,
+            "ConditionExpression": f"attribute_exists(session_id) AND ({condition})",
+            "ExpressionAttributeValues": values,
+            "ReturnValues": "ALL_NEW" if return_new else "NONE",
+        }
+        for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
+            try:
+                answer = self._client.update_item(**request)
+                return from_item(answer.get("Attributes")) or {}
+            except ClientError as error:
+                code = _error_code(error)
+                if code == "ConditionalCheckFailedException":
+                    return None
+                # DynamoDB refuses a write to an item that a transaction (a duplicate delivery
+                # being checked) is using at that instant; botocore does not retry that.
+                if code == "TransactionConflictException" and attempt < _CONFLICT_ATTEMPTS:
+                    time.sleep(0.05 * attempt)
+                    continue
+                raise StoreError(code) from error
+            except BotoCoreError as error:
+                raise StoreError(type(error).__name__) from error
+        raise AssertionError("unreachable")
+
+
+def _split(outcome: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The outcome fields to SET (present) and to REMOVE (absent: an earlier attempt's values)."""
+    present = {name: outcome[name] for name in OUTCOME_FIELDS if outcome.get(name) not in (None, "")}
+    return present, [name for name in OUTCOME_FIELDS if name not in present]
 
 
 def _error_code(error: ClientError) -> str:

@@ -1,17 +1,18 @@
 """Lambda entry point of the scheduled TikTok redrive (EventBridge Scheduler, every few minutes)."""
 
-from checkout_conversions.clients import dynamodb_client, http_client
+from checkout_conversions import tiktok_api
+from checkout_conversions.clients import dynamodb_client
 from checkout_conversions.config import load_settings, require_tables
-from checkout_conversions.observability import logger, metrics, report_ignored_settings, tracer
+from checkout_conversions.observability import logger, metrics, report_ignored_settings, traced
 from checkout_conversions.redrive import run_redrive
 from checkout_conversions.store import Store
 
 dynamodb = dynamodb_client()
-http = http_client()
+http = tiktok_api.new_client()
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
+@traced("botocore", "httpx")
 @metrics.log_metrics
 def lambda_handler(event, context):
     settings = load_settings()

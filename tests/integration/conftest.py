@@ -1,5 +1,6 @@
-"""Integration fixtures: the real handler, a DynamoDB-compatible server on loopback (tables made
-from template.yaml) and a TikTok stand-in over real HTTP."""
+"""Integration fixtures: the real handlers, a DynamoDB-compatible server on loopback (tables made
+from template.yaml, with the Sessions table's stream), Lambda's stream event source mapping done
+locally (devtools/stream_mapping.py), and a TikTok stand-in over real HTTP."""
 
 import io
 import json
@@ -13,6 +14,7 @@ import pytest
 
 from devtools.function_url import LambdaContext, signed_webhook_event
 from devtools.local_dynamodb import moto_dynamodb, point_boto3_at
+from devtools.stream_mapping import LocalStreamMapping
 from devtools.template_tables import create_tables
 from devtools.tiktok_standin import TikTokStandIn
 
@@ -54,6 +56,12 @@ def dynamodb(dynamodb_endpoint):
 
 
 @pytest.fixture(scope="session")
+def streams(dynamodb_endpoint):
+    """The DynamoDB Streams API, served by the same server as DynamoDB (moto or DynamoDB Local)."""
+    return boto3.client("dynamodbstreams", endpoint_url=dynamodb_endpoint)
+
+
+@pytest.fixture(scope="session")
 def tiktok_server():
     server = TikTokStandIn().start()
     yield server
@@ -65,6 +73,13 @@ def app(dynamodb_endpoint):
     from stripe_webhook import app as webhook_app
 
     return webhook_app
+
+
+@pytest.fixture(scope="session")
+def sender_app(dynamodb_endpoint):
+    from tiktok_sender import app as sender_function
+
+    return sender_function
 
 
 @pytest.fixture
@@ -85,13 +100,26 @@ def env(monkeypatch, tables, tiktok_server):
         "TIKTOK_PIXEL_ID": PIXEL_ID,
         "TIKTOK_API_URL": tiktok_server.url,
         "TIKTOK_TEST_EVENT_CODE": "TEST12345",
-        "TIKTOK_TIMEOUT_SECONDS": "1.5",
+        "TIKTOK_TIMEOUT_SECONDS": "1",
         "DEFAULT_PHONE_COUNTRY": "US",
         "REDRIVE_GRACE_SECONDS": "120",
     }
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
     return settings
+
+
+@pytest.fixture
+def stream(streams, dynamodb, tables, sender_app):
+    """Lambda's event source mapping of this test's Sessions stream to the real sender handler,
+    with template.yaml's filter, batch size and retries: `stream.drain()` delivers every record
+    written so far; `stream.invocations` are the events the sender was invoked with."""
+    return LocalStreamMapping.for_table(
+        streams,
+        dynamodb,
+        tables["SESSIONS_TABLE_NAME"],
+        lambda event, context: sender_app.lambda_handler(event, context),
+    )
 
 
 @dataclass
@@ -116,6 +144,19 @@ def deliver(invoke):
 
     def call(stripe_event: dict[str, Any], secret: str = WEBHOOK_SECRET, **kwargs: Any) -> Answer:
         return invoke(signed_webhook_event(stripe_event, secret, **kwargs))
+
+    return call
+
+
+@pytest.fixture
+def checkout(deliver, stream):
+    """A paid checkout as it goes in AWS: Stripe's webhook is answered, then the stream hands the
+    new delivery to the sender. Returns the webhook's answer."""
+
+    def call(stripe_event: dict[str, Any], **kwargs: Any) -> Answer:
+        answer = deliver(stripe_event, **kwargs)
+        stream.drain()
+        return answer
 
     return call
 

@@ -20,7 +20,7 @@ def test_defaults():
     assert settings.tiktok_event_name == "CompletePayment"
     assert settings.tiktok_api_url == "https://business-api.tiktok.com/open_api/v1.3/event/track/"
     assert DEFAULT_TIKTOK_API_URL == "https://business-api.tiktok.com/open_api/v1.3/event/track/"
-    assert settings.tiktok_timeout_seconds == 3.0
+    assert settings.tiktok_timeout_seconds == 5.0
     assert isinstance(settings.tiktok_timeout_seconds, float)
     assert settings.record_retention_days == 35
     assert settings.secrets_source == "env"
@@ -71,7 +71,7 @@ def test_blank_values_fall_back_to_defaults(value):
     )
     assert settings.tiktok_event_name == "CompletePayment"
     assert settings.tiktok_api_url == DEFAULT_TIKTOK_API_URL
-    assert settings.tiktok_timeout_seconds == 3.0
+    assert settings.tiktok_timeout_seconds == 5.0
     assert settings.record_retention_days == 35
     assert settings.secrets_source == "env"
 
@@ -192,3 +192,21 @@ def test_require_tables():
     for environ in ({}, {"SESSIONS_TABLE_NAME": "s"}, {"CUSTOMERS_TABLE_NAME": "c"}):
         with pytest.raises(ConfigurationError):
             require_tables(load_settings(environ))
+
+
+@pytest.mark.parametrize(
+    ("max_age", "retention", "expected"),
+    [("35", "35", 34), ("60", "40", 39), ("365", "", 34), ("34", "35", 34), ("7", "", 7)],
+)
+def test_max_age_is_kept_below_the_record_retention(max_age, retention, expected):
+    """TTL deletes a session item after RECORD_RETENTION_DAYS: a delivery allowed to stay pending
+    longer would vanish unsent and unreported. Such a max age is clamped, and said."""
+    settings = load_settings({"DELIVERY_MAX_AGE_DAYS": max_age, "RECORD_RETENTION_DAYS": retention})
+
+    assert settings.delivery_max_age_days == expected
+    assert settings.delivery_max_age_days < settings.record_retention_days
+    if int(max_age) == expected:
+        assert settings.problems == ()
+    else:
+        [problem] = settings.problems
+        assert "DELIVERY_MAX_AGE_DAYS" in problem and "RECORD_RETENTION_DAYS" in problem

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from checkout_conversions.conversion import customer_key, customer_record, purchase
-from checkout_conversions.tiktok import Purchase, User
+from checkout_conversions.tiktok_payload import Purchase, User
 
 SESSION_ID = "cs_test_a1B2c3D4e5F6"
 SHA_JANE = "86e0b9e56c17cc4d12387e1949b85053fbe73bc3ce5a1188713a9d300cc6133d"  # jane.doe@example.com

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from checkout_conversions.tiktok import Outcome, classify, is_transient_code
+from checkout_conversions.delivery import Outcome
+from checkout_conversions.tiktok_api import classify, is_transient_code
 
 
 def answer(code, message="msg", request_id="202501010000000000abcdef") -> bytes:
@@ -89,15 +90,24 @@ def test_http_200_without_an_integer_code_is_retryable(body):
     assert outcome.retryable is True
 
 
-@pytest.mark.parametrize("http_status", [400, 401, 403, 404, 405, 413])
-@pytest.mark.parametrize("body", [b"", b"Unauthorized", b"<html>Forbidden</html>", b"[]"], ids=repr)
-def test_http_4xx_without_tiktok_json_is_retried(http_status, body):
-    """Not TikTok's own answer (a proxy's or firewall's error page during an incident): the
-    reference counts any non-JSON body as transient, so the conversion stays queued."""
+@pytest.mark.parametrize("http_status", [301, 302, 400, 401, 403, 404, 405, 413])
+@pytest.mark.parametrize("body", [b"", b"Unauthorized", b"<html>Not Found</html>", b"[]"], ids=repr)
+def test_http_3xx_or_4xx_without_tiktok_json_is_a_permanent_configuration_failure(http_status, body):
+    """Not TikTok's own answer: TIKTOK_API_URL points at something else (a wrong path answering
+    404, a redirect). Retrying that for days cannot help; the operator has to fix the URL."""
+    outcome = classify(http_status, body)
+    assert outcome.status == "failed"
+    assert outcome.retryable is False
+    assert outcome.http_status == http_status
+    assert "TIKTOK_API_URL" in outcome.message
+
+
+@pytest.mark.parametrize("http_status", [408, 425, 429, 500, 502, 503, 504])
+@pytest.mark.parametrize("body", [b"", b"<html>Bad Gateway</html>"], ids=repr)
+def test_timeouts_throttling_and_5xx_without_tiktok_json_are_retried(http_status, body):
     outcome = classify(http_status, body)
     assert outcome.status == "failed"
     assert outcome.retryable is True
-    assert outcome.http_status == http_status
 
 
 @pytest.mark.parametrize("http_status", [400, 401, 403, 404, 409])
@@ -225,10 +235,10 @@ def test_send_never_raises_even_for_a_token_or_url_httpx_refuses():
     failed delivery (recorded, retried), never an exception after provisioning."""
     import httpx
 
-    from checkout_conversions.tiktok import send
+    from checkout_conversions.tiktok_api import post
 
     client = httpx.Client()
     for url, token in (("http://[::1/track", "token"), ("http://127.0.0.1:9/", "t\u00f6ken\u2603")):
-        outcome = send(client, url, token, b"{}", 0.5)
+        outcome = post(client, url, token, b"{}", 0.5)
         assert outcome.status == "failed"
         assert outcome.retryable is True

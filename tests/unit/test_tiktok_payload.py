@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from checkout_conversions.tiktok import Purchase, User, build_event, build_request, encode
+from checkout_conversions.tiktok_payload import Purchase, User, build_event, build_request, encode
 
 SHA_JANE = "86e0b9e56c17cc4d12387e1949b85053fbe73bc3ce5a1188713a9d300cc6133d"
 SHA_US_PHONE = "36a2cef4ff9bf7a1abd2a93359136b870393be4106e6c5d19b72ff564f9deca4"

@@ -1,0 +1,274 @@
+"""What Lambda's event source mapping does with the Sessions table's stream, done on loopback.
+
+In AWS, Lambda polls the DynamoDB stream, drops the records that do not pass the function's
+FilterCriteria, and invokes the function with batches of the rest; it retries a batch that
+failed (from the first record the function reported failed, or the whole batch, bisected, when
+the invocation itself failed) up to MaximumRetryAttempts, then hands it to the on-failure
+destination. Locally nothing does that, so this does, reading those settings from template.yaml:
+moto and DynamoDB Local both serve the DynamoDB Streams API at their DynamoDB endpoint.
+
+    mapping = LocalStreamMapping.for_table(streams_client, "local-SessionsTable", handler)
+    mapping.drain()          # deliver everything written so far, then return
+    mapping.start()          # or keep polling in a thread (make run), four times a second
+
+Records are shaped as Lambda delivers them (`eventSourceARN`, `eventVersion` 1.1,
+`ApproximateCreationDateTime` in epoch seconds). Nothing here is deployed.
+"""
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from devtools.function_url import LambdaContext
+from devtools.template_tables import load_template
+
+SENDER_FUNCTION = "TikTokSenderFunction"
+POLL_INTERVAL_SECONDS = 0.25  # Lambda polls a shard about four times a second
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+@dataclass(frozen=True)
+class MappingSettings:
+    """The DynamoDB event of a function in template.yaml, as far as a local run needs it."""
+
+    function_name: str
+    timeout_seconds: float
+    batch_size: int
+    max_retries: int
+    bisect_on_error: bool
+    reports_item_failures: bool
+    filters: tuple[dict[str, Any], ...]
+
+    @classmethod
+    def from_template(
+        cls, function_name: str = SENDER_FUNCTION, template: dict | None = None
+    ) -> "MappingSettings":
+        template = template or load_template()
+        function = template["Resources"][function_name]["Properties"]
+        [stream_event] = [event for event in function["Events"].values() if event["Type"] == "DynamoDB"]
+        properties = stream_event["Properties"]
+        filters = properties.get("FilterCriteria", {}).get("Filters", [])
+        return cls(
+            function_name=function_name,
+            timeout_seconds=float(function.get("Timeout", 3)),
+            batch_size=int(properties.get("BatchSize", 100)),
+            max_retries=int(properties.get("MaximumRetryAttempts", -1)),
+            bisect_on_error=bool(properties.get("BisectBatchOnFunctionError", False)),
+            reports_item_failures="ReportBatchItemFailures" in properties.get("FunctionResponseTypes", []),
+            filters=tuple(json.loads(entry["Pattern"]) for entry in filters),
+        )
+
+
+def matches(pattern: dict[str, Any], record: Any) -> bool:
+    """Lambda event filtering, for the pattern forms this project uses: nested objects, and lists
+    of exact values (any one may match). Other forms (prefix, numeric, anything-but ...) are
+    refused rather than guessed."""
+    if not isinstance(record, dict):
+        return False
+    for key, expected in pattern.items():
+        if key not in record:
+            return False
+        value = record[key]
+        if isinstance(expected, dict):
+            if not matches(expected, value):
+                return False
+        elif isinstance(expected, list):
+            if any(isinstance(option, dict) for option in expected):
+                raise ValueError(f"filter operator {expected} is not supported by the local mapping")
+            if value not in expected:
+                return False
+        else:
+            raise ValueError(f"filter value {expected!r} must be a list or an object")
+    return True
+
+
+@dataclass
+class Invocation:
+    event: dict[str, Any]
+    answer: Any = None
+    error: BaseException | None = None
+
+    def failed_ids(self) -> list[str]:
+        if self.error is not None:
+            return [record["dynamodb"]["SequenceNumber"] for record in self.event["Records"]]
+        failures = self.answer.get("batchItemFailures", []) if isinstance(self.answer, dict) else []
+        return [str(failure.get("itemIdentifier") or "") for failure in failures]
+
+
+@dataclass
+class LocalStreamMapping:
+    streams: Any
+    stream_arn: str
+    handler: Handler
+    settings: MappingSettings
+    region: str = "us-east-1"
+    invocations: list[Invocation] = field(default_factory=list)
+    # What Lambda gave up on: the on-failure destination (an SQS queue in AWS).
+    given_up: list[dict[str, Any]] = field(default_factory=list)
+    on_invocation: Callable[[Invocation], None] | None = None
+
+    def __post_init__(self) -> None:
+        self._iterators: dict[str, str | None] = {}
+        self._last_read: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def for_table(
+        cls, streams: Any, dynamodb: Any, table_name: str, handler: Handler, **kwargs: Any
+    ) -> "LocalStreamMapping":
+        arn = dynamodb.describe_table(TableName=table_name)["Table"]["LatestStreamArn"]
+        return cls(streams, arn, handler, MappingSettings.from_template(), **kwargs)
+
+    # ------------------------------------------------------------------ reading the stream
+
+    def poll(self) -> list[dict[str, Any]]:
+        """The records written since the last poll, from every shard, in Lambda's shape; those the
+        filter drops are read and discarded, as Lambda does."""
+        records: list[dict[str, Any]] = []
+        for shard_id in self._shard_ids():
+            iterator = self._iterators.get(shard_id)
+            if iterator is None and shard_id in self._iterators:
+                continue  # a closed shard, read to its end
+            iterator = iterator or self._iterator(shard_id)
+            while iterator:
+                try:
+                    answer = self.streams.get_records(ShardIterator=iterator, Limit=1000)
+                except ClientError as error:
+                    if error.response.get("Error", {}).get("Code") != "ExpiredIteratorException":
+                        raise
+                    iterator = self._iterator(shard_id)  # iterators last 15 minutes: make run lasts longer
+                    continue
+                iterator = answer.get("NextShardIterator")
+                if not answer["Records"]:
+                    break
+                records += [self._as_lambda_record(record) for record in answer["Records"]]
+                self._last_read[shard_id] = answer["Records"][-1]["dynamodb"]["SequenceNumber"]
+            self._iterators[shard_id] = iterator
+        return [record for record in records if self._passes(record)]
+
+    def _iterator(self, shard_id: str) -> str:
+        request = {"StreamArn": self.stream_arn, "ShardId": shard_id, "ShardIteratorType": "TRIM_HORIZON"}
+        if shard_id in self._last_read:
+            request.update(
+                ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=self._last_read[shard_id]
+            )
+        return self.streams.get_shard_iterator(**request)["ShardIterator"]
+
+    def _shard_ids(self) -> list[str]:
+        shards, start = [], None
+        while True:
+            request: dict[str, Any] = {"StreamArn": self.stream_arn}
+            if start:
+                request["ExclusiveStartShardId"] = start
+            description = self.streams.describe_stream(**request)["StreamDescription"]
+            shards += [shard["ShardId"] for shard in description["Shards"]]
+            start = description.get("LastEvaluatedShardId")
+            if not start:
+                return shards
+
+    def _as_lambda_record(self, record: dict[str, Any]) -> dict[str, Any]:
+        stream_record = dict(record["dynamodb"])
+        created = stream_record.get("ApproximateCreationDateTime")
+        if hasattr(created, "timestamp"):
+            stream_record["ApproximateCreationDateTime"] = int(created.timestamp())
+        shaped = {
+            "eventID": record.get("eventID") or uuid.uuid4().hex,
+            "eventName": record["eventName"],
+            "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb",
+            "awsRegion": record.get("awsRegion") or self.region,
+            "dynamodb": stream_record,
+            "eventSourceARN": self.stream_arn,
+        }
+        if record.get("userIdentity"):
+            shaped["userIdentity"] = record["userIdentity"]
+        return shaped
+
+    def _passes(self, record: dict[str, Any]) -> bool:
+        return not self.settings.filters or any(matches(pattern, record) for pattern in self.settings.filters)
+
+    # ------------------------------------------------------------------ invoking the function
+
+    def drain(self, timeout_seconds: float = 30.0) -> int:
+        """Deliver every record written so far (and any written meanwhile); how many were read."""
+        deadline = time.monotonic() + timeout_seconds
+        total = 0
+        with self._lock:
+            while time.monotonic() < deadline:
+                records = self.poll()
+                if not records:
+                    return total
+                total += len(records)
+                for start in range(0, len(records), self.settings.batch_size):
+                    self.deliver(records[start : start + self.settings.batch_size])
+        raise TimeoutError(f"the stream kept producing records for {timeout_seconds}s")
+
+    def deliver(self, records: list[dict[str, Any]], retries_left: int | None = None) -> None:
+        """Invoke the function with one batch, retrying as Lambda would until it succeeds or the
+        retries run out (then the records left go to `given_up`)."""
+        retries_left = self.settings.max_retries if retries_left is None else retries_left
+        batch = list(records)
+        while batch:
+            invocation = self.invoke({"Records": batch})
+            failed = set(invocation.failed_ids())
+            if not failed:
+                return
+            if invocation.error is not None and self.settings.bisect_on_error and len(batch) > 1:
+                middle = len(batch) // 2
+                self.deliver(batch[:middle], retries_left - 1)
+                self.deliver(batch[middle:], retries_left - 1)
+                return
+            # Lambda retries from the first failed record; an id it cannot find fails the batch.
+            ids = [record["dynamodb"]["SequenceNumber"] for record in batch]
+            first = min((ids.index(item) for item in failed if item in ids), default=0)
+            if retries_left == 0:
+                self.given_up += batch[first:]
+                return
+            retries_left -= 1
+            batch = batch[first:]
+
+    def invoke(self, event: dict[str, Any]) -> Invocation:
+        """One invocation of the function with this event, as Lambda makes it."""
+        invocation = Invocation(event)
+        context = LambdaContext(self.settings.timeout_seconds, function_name=self.settings.function_name)
+        try:
+            invocation.answer = self.handler(event, context)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:  # noqa: BLE001 - a crash, a timeout: a function error Lambda retries
+            invocation.error = error
+        if not self.settings.reports_item_failures and invocation.error is None:
+            invocation.answer = None
+        self.invocations.append(invocation)
+        if self.on_invocation:
+            self.on_invocation(invocation)
+        return invocation
+
+    # ------------------------------------------------------------------ in the background
+
+    def start(self, interval_seconds: float = POLL_INTERVAL_SECONDS) -> "LocalStreamMapping":
+        def run() -> None:
+            while not self._stop.wait(interval_seconds):
+                try:
+                    self.drain()
+                except Exception as error:  # noqa: BLE001 - keep polling, as Lambda does
+                    print(f"stream mapping: {type(error).__name__}: {error}", flush=True)
+
+        self._thread = threading.Thread(target=run, name="stream-mapping", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None

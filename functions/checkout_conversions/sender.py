@@ -1,0 +1,135 @@
+"""The stream sender: every new pending delivery in the Sessions table's stream, sent to TikTok.
+
+Lambda's event source mapping invokes it with batches of stream records (only INSERTs of pending
+deliveries pass the template's filter). Per record: claim the delivery, POST, record the outcome.
+Records arrive at least once; the claim makes a record seen twice, or a batch replayed after a
+partial failure, find the delivery held or finished, so nothing is sent twice.
+
+What Lambda is told (partial batch response): a TikTok failure is recorded on the item, where the
+redrive retries it with backoff, and counts as processed. A record fails, and Lambda delivers it
+again, only when the work could not be done: DynamoDB errors while claiming or recording, an
+unreadable token, or too little time left in this invocation to start another send.
+"""
+
+import functools
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
+    DynamoDBRecord,
+    DynamoDBRecordEventName,
+)
+
+from checkout_conversions import delivery, tiktok_api
+from checkout_conversions.config import (
+    ConfigurationError,
+    Settings,
+    load_settings,
+    require_tables,
+    tiktok_access_token,
+)
+from checkout_conversions.delivery import DeliveryStatus
+from checkout_conversions.observability import count, logger, report_ignored_settings
+from checkout_conversions.store import Store
+
+# One POST takes at most about four times TIKTOK_TIMEOUT_SECONDS (tiktok_api.post); recording it
+# a few seconds more. A send is only started when that much is left of the invocation.
+SENDS_PER_TIMEOUT = 4
+RECORD_MARGIN_SECONDS = 10
+
+
+class OutOfTime(Exception):
+    """Too little of the invocation is left to start another send: Lambda delivers it again."""
+
+
+def new_processor() -> BatchProcessor:
+    # A batch in which every record failed is answered like any other partial failure (every
+    # sequence number listed), not raised: Lambda then retries from the first, as it would.
+    return BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
+
+
+def pending_delivery(record: DynamoDBRecord) -> str | None:
+    """The session id of a newly provisioned delivery waiting to be sent, else None: the filter
+    in template.yaml lets only those through, but a record is checked here all the same."""
+    if record.event_name is not DynamoDBRecordEventName.INSERT or record.dynamodb is None:
+        return None
+    image = record.dynamodb.new_image
+    session_id = image.get("session_id")
+    if image.get("delivery_status") != DeliveryStatus.PENDING or not isinstance(session_id, str):
+        return None
+    return session_id
+
+
+def send_new_deliveries(
+    event: dict[str, Any],
+    context: Any,
+    processor: BatchProcessor,
+    dynamodb: Any,
+    http_client: httpx.Client,
+    clock: Callable[[], float] = time.time,
+) -> dict[str, Any]:
+    """Process one batch of stream records; the answer lists the records Lambda must retry."""
+    settings = load_settings()
+    report_ignored_settings(settings.problems)
+    require_tables(settings)
+    store = Store(dynamodb, settings.sessions_table, settings.customers_table)
+    tally: Counter[str] = Counter()
+
+    @functools.cache
+    def access_token() -> str:
+        """Read at send time, once per batch (an error is not cached: the next record tries again)."""
+        return tiktok_access_token(settings)
+
+    def post(body: bytes) -> delivery.Outcome:
+        return tiktok_api.post(
+            http_client, settings.tiktok_api_url, access_token(), body, settings.tiktok_timeout_seconds
+        )
+
+    def handle(record: DynamoDBRecord) -> str:
+        session_id = pending_delivery(record)
+        if session_id is None:
+            tally["ignored"] += 1
+            return "ignored"
+        logger.append_keys(checkout_session_id=session_id)
+        try:
+            outcome = _send_one(session_id, store, settings, context, access_token, post, clock)
+        except Exception:
+            tally["retry_later"] += 1
+            raise
+        finally:
+            logger.remove_keys(["checkout_session_id"])
+        tally[outcome] += 1
+        return outcome
+
+    answer = process_partial_response(event, handle, processor, context)
+    logger.info("Stream batch finished", extra=dict(tally))
+    return answer
+
+
+def _send_one(
+    session_id: str,
+    store: Store,
+    settings: Settings,
+    context: Any,
+    access_token: Callable[[], str],
+    post: delivery.Post,
+    clock: Callable[[], float],
+) -> str:
+    left_seconds = context.get_remaining_time_in_millis() / 1000
+    if left_seconds < SENDS_PER_TIMEOUT * settings.tiktok_timeout_seconds + RECORD_MARGIN_SECONDS:
+        raise OutOfTime(f"{left_seconds:.1f}s left in this invocation")
+    try:
+        token = access_token()  # before the claim: an unreadable token holds nothing
+    except ConfigurationError as error:
+        logger.error("Cannot read the TikTok token; Lambda retries the record", extra={"problem": str(error)})
+        count("ConfigurationErrors")
+        raise
+    claimed = delivery.claim_new(store, session_id, int(clock()), hold_seconds=left_seconds)
+    if claimed is None:
+        logger.info("Delivery already claimed or finished: nothing to send")
+        return "not_claimed"
+    return delivery.deliver_claimed(store, claimed, token, post, settings, clock)

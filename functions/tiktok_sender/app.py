@@ -1,0 +1,17 @@
+"""Lambda entry point of the TikTok sender (the Sessions table's DynamoDB stream, new pending deliveries)."""
+
+from checkout_conversions import tiktok_api
+from checkout_conversions.clients import dynamodb_client
+from checkout_conversions.observability import logger, metrics, traced
+from checkout_conversions.sender import new_processor, send_new_deliveries
+
+dynamodb = dynamodb_client()
+http = tiktok_api.new_client()
+processor = new_processor()
+
+
+@logger.inject_lambda_context(clear_state=True)
+@traced("botocore", "httpx")
+@metrics.log_metrics
+def lambda_handler(event, context):
+    return send_new_deliveries(event, context, processor, dynamodb, http)
