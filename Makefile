@@ -52,7 +52,7 @@ run: $(INSTALLED)
 	$(BIN)/python -m devtools.local_server --port $(PORT)
 
 event: $(INSTALLED)
-	$(BIN)/python -m devtools.sign_event $(E)
+	$(BIN)/python -m devtools.sign_event $(if $(SESSION),--stream-for $(SESSION),$(E))
 
 deliveries: $(INSTALLED)
 	$(BIN)/python -m devtools.deliveries $(if $(REQUEUE),--requeue $(REQUEUE),)

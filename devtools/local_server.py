@@ -1,10 +1,13 @@
-"""`make run` / `make demo`: the webhook function behind a local HTTP server, as its Function URL.
+"""`make run` / `make demo`: the whole flow on 127.0.0.1, as it runs in AWS.
 
     python -m devtools.local_server [--port 3000] [--demo] [--manifest events/samples.json]
 
-In one process: moto's DynamoDB with the template's tables, the real `stripe_webhook.app` handler,
-and a server on 127.0.0.1 that turns each request into the Function URL event Lambda would send.
-It then POSTs every sample event of the manifest to itself, signed now, and prints what came back.
+In one process: moto's DynamoDB with the template's tables (the Sessions table with its stream),
+the real `stripe_webhook.app` handler behind a server that turns each request into the Function
+URL event Lambda would send, Lambda's stream event source mapping (devtools/stream_mapping.py)
+invoking the real `tiktok_sender.app` handler, and, unless TIKTOK_ACCESS_TOKEN is set, a local
+TikTok stand-in. It POSTs every sample event of the manifest to itself, signed now, waits for the
+stream to deliver each new session, and prints the webhook's answer and TikTok's outcome.
 Without --demo it keeps serving (for `stripe listen --forward-to`); with --demo it exits 0 only if
 every answer is the one the manifest expects. Nothing here is deployed; product code is untouched.
 """
@@ -22,7 +25,7 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,7 @@ from devtools.sign_event import (
 HOST = "127.0.0.1"
 TABLE_PREFIX = "local-"
 LAMBDA_TIMEOUT_SECONDS = 10.0  # template.yaml: StripeWebhookFunction Timeout
+DELIVERY_WAIT_SECONDS = 20.0  # the stream is polled 4 times a second; a send takes at most ~4x its timeout
 MAX_REQUEST_BYTES = 6 * 1024 * 1024  # a Function URL's request payload limit
 STRIPE_USER_AGENT = "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
 OUTCOMES = ("provisioned", "duplicate", "ignored")
@@ -221,6 +225,7 @@ class Sample:
     status: int
     outcome: str
     tiktok: str
+    delivery: str
 
 
 @dataclass(frozen=True)
@@ -231,14 +236,19 @@ class Result:
     outcome: str
     tiktok: str
     detail: str
+    delivery: str = "-"
+    session_id: str | None = None
 
     def matches(self, compare_tiktok: bool) -> bool:
         expected = self.sample
         return (
             self.status == expected.status
             and self.outcome == expected.outcome
-            and (not compare_tiktok or self.tiktok == expected.tiktok)
+            and (not compare_tiktok or (self.tiktok, self.delivery) == (expected.tiktok, expected.delivery))
         )
+
+    def shown(self, compare_tiktok: bool) -> str:
+        return f"{self.status} {self.outcome}" + (f" {self.tiktok} {self.delivery}" if compare_tiktok else "")
 
 
 def load_manifest(path: Path) -> list[Sample]:
@@ -257,6 +267,7 @@ def load_manifest(path: Path) -> list[Sample]:
                 status=int(entry["status"]),
                 outcome=str(entry["outcome"]),
                 tiktok=str(entry.get("tiktok", "-")),
+                delivery=str(entry.get("delivery", "-")),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{path}: sample {number} needs file, status and outcome ({error})") from None
@@ -279,9 +290,34 @@ def post(port: int, body: bytes, headers: dict[str, str], method: str = "POST") 
         connection.close()
 
 
-def send_samples(port: int, samples: list[Sample], secret: str = LOCAL_WEBHOOK_SECRET) -> list[Result]:
+class DeliveryState:
+    """The TikTok delivery status recorded on a session's item, waiting while it is pending."""
+
+    def __init__(self, dynamodb: Any, table: str):
+        self._dynamodb = dynamodb
+        self._table = table
+
+    def __call__(self, session_id: str, wait: bool = True) -> str:
+        deadline = time.monotonic() + (DELIVERY_WAIT_SECONDS if wait else 0)
+        while True:
+            item = self._dynamodb.get_item(
+                TableName=self._table, Key={"session_id": {"S": session_id}}, ConsistentRead=True
+            ).get("Item", {})
+            status = item.get("delivery_status", {}).get("S", "-")
+            if status != "pending" or time.monotonic() >= deadline:
+                return status
+            time.sleep(0.05)
+
+
+def send_samples(
+    port: int,
+    samples: list[Sample],
+    delivery_state: DeliveryState | None = None,
+    secret: str = LOCAL_WEBHOOK_SECRET,
+) -> list[Result]:
     """POST each sample as Stripe would: signed now. A sample sent twice is sent with the same bytes
-    (a redelivery), with a new signature."""
+    (a redelivery), with a new signature. After each answer, `delivery_state(session_id)` (which
+    waits while the delivery is pending) gives what the stream's sender made of it."""
     now = int(time.time())
     prepared: dict[Path, tuple[dict[str, Any], bytes]] = {}
     results = []
@@ -300,7 +336,10 @@ def send_samples(port: int, samples: list[Sample], secret: str = LOCAL_WEBHOOK_S
         except OSError as error:
             results.append(Result(sample, event["type"], 0, "error", "-", f"no answer: {error}"))
             continue
-        results.append(_result(sample, event["type"], status, raw))
+        result = _result(sample, event["type"], status, raw)
+        if delivery_state and result.session_id:
+            result = replace(result, delivery=delivery_state(result.session_id))
+        results.append(result)
     return results
 
 
@@ -313,8 +352,9 @@ def _result(sample: Sample, event_type: str, status: int, raw: bytes) -> Result:
     outcome = answer.get("status") if 200 <= status < 300 and answer.get("status") in OUTCOMES else "error"
     tiktok = answer.get("tiktok")
     tiktok_status = str(tiktok.get("status", "-")) if isinstance(tiktok, dict) else "-"
-    detail = str(answer.get("error") or answer.get("reason") or (tiktok or {}).get("message") or "")
-    return Result(sample, event_type, status, outcome, tiktok_status, detail)
+    detail = str(answer.get("error") or answer.get("reason") or (tiktok or {}).get("reason") or "")
+    session_id = answer.get("session_id") if isinstance(tiktok, dict) else None
+    return Result(sample, event_type, status, outcome, tiktok_status, detail, session_id=session_id)
 
 
 def _table(rows: list[list[str]]) -> list[str]:
@@ -324,7 +364,8 @@ def _table(rows: list[list[str]]) -> list[str]:
 
 
 def print_results(results: list[Result], check: bool, compare_tiktok: bool) -> None:
-    header = ["#", "sample", "event type", "HTTP", "outcome", "TikTok"] + (["check"] if check else [])
+    header = ["#", "sample", "event type", "HTTP", "outcome", "TikTok (answer)", "TikTok (sender)"]
+    header += ["check"] if check else []
     rows = [header]
     for number, result in enumerate(results, start=1):
         row = [
@@ -334,6 +375,7 @@ def print_results(results: list[Result], check: bool, compare_tiktok: bool) -> N
             str(result.status),
             result.outcome,
             result.tiktok,
+            result.delivery,
         ]
         if check:
             row.append("ok" if result.matches(compare_tiktok) else "MISMATCH")
@@ -342,8 +384,9 @@ def print_results(results: list[Result], check: bool, compare_tiktok: bool) -> N
     for number, result in enumerate(results, start=1):
         if result.outcome == "error" or (check and not result.matches(compare_tiktok)):
             expected = result.sample
-            want = f"{expected.status} {expected.outcome}" + (f" {expected.tiktok}" if compare_tiktok else "")
-            got = f"{result.status} {result.outcome}" + (f" {result.tiktok}" if compare_tiktok else "")
+            want = f"{expected.status} {expected.outcome}"
+            want += f" {expected.tiktok} {expected.delivery}" if compare_tiktok else ""
+            got = result.shown(compare_tiktok)
             line = f"  #{number} {result.sample.file}: "
             line += f"expected {want}, got {got}" if check else f"answered {got}"
             print(line + (f" ({result.detail})" if result.detail else ""))
@@ -357,6 +400,15 @@ class Environment:
     dotenv_loaded: list[str]
     own_secret: bool
     notes: list[str]
+    tiktok_standin: bool  # no TIKTOK_ACCESS_TOKEN of your own: the sender talks to a local stand-in
+
+
+# The local TikTok stand-in's settings (obviously fake; the stand-in accepts any token).
+STANDIN_TIKTOK = {
+    "TIKTOK_ACCESS_TOKEN": "local-standin-token",
+    "TIKTOK_PIXEL_ID": "CLOCALSTANDINPIXEL",
+    "TIKTOK_TEST_EVENT_CODE": "TEST_LOCAL",
+}
 
 
 def prepare_environment(demo: bool, env_file: Path | None) -> Environment:
@@ -382,7 +434,7 @@ def prepare_environment(demo: bool, env_file: Path | None) -> Environment:
     for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
         os.environ.pop(name, None)
     os.environ.update(FAKE_AWS_CREDENTIALS)
-    return Environment(loaded, own_secret, notes)
+    return Environment(loaded, own_secret, notes, tiktok_standin="TIKTOK_ACCESS_TOKEN" not in os.environ)
 
 
 def _quiet_libraries() -> None:
@@ -390,28 +442,44 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 
-def _tiktok_line() -> tuple[bool, str]:
-    """Whether test-mode events go to TikTok, and a line saying so (never the token)."""
+def _tiktok_line(standin_url: str | None) -> tuple[bool, str]:
+    """Whether the demo can expect the manifest's TikTok outcomes (only with the stand-in), and a
+    line saying where the sender's requests go (never the token)."""
     from checkout_conversions.config import load_settings, tiktok_access_token
-    from checkout_conversions.delivery import skip_reason
+    from checkout_conversions.delivery import skip_reason_at_send_time
 
-    settings = load_settings()
-    token = tiktok_access_token(settings)
-    reason = skip_reason(settings, token, livemode=False)
-    if reason is None:
-        url = settings.tiktok_api_url
-        target = "" if url.startswith("https://business-api.tiktok.com/") else f" at {url}"
+    if standin_url:
         return True, (
-            f"ON: sends real test events to pixel {settings.tiktok_pixel_id}{target} with test_event_code "
-            f"{settings.tiktok_test_event_code} (Events Manager > Test Events)"
-        )
-    if not token:
-        return False, (
-            "disabled (no TIKTOK_ACCESS_TOKEN): TikTok outcomes are 'skipped'.\n"
+            f"local stand-in at {standin_url}: the sender's requests go there, never to TikTok.\n"
             "             To send real test events, set TIKTOK_ACCESS_TOKEN, TIKTOK_PIXEL_ID and "
             "TIKTOK_TEST_EVENT_CODE (e.g. in .env)."
         )
+    settings = load_settings()
+    reason = skip_reason_at_send_time(settings, tiktok_access_token(settings), livemode=False)
+    if reason is None:
+        url = settings.tiktok_api_url
+        target = "" if url.startswith("https://business-api.tiktok.com/") else f" at {url}"
+        return False, (
+            f"ON: sends real test events to pixel {settings.tiktok_pixel_id}{target} with test_event_code "
+            f"{settings.tiktok_test_event_code} (Events Manager > Test Events)"
+        )
     return False, f"disabled ({reason}): TikTok outcomes are 'skipped'"
+
+
+def _log_sender(delivery_state: "DeliveryState") -> Callable[[Any], None]:
+    """One line per invocation of the sender: the sessions it was given and how each ended."""
+
+    def log(invocation: Any) -> None:
+        sessions = [
+            record["dynamodb"].get("Keys", {}).get("session_id", {}).get("S", "?")
+            for record in invocation.event["Records"]
+        ]
+        failed = len(invocation.failed_ids())
+        states = ", ".join(f"{session} {delivery_state(session, wait=False)}" for session in sessions)
+        retry = f" ({failed} to retry)" if failed else ""
+        print(f"{time.strftime('%H:%M:%S')}  stream -> TikTokSenderFunction  {states}{retry}", flush=True)
+
+    return log
 
 
 def _log_request(method: str, path: str, status: int, raw: bytes) -> None:
@@ -440,8 +508,8 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m devtools.local_server",
-        description="Run the Stripe webhook function locally (Function URL on 127.0.0.1, DynamoDB in moto) "
-        "and send it the sample events.",
+        description="Run the Stripe webhook and the TikTok sender locally (Function URL on 127.0.0.1, "
+        "DynamoDB and its stream in moto, a TikTok stand-in) and send the sample events.",
     )
     parser.add_argument("--port", type=int, default=3000, help="port on 127.0.0.1; 0 = any free port")
     parser.add_argument(
@@ -472,27 +540,43 @@ def main(argv: list[str] | None = None) -> int:
 
     from devtools.local_dynamodb import moto_dynamodb, point_boto3_at
     from devtools.template_tables import create_tables
+    from devtools.tiktok_standin import TikTokStandIn
 
     started = time.monotonic()
+    standin = TikTokStandIn().start() if environment.tiktok_standin else None
     try:
+        if standin:
+            os.environ.update(STANDIN_TIKTOK, TIKTOK_API_URL=standin.url)
         with moto_dynamodb() as endpoint:
             point_boto3_at(endpoint)
             os.environ.update(create_tables(boto3.client("dynamodb"), prefix=TABLE_PREFIX))
-            return _run(args, samples, environment, endpoint, started)
+            return _run(args, samples, environment, endpoint, started, standin)
     except KeyboardInterrupt:
         print("\nStopped.")
         return 130
+    finally:
+        if standin:
+            standin.stop()
 
 
 def _run(
-    args: argparse.Namespace, samples: list[Sample], environment: Environment, endpoint: str, started: float
+    args: argparse.Namespace,
+    samples: list[Sample],
+    environment: Environment,
+    endpoint: str,
+    started: float,
+    standin: Any,
 ) -> int:
+    import boto3
+
     from checkout_conversions.config import ConfigurationError
     from checkout_conversions.observability import logger
+    from devtools.stream_mapping import LocalStreamMapping
     from stripe_webhook import app
+    from tiktok_sender import app as sender
 
     try:
-        tiktok_on, tiktok_line = _tiktok_line()
+        compare_tiktok, tiktok_line = _tiktok_line(standin.url if standin else None)
     except ConfigurationError as error:
         print(f"local_server: the function's settings are invalid: {error}", file=sys.stderr)
         return 2
@@ -502,11 +586,24 @@ def _run(
         print(f"local_server: cannot listen on {HOST}:{args.port}: {error}", file=sys.stderr)
         return 2
 
+    def sender_handler(event: dict[str, Any], context: Any) -> Any:
+        with server.invocation_lock:  # one invocation at a time in this process, as in Lambda
+            return sender.lambda_handler(event, context)
+
+    dynamodb = boto3.client("dynamodb")
+    table = os.environ["SESSIONS_TABLE_NAME"]
+    delivery_state = DeliveryState(dynamodb, table)
+    streams = boto3.client("dynamodbstreams", endpoint_url=endpoint)
+    mapping = LocalStreamMapping.for_table(streams, dynamodb, table, sender_handler)
+
     with server:
+        mapping.start()
         ready = time.monotonic() - started
         print(f"Stripe webhook (StripeWebhookFunction) on {server.url}  (ready in {ready:.1f} s)")
         print(f"  DynamoDB   moto at {endpoint} (in memory, empty at each start): "
-              f"{os.environ['SESSIONS_TABLE_NAME']}, {os.environ['CUSTOMERS_TABLE_NAME']}")
+              f"{table}, {os.environ['CUSTOMERS_TABLE_NAME']}")
+        print(f"  Stream     {table}'s stream -> TikTokSenderFunction, polled 4 times a second with "
+              "template.yaml's filter, batch size and retries")
         secrets = LOCAL_WEBHOOK_SECRET + (" and your STRIPE_WEBHOOK_SECRET" if environment.own_secret else "")
         print(f"  Secret     {secrets}")
         print(f"  TikTok     {tiktok_line}")
@@ -521,13 +618,20 @@ def _run(
         if quiet_samples:
             logger.setLevel(logging.WARNING)  # a readable table; the function's logs come back after it
         try:
-            results = send_samples(server.port, samples)
+            results = send_samples(server.port, samples, delivery_state)
         finally:
             logger.setLevel(level)
-        compare_tiktok = not tiktok_on
         print_results(results, check=args.demo, compare_tiktok=compare_tiktok)
+        if standin:
+            events = standin.events()
+            provisioned = sum(1 for result in results if result.outcome == "provisioned")
+            distinct = len({event["event_id"] for event in events})
+            print(f"\nThe TikTok stand-in received {len(standin.requests)} requests: {len(events)} events, "
+                  f"{distinct} distinct event ids for {provisioned} provisioned sessions "
+                  "(each event_id is the checkout session id).")
 
         if args.demo:
+            mapping.stop()
             return _verdict(results, compare_tiktok, args.manifest)
 
         print(f"""
@@ -540,20 +644,23 @@ Real test-mode events from Stripe, with the Stripe CLI (two terminals):
 Events signed with {LOCAL_WEBHOOK_SECRET} are accepted too; restart to empty DynamoDB and resend the samples.
 """, flush=True)
         server.on_request = _log_request
+        mapping.on_invocation = _log_sender(delivery_state)
         try:
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
             print("\nStopping.")
             return 0
+        finally:
+            mapping.stop()
 
 
 def _verdict(results: list[Result], compare_tiktok: bool, manifest: Path) -> int:
     wrong = [result for result in results if not result.matches(compare_tiktok)]
     if compare_tiktok:
-        compared = "status, outcome and TikTok compared"
+        compared = "status, outcome and both TikTok columns compared"
     else:
-        compared = "TikTok is on: status and outcome compared"
+        compared = "TikTok is not the local stand-in: status and outcome compared"
     sys.stdout.flush()  # the table first, then the verdict, even when both go to one pipe
     if wrong:
         print(f"\nDemo FAILED: {len(wrong)} of {len(results)} samples did not answer as {_shown(manifest)} "

@@ -1,11 +1,15 @@
-"""`make event E=NAME`: a sample Stripe event, signed now, as the Function URL event Lambda receives.
+"""`make event`: events for `sam local invoke`, as Lambda delivers them.
 
-    python -m devtools.sign_event NAME [--secret S] [--out PATH]
+    python -m devtools.sign_event NAME [--secret S] [--out PATH]     # make event E=NAME
+    python -m devtools.sign_event --stream-for cs_... [--out PATH]   # make event SESSION=cs_...
 
-Writes events/generated/NAME.invoke.json (for `sam local invoke -e`) and events/generated/env.json
-(for `--env-vars`: the signing secret, and TIKTOK_* from the environment or .env). Also holds what
-the local server shares with it: where the samples live, the local secret, and how a sample's
-timestamps are moved to "now" before it is sent.
+NAME: a sample Stripe event, signed now, as the Function URL event of StripeWebhookFunction
+(events/generated/NAME.invoke.json). --stream-for: the DynamoDB stream event that hands that
+session's new delivery to TikTokSenderFunction (events/generated/stream.invoke.json). Both also
+write events/generated/env.json for `--env-vars`: each function's variables (the signing secret
+for the webhook; TIKTOK_* from the environment or .env for the sender; your stack's tables if
+set). Also holds what the local server shares with it: where the samples live, the local secret,
+and how a sample's timestamps are moved to "now" before it is sent.
 """
 
 import argparse
@@ -30,9 +34,15 @@ DOTENV = REPO / ".env"
 # Accepted by `make run` / `make demo` next to any STRIPE_WEBHOOK_SECRET of your own. Never a real one.
 LOCAL_WEBHOOK_SECRET = "whsec_local_development_only"
 SIGNATURE_TOLERANCE_SECONDS = 300  # Stripe's default, and the function's
-TIKTOK_VARIABLES = ("TIKTOK_ACCESS_TOKEN", "TIKTOK_PIXEL_ID", "TIKTOK_TEST_EVENT_CODE")
+TIKTOK_SETTINGS = ("TIKTOK_PIXEL_ID", "TIKTOK_TEST_EVENT_CODE")
 FUNCTION_LOGICAL_ID = "StripeWebhookFunction"
+SENDER_LOGICAL_ID = "TikTokSenderFunction"
 TABLE_VARIABLES = ("SESSIONS_TABLE_NAME", "CUSTOMERS_TABLE_NAME")
+# The stream ARN in a generated stream event, unless SESSIONS_STREAM_ARN names your stack's.
+EXAMPLE_STREAM_ARN = (
+    "arn:aws:dynamodb:us-east-1:123456789012:table/stripe-tiktok-conversions-SessionsTable/stream/"
+    "2026-01-01T00:00:00.000"
+)
 _FUNCTION_URL_HOST = "abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws"
 
 # Unix-time fields of events, checkout sessions and invoices, moved together when a sample is sent.
@@ -45,6 +55,7 @@ _TIMESTAMP_KEYS = frozenset(
 
 
 def sample_names(directory: Path = EVENTS_DIR) -> list[str]:
+    """The Stripe samples (events/*.json); the sender's stream events live in events/stream/."""
     return sorted(path.stem for path in directory.glob("*.json") if path.name != MANIFEST.name)
 
 
@@ -97,12 +108,23 @@ def invoke_event(event: dict[str, Any], secret: str, now: int | None = None) -> 
 
 
 def env_vars(secret: str, environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
-    """`sam local invoke --env-vars` file: values for the function's declared variables."""
-    variables = {"STRIPE_WEBHOOK_SECRET": secret, "SECRETS_SOURCE": "env"}
-    variables.update({name: environ.get(name, "") for name in TIKTOK_VARIABLES})
+    """`sam local invoke --env-vars` file: values for each function's declared variables (the
+    webhook never gets the TikTok token, the sender never the Stripe secret)."""
+    shared = {"SECRETS_SOURCE": "env", **{name: environ.get(name, "") for name in TIKTOK_SETTINGS}}
     # A deployed stack's tables (its outputs SessionsTableName, CustomersTableName), if given.
-    variables.update({name: environ[name] for name in TABLE_VARIABLES if environ.get(name)})
-    return {FUNCTION_LOGICAL_ID: variables}
+    shared.update({name: environ[name] for name in TABLE_VARIABLES if environ.get(name)})
+    return {
+        FUNCTION_LOGICAL_ID: {"STRIPE_WEBHOOK_SECRET": secret, **shared},
+        SENDER_LOGICAL_ID: {"TIKTOK_ACCESS_TOKEN": environ.get("TIKTOK_ACCESS_TOKEN", ""), **shared},
+    }
+
+
+def stream_event(session_id: str, environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """The event Lambda's stream mapping sends TikTokSenderFunction for this session's new delivery."""
+    from devtools.stream_mapping import new_delivery_record
+
+    arn = environ.get("SESSIONS_STREAM_ARN") or EXAMPLE_STREAM_ARN
+    return {"Records": [new_delivery_record(session_id, arn)]}
 
 
 def _shown(path: Path) -> str:
@@ -127,10 +149,17 @@ def main(argv: list[str] | None = None) -> int:
         description="Sign a sample event from events/ now and write it as a Function URL event "
         "for `sam local invoke`.",
     )
-    parser.add_argument("name", help="a sample in events/, e.g. checkout_session_completed")
+    parser.add_argument("name", nargs="?", help="a sample in events/, e.g. checkout_session_completed")
     parser.add_argument("--secret", default=LOCAL_WEBHOOK_SECRET, help="signing secret (%(default)s)")
+    parser.add_argument(
+        "--stream-for", metavar="SESSION_ID", help="write the sender's stream event for this checkout session"
+    )
     parser.add_argument("--out", type=Path, help="event file to write (events/generated/NAME.invoke.json)")
     args = parser.parse_args(argv)
+    if args.stream_for:
+        return _write_stream_event(args.stream_for.strip(), args.out)
+    if not args.name:
+        parser.error("name a sample event (or --stream-for SESSION_ID)")
 
     name = Path(args.name).name.removesuffix(".json")
     names = sample_names()
@@ -155,12 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(invoke_event(event, args.secret, now), indent=2) + "\n", encoding="utf-8")
     _write_private(env_file, env_vars(args.secret))
 
-    tiktok = "TIKTOK_* from your environment" if os.environ.get("TIKTOK_ACCESS_TOKEN") else "TikTok off"
     secret_note = "the local secret" if args.secret == LOCAL_WEBHOOK_SECRET else "your --secret"
     expires = time.strftime("%H:%M:%S", time.localtime(now + SIGNATURE_TOLERANCE_SECONDS))
     print(f"Signed {name} ({event['type']}, {event['id']}) with {secret_note}.")
     print(f"  {_shown(out)}  the Function URL event (body as text, not base64)")
-    print(f"  {_shown(env_file)}  --env-vars for {FUNCTION_LOGICAL_ID}: STRIPE_WEBHOOK_SECRET, {tiktok}")
+    print(f"  {_shown(env_file)}  --env-vars: the secret for {FUNCTION_LOGICAL_ID}, {_tiktok_note()}")
     print()
     print("Invoke it (AWS SAM CLI, with Docker running):")
     print("  sam build")
@@ -174,6 +202,44 @@ def main(argv: list[str] | None = None) -> int:
         "Inside Docker the function uses real DynamoDB with your AWS credentials: set SESSIONS_TABLE_NAME "
         "and CUSTOMERS_TABLE_NAME (your stack's outputs) in the environment or .env before `make event`. "
         "`make run` needs neither Docker nor AWS."
+    )
+    session_id = event["data"]["object"].get("id")
+    print(f"Then hand its TikTok delivery to the sender: make event SESSION={session_id}")
+    return 0
+
+
+def _tiktok_note() -> str:
+    if os.environ.get("TIKTOK_ACCESS_TOKEN"):
+        return f"TIKTOK_* from your environment for {SENDER_LOGICAL_ID}"
+    return f"TikTok off for {SENDER_LOGICAL_ID} (no TIKTOK_ACCESS_TOKEN)"
+
+
+def _write_stream_event(session_id: str, out: Path | None) -> int:
+    if not session_id.startswith("cs_"):
+        print(f"{session_id!r} is not a checkout session id (cs_test_... or cs_live_...)", file=sys.stderr)
+        return 2
+    try:
+        dotenv.load(DOTENV)
+    except ValueError as error:
+        print(f"Cannot read .env: {error}", file=sys.stderr)
+        return 2
+    out = out or GENERATED_DIR / "stream.invoke.json"
+    env_file = out.parent / "env.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(stream_event(session_id), indent=2) + "\n", encoding="utf-8")
+    _write_private(env_file, env_vars(LOCAL_WEBHOOK_SECRET))
+    print(f"Wrote the stream event that hands {session_id}'s new TikTok delivery to {SENDER_LOGICAL_ID}.")
+    print(f"  {_shown(out)}  one INSERT record, as Lambda's event source mapping delivers it")
+    print(f"  {_shown(env_file)}  --env-vars: {_tiktok_note()}")
+    print()
+    print("Invoke it (AWS SAM CLI, with Docker running):")
+    print("  sam build")
+    print(f"  sam local invoke {SENDER_LOGICAL_ID} -e {_shown(out)} --env-vars {_shown(env_file)}")
+    print()
+    print(
+        "The sender claims the delivery in the Sessions table named by SESSIONS_TABLE_NAME (your stack's; "
+        "set it in the environment or .env), sends it once and records the outcome. A session that is not "
+        "there, or whose delivery is already sent, is left alone: the answer lists no failure."
     )
     return 0
 

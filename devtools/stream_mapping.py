@@ -23,8 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from devtools.function_url import LambdaContext
 from devtools.template_tables import load_template
 
@@ -64,6 +62,30 @@ class MappingSettings:
             reports_item_failures="ReportBatchItemFailures" in properties.get("FunctionResponseTypes", []),
             filters=tuple(json.loads(entry["Pattern"]) for entry in filters),
         )
+
+
+def new_delivery_record(
+    session_id: str, stream_arn: str, sequence_number: str = "100000000000000000001", created: int = 0
+) -> dict[str, Any]:
+    """A stream record as Lambda delivers it for a newly provisioned session (`make event
+    SESSION=...`, events/stream/): the sender reads the session id from it and claims the delivery
+    in the table, so the rest of the item is left out."""
+    return {
+        "eventID": uuid.uuid5(uuid.NAMESPACE_URL, f"{stream_arn}/{sequence_number}").hex,
+        "eventName": "INSERT",
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": stream_arn.split(":")[3] if stream_arn.count(":") >= 5 else "us-east-1",
+        "dynamodb": {
+            "ApproximateCreationDateTime": created or int(time.time()),
+            "Keys": {"session_id": {"S": session_id}},
+            "NewImage": {"session_id": {"S": session_id}, "delivery_status": {"S": "pending"}},
+            "SequenceNumber": sequence_number,
+            "SizeBytes": 64 + len(session_id),
+            "StreamViewType": "NEW_IMAGE",
+        },
+        "eventSourceARN": stream_arn,
+    }
 
 
 def matches(pattern: dict[str, Any], record: Any) -> bool:
@@ -115,8 +137,8 @@ class LocalStreamMapping:
     on_invocation: Callable[[Invocation], None] | None = None
 
     def __post_init__(self) -> None:
-        self._iterators: dict[str, str | None] = {}
         self._last_read: dict[str, str] = {}
+        self._finished_shards: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -135,32 +157,28 @@ class LocalStreamMapping:
         filter drops are read and discarded, as Lambda does."""
         records: list[dict[str, Any]] = []
         for shard_id in self._shard_ids():
-            iterator = self._iterators.get(shard_id)
-            if iterator is None and shard_id in self._iterators:
-                continue  # a closed shard, read to its end
-            iterator = iterator or self._iterator(shard_id)
+            if shard_id in self._finished_shards:
+                continue
+            # A new iterator after the last record read, at every poll: moto 5.2 stops serving new
+            # records on an old iterator once a transaction was cancelled (every duplicate
+            # webhook), and iterators expire after 15 minutes anyway.
+            iterator: str | None = self._iterator(shard_id)
             while iterator:
-                try:
-                    answer = self.streams.get_records(ShardIterator=iterator, Limit=1000)
-                except ClientError as error:
-                    if error.response.get("Error", {}).get("Code") != "ExpiredIteratorException":
-                        raise
-                    iterator = self._iterator(shard_id)  # iterators last 15 minutes: make run lasts longer
-                    continue
+                answer = self.streams.get_records(ShardIterator=iterator, Limit=1000)
                 iterator = answer.get("NextShardIterator")
+                if iterator is None:
+                    self._finished_shards.add(shard_id)  # a closed shard, read to its end
                 if not answer["Records"]:
                     break
                 records += [self._as_lambda_record(record) for record in answer["Records"]]
                 self._last_read[shard_id] = answer["Records"][-1]["dynamodb"]["SequenceNumber"]
-            self._iterators[shard_id] = iterator
         return [record for record in records if self._passes(record)]
 
     def _iterator(self, shard_id: str) -> str:
         request = {"StreamArn": self.stream_arn, "ShardId": shard_id, "ShardIteratorType": "TRIM_HORIZON"}
         if shard_id in self._last_read:
-            request.update(
-                ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=self._last_read[shard_id]
-            )
+            request["ShardIteratorType"] = "AFTER_SEQUENCE_NUMBER"
+            request["SequenceNumber"] = self._last_read[shard_id]
         return self.streams.get_shard_iterator(**request)["ShardIterator"]
 
     def _shard_ids(self) -> list[str]:

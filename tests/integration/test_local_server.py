@@ -1,5 +1,6 @@
-"""The local server of `make run` / `make demo`: real HTTP in front of the real handler, answering as
-the Function URL would; and the demo's verdict on the sample events."""
+"""The local run of `make run` / `make demo`: real HTTP in front of the real webhook handler,
+answering as the Function URL would; the stream's sender behind it; the demo's verdict on the
+sample events; and the events `make event` writes for `sam local invoke`."""
 
 import base64
 import http.client
@@ -53,7 +54,7 @@ def test_signed_sample_over_http_answers_like_the_direct_call(server, invoke, dy
 
     assert (status, json.loads(raw)) == (direct.status, direct.body)
     assert direct.body["status"] == "provisioned"
-    assert direct.body["tiktok"] == {"status": "sent"}
+    assert direct.body["tiktok"] == {"status": "pending"}
     [received] = server.received
     assert received["body"] == body.decode("utf-8")
     assert received["isBase64Encoded"] is False
@@ -86,11 +87,11 @@ def test_binary_body_reaches_the_handler_base64_encoded(server):
     assert json.loads(raw) == {"error": "body is not UTF-8"}
 
 
-def run_demo(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
+def run_demo(tmp_path: Path, *extra: str, **settings: str) -> subprocess.CompletedProcess:
     """`make demo` in a subprocess, without this test run's settings or a developer's .env."""
     inherited = ("TIKTOK_", "STRIPE_", "POWERTOOLS_", "AWS_", "SESSIONS_", "CUSTOMERS_")
     environ = {name: value for name, value in os.environ.items() if not name.startswith(inherited)}
-    environ["TIKTOK_ACCESS_TOKEN"] = ""  # disabled even if a developer's .env sets one
+    environ.update(settings)
     return subprocess.run(
         [sys.executable, "-m", "devtools.local_server", "--demo", "--port", "0",
          "--env-file", str(tmp_path / "no.env"), *extra],
@@ -98,13 +99,29 @@ def run_demo(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_demo_exits_0_when_every_sample_answers_as_expected(tmp_path):
+def test_demo_shows_each_purchase_answered_pending_then_sent_by_the_stream(tmp_path):
     demo = run_demo(tmp_path)
 
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "Demo OK: all 9 samples" in demo.stdout
-    assert "TikTok     disabled" in demo.stdout
+    assert "TikTok     local stand-in at http://127.0.0.1:" in demo.stdout
     assert "MISMATCH" not in demo.stdout
+    rows = [line.split() for line in demo.stdout.splitlines() if line.strip()[:2].strip().isdigit()]
+    purchases = [row for row in rows if row[4] == "provisioned"]
+    assert len(purchases) == 5
+    assert all(row[5:7] == ["pending", "sent"] for row in purchases)  # answered at once, sent a moment later
+    assert "received 5 requests: 5 events, 5 distinct event ids for 5 provisioned sessions" in demo.stdout
+
+
+def test_demo_with_tiktok_switched_off_records_every_delivery_skipped(tmp_path):
+    off = {"TIKTOK_ACCESS_TOKEN": "disabled", "TIKTOK_PIXEL_ID": "CPIXEL", "TIKTOK_TEST_EVENT_CODE": "T1"}
+    demo = run_demo(tmp_path, **off)
+
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "TikTok     disabled (TikTok is switched off: TIKTOK_ACCESS_TOKEN is empty)" in demo.stdout
+    rows = [line.split() for line in demo.stdout.splitlines() if line.strip()[:2].strip().isdigit()]
+    purchases = [row for row in rows if row[4] == "provisioned"]
+    assert purchases and all(row[5:7] == ["pending", "skipped"] for row in purchases)
 
 
 def test_demo_exits_non_zero_when_an_expectation_is_wrong(tmp_path):
@@ -118,7 +135,7 @@ def test_demo_exits_non_zero_when_an_expectation_is_wrong(tmp_path):
 
     assert demo.returncode == 1, demo.stdout + demo.stderr
     assert "MISMATCH" in demo.stdout
-    assert "expected 200 provisioned skipped, got 200 duplicate skipped" in demo.stdout
+    assert "expected 200 provisioned sent sent, got 200 duplicate sent sent" in demo.stdout
     assert "Demo FAILED: 1 of 9 samples" in demo.stderr
 
 
@@ -138,6 +155,64 @@ def test_sign_event_writes_an_invoke_event_and_refuses_unknown_names(tmp_path, c
 
     assert sign_event.main(["no_such_event"]) == 2
     assert "checkout_session_completed_jpy" in capsys.readouterr().err
+
+
+def test_env_json_gives_each_function_only_its_own_secret(tmp_path, monkeypatch):
+    monkeypatch.setenv("TIKTOK_ACCESS_TOKEN", "tiktok-token-for-the-sender")
+    monkeypatch.setattr(sign_event, "DOTENV", tmp_path / "no.env")
+
+    assert sign_event.main(["checkout_session_completed", "--out", str(tmp_path / "e.json")]) == 0
+
+    env_vars = json.loads((tmp_path / "env.json").read_text())
+    assert "TIKTOK_ACCESS_TOKEN" not in env_vars["StripeWebhookFunction"]
+    assert "STRIPE_WEBHOOK_SECRET" not in env_vars["TikTokSenderFunction"]
+    assert env_vars["TikTokSenderFunction"]["TIKTOK_ACCESS_TOKEN"] == "tiktok-token-for-the-sender"
+
+
+def test_stream_event_for_a_session_makes_the_sender_send_that_delivery(
+    tmp_path, env, deliver, sender_app, tiktok_server, db, capsys, monkeypatch
+):
+    """`make event SESSION=cs_...` then `sam local invoke TikTokSenderFunction -e ...`: the event
+    carries one INSERT of a pending delivery, which the real sender claims and sends once."""
+    from devtools.function_url import LambdaContext
+    from tests.factories import stripe_event
+
+    monkeypatch.setattr(sign_event, "DOTENV", tmp_path / "no.env")
+    event = stripe_event()
+    session_id = event["data"]["object"]["id"]
+    assert deliver(event).body["tiktok"] == {"status": "pending"}
+    out = tmp_path / "stream.invoke.json"
+
+    assert sign_event.main(["--stream-for", session_id, "--out", str(out)]) == 0
+    assert f"sam local invoke TikTokSenderFunction -e {out}" in capsys.readouterr().out
+    stream_event = json.loads(out.read_text())
+    context = LambdaContext(60, function_name="TikTokSenderFunction")
+    answer = sender_app.lambda_handler(stream_event, context)
+
+    assert answer == {"batchItemFailures": []}
+    assert [sent["event_id"] for sent in tiktok_server.events()] == [session_id]
+    assert db.session(session_id)["delivery_status"] == "sent"
+    # Invoked again with the same event (as Lambda may): nothing more is sent.
+    assert sender_app.lambda_handler(stream_event, context) == {"batchItemFailures": []}
+    assert len(tiktok_server.requests) == 1
+    assert sign_event.main(["--stream-for", "not-a-session"]) == 2
+
+
+def test_the_committed_stream_sample_passes_the_templates_filter_as_a_new_delivery():
+    """events/stream/ holds the sample `sam local invoke TikTokSenderFunction` uses: it must be
+    what the event source mapping would deliver, for the sample checkout session."""
+    from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+
+    from checkout_conversions.sender import pending_delivery
+    from devtools.stream_mapping import MappingSettings, matches
+
+    sample = json.loads((EVENTS_DIR / "stream" / "tiktok_sender_new_delivery.json").read_text())
+    checkout = load_event(EVENTS_DIR / "checkout_session_completed.json")
+    [record] = sample["Records"]
+    [pattern] = MappingSettings.from_template().filters
+
+    assert matches(pattern, record)
+    assert pending_delivery(DynamoDBRecord(record)) == checkout["data"]["object"]["id"]
 
 
 def test_dotenv_never_overrides_the_real_environment(tmp_path):
