@@ -1,11 +1,26 @@
-"""The TikTok CompletePayment: what is sent, and that TikTok can never block or fail provisioning."""
+"""The TikTok CompletePayment, end to end through the outbox: the webhook answers Stripe and stores
+the event, the Sessions table's stream hands it to the sender, which POSTs it to the TikTok
+stand-in and records the outcome on the session item.
 
+Covers what is sent (payload fields, currency exponents, match keys, event name, test and live
+mode), when nothing is sent (skipped at the webhook, or at send time with the token cleared),
+how each TikTok answer is recorded, that a hanging or slow TikTok neither slows the webhook nor
+holds the sender past its timeout (and that the redrive sends it later, once), and that the logs
+of both functions carry no secret or raw PII.
+"""
+
+import json
+import threading
 import time
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from tests.factories import checkout_session, stripe_event
-from tests.integration.conftest import PIXEL_ID, TIKTOK_TOKEN
+from tests.integration.conftest import PIXEL_ID, TIKTOK_TOKEN, WEBHOOK_SECRET
+
+pytest_plugins = ("tests.integration.redrive_fixtures",)
 
 EMAIL_SHA256 = "86e0b9e56c17cc4d12387e1949b85053fbe73bc3ce5a1188713a9d300cc6133d"  # jane.doe@example.com
 PHONE_SHA256 = "36a2cef4ff9bf7a1abd2a93359136b870393be4106e6c5d19b72ff564f9deca4"  # +14155550123
@@ -13,13 +28,58 @@ USER_42_SHA256 = "6d894aa3ee802549d7f340e7c1cf0d1c1cb14cd84f768d92ffaa6785337c49
 CUSTOMER_SHA256 = "3ca33e3c988c788fa1e3b0821bce9623dcbe5a08a8f9702c3d0baa8bb6ad10b5"  # cus_TestCustomer0001
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
+PENDING = {"status": "pending"}
+WEBHOOK = "StripeWebhookFunction"
+SENDER = "TikTokSenderFunction"
+# The webhook answers from one DynamoDB transaction: far below a second, whatever TikTok does.
+WEBHOOK_ANSWER_SECONDS = 1.0
+DAY = 86400
 
-def test_complete_payment_carries_session_id_time_value_and_match_keys(env, deliver, tiktok_server):
+
+def send_bound(env) -> float:
+    """How long one stream delivery may take: one POST ends within about 4x the timeout (each
+    phase bounded, the body by a deadline of its own), plus claiming and recording."""
+    return 4 * float(env["TIKTOK_TIMEOUT_SECONDS"]) + 2
+
+
+def timed(call, *args, **kwargs):
+    started = time.monotonic()
+    result = call(*args, **kwargs)
+    return result, time.monotonic() - started
+
+
+def queued(record) -> bool:
+    return "redrive_queue" in record or "next_attempt_at" in record
+
+
+def claimed(record) -> bool:
+    return "claim_token" in record or "claim_expires_at" in record
+
+
+def lines_of(logs, function_name):
+    return [line for line in logs() if line.get("function_name") == function_name]
+
+
+def assert_batch_succeeded(stream):
+    """The sender handled every record itself: nothing for Lambda to retry or give up on."""
+    assert stream.invocations, "the stream invoked the sender"
+    for invocation in stream.invocations:
+        assert invocation.error is None, invocation.error
+        assert invocation.answer == {"batchItemFailures": []}
+    assert stream.given_up == []
+
+
+# ---------------------------------------------------------------------- what is sent
+
+
+def test_complete_payment_carries_session_id_time_value_and_match_keys(env, checkout, tiktok_server):
     session = checkout_session()
     event = stripe_event(session=session)
 
-    deliver(event)
+    answer = checkout(event)
 
+    assert answer.status == 200
+    assert answer.body["tiktok"] == PENDING
     [request] = tiktok_server.requests
     assert request.headers["access-token"] == TIKTOK_TOKEN
     assert request.headers["content-type"] == "application/json"
@@ -47,28 +107,30 @@ def test_complete_payment_carries_session_id_time_value_and_match_keys(env, deli
     assert sent["page"] == {"url": "https://shop.example.com/checkout", "referrer": "https://www.tiktok.com/"}
 
 
-def test_webhook_requests_own_ip_and_user_agent_are_never_used(env, deliver, tiktok_server):
+def test_webhook_requests_own_ip_and_user_agent_are_never_used(env, checkout, tiktok_server):
     session = checkout_session(metadata={})
 
-    deliver(stripe_event(session=session))
+    checkout(stripe_event(session=session))
 
-    user = tiktok_server.events()[0]["user"]
-    assert "ip" not in user and "user_agent" not in user  # the request came from Stripe's servers
+    [sent] = tiktok_server.events()
+    assert "ip" not in sent["user"] and "user_agent" not in sent["user"]  # Stripe's servers, not the buyer
+    body = tiktok_server.requests[0].body.decode()
+    assert "54.187.174.169" not in body and "Stripe/1.0" not in body
 
 
 @pytest.mark.parametrize(
     ("currency", "amount", "value"),
     [("jpy", 1500, 1500), ("usd", 1999, 19.99), ("kwd", 12340, 12.34), ("eur", 5, 0.05)],
 )
-def test_value_uses_stripe_currency_exponents(env, deliver, tiktok_server, currency, amount, value):
-    deliver(stripe_event(session=checkout_session(currency=currency, amount_total=amount)))
+def test_value_uses_stripe_currency_exponents(env, checkout, tiktok_server, currency, amount, value):
+    checkout(stripe_event(session=checkout_session(currency=currency, amount_total=amount)))
 
-    properties = tiktok_server.events()[0]["properties"]
-    assert properties["value"] == value
-    assert properties["currency"] == currency.upper()
+    [sent] = tiktok_server.events()
+    assert sent["properties"]["value"] == value
+    assert sent["properties"]["currency"] == currency.upper()
 
 
-def test_missing_match_keys_are_left_out_never_sent_empty(env, deliver, tiktok_server):
+def test_missing_match_keys_are_left_out_never_sent_empty(env, checkout, tiktok_server):
     session = checkout_session(
         customer=None,
         client_reference_id=None,
@@ -76,56 +138,121 @@ def test_missing_match_keys_are_left_out_never_sent_empty(env, deliver, tiktok_s
         metadata={"ttclid": "", "page_url": "   "},
     )
 
-    deliver(stripe_event(session=session))
+    checkout(stripe_event(session=session))
 
     [sent] = tiktok_server.events()
     assert sent["user"] == {}
     assert "page" not in sent
-    assert EMPTY_SHA256 not in tiktok_server.requests[0].body.decode()
-    assert '""' not in tiktok_server.requests[0].body.decode()
+    body = tiktok_server.requests[0].body.decode()
+    assert EMPTY_SHA256 not in body
+    assert '""' not in body
 
 
-def test_external_id_falls_back_to_the_stripe_customer_id(env, deliver, tiktok_server):
-    deliver(stripe_event(session=checkout_session(client_reference_id=None)))
+def test_external_id_falls_back_to_the_stripe_customer_id(env, checkout, tiktok_server):
+    checkout(stripe_event(session=checkout_session(client_reference_id=None)))
 
-    assert tiktok_server.events()[0]["user"]["external_id"] == CUSTOMER_SHA256
+    [sent] = tiktok_server.events()
+    assert sent["user"]["external_id"] == CUSTOMER_SHA256
 
 
 def test_phone_without_country_code_uses_the_default_country_or_is_dropped(
-    env, deliver, tiktok_server, monkeypatch
+    env, checkout, tiktok_server, monkeypatch
 ):
     details = {"email": "jane.doe@example.com", "phone": "(415) 555-0123"}
-    deliver(stripe_event(session=checkout_session(customer_details=details)))
-    assert tiktok_server.events()[0]["user"]["phone"] == PHONE_SHA256
+    checkout(stripe_event(session=checkout_session(customer_details=details)))
+    [sent] = tiktok_server.events()
+    assert sent["user"]["phone"] == PHONE_SHA256
 
     monkeypatch.setenv("DEFAULT_PHONE_COUNTRY", "")
     tiktok_server.behave("ok")
-    deliver(stripe_event(session=checkout_session(customer_details=details)))
-    assert "phone" not in tiktok_server.events()[0]["user"]
+    checkout(stripe_event(session=checkout_session(customer_details=details)))
+    [sent] = tiktok_server.events()
+    assert "phone" not in sent["user"]
 
 
-def test_event_name_is_configurable(env, deliver, tiktok_server, monkeypatch):
+def test_event_name_is_configurable(env, checkout, tiktok_server, monkeypatch):
     monkeypatch.setenv("TIKTOK_EVENT_NAME", "Purchase")
 
-    deliver(stripe_event())
+    checkout(stripe_event())
 
-    assert tiktok_server.events()[0]["event"] == "Purchase"
+    [sent] = tiktok_server.events()
+    assert sent["event"] == "Purchase"
 
 
-def test_live_event_without_test_code_is_sent_as_a_real_event(env, deliver, tiktok_server, monkeypatch):
+def test_live_event_without_test_code_is_sent_as_a_real_event(env, checkout, tiktok_server, db, monkeypatch):
     monkeypatch.setenv("TIKTOK_TEST_EVENT_CODE", "")
+    session = checkout_session(livemode=True)
 
-    answer = deliver(stripe_event(session=checkout_session(livemode=True)))
+    answer = checkout(stripe_event(session=session))
 
-    assert answer.body["tiktok"]["status"] == "sent"
-    assert "test_event_code" not in tiktok_server.requests[0].json()
+    assert answer.body["tiktok"] == PENDING
+    [request] = tiktok_server.requests
+    assert "test_event_code" not in request.json()
+    assert db.session(session["id"])["delivery_status"] == "sent"
 
 
-def test_test_mode_event_without_test_code_is_skipped(env, deliver, tiktok_server, db, monkeypatch):
+# ---------------------------------------------------------------------- the stored delivery
+
+
+def test_the_webhook_stores_a_pending_delivery_and_the_sender_records_it_sent(
+    env, deliver, stream, tiktok_server, db
+):
+    session = checkout_session()
+
+    # Given the webhook has answered: the delivery waits in the item, with the event to send.
+    answer = deliver(stripe_event(session=session))
+    provisioned_at = time.time()
+
+    assert answer.body["tiktok"] == PENDING
+    assert tiktok_server.requests == []
+    waiting = db.session(session["id"])
+    assert waiting["delivery_status"] == "pending"
+    assert waiting["delivery_attempts"] == 0
+    assert json.loads(waiting["tiktok_event"])["event_id"] == session["id"]
+    assert waiting["redrive_queue"] == "tiktok"
+    assert abs(waiting["next_attempt_at"] - (provisioned_at + 120)) <= 5  # REDRIVE_GRACE_SECONDS
+    assert not claimed(waiting)
+
+    # When the stream hands it to the sender
+    stream.drain()
+
+    # Then it is sent once, and the item says so; the stored copy (raw IP, User-Agent, click id) goes.
+    assert len(tiktok_server.requests) == 1
+    assert_batch_succeeded(stream)
+    record = db.session(session["id"])
+    assert record["delivery_status"] == "sent"
+    assert record["delivery_attempts"] == 1
+    assert record["delivery_request_id"] == "req-standin"
+    assert record["delivery_code"] == 0
+    assert abs(datetime.fromisoformat(record["delivery_sent_at"]).timestamp() - time.time()) < 60
+    assert "tiktok_event" not in record
+    assert not queued(record) and not claimed(record)
+    assert "delivery_retryable" not in record
+
+
+def test_a_stream_record_seen_twice_sends_nothing_more(env, checkout, stream, tiktok_server, db):
+    session = checkout_session()
+    checkout(stripe_event(session=session))
+    [first] = stream.invocations
+
+    # Lambda delivers at least once: the same record again finds the delivery finished.
+    again = stream.invoke(first.event)
+
+    assert again.answer == {"batchItemFailures": []}
+    assert len(tiktok_server.requests) == 1
+    assert db.session(session["id"])["delivery_attempts"] == 1
+
+
+# ---------------------------------------------------------------------- skipped
+
+
+def test_test_mode_event_without_test_code_is_skipped_by_the_webhook(
+    env, checkout, stream, tiktok_server, db, monkeypatch
+):
     monkeypatch.setenv("TIKTOK_TEST_EVENT_CODE", "")
     session = checkout_session(livemode=False)
 
-    answer = deliver(stripe_event(session=session))
+    answer = checkout(stripe_event(session=session))
 
     assert answer.body["status"] == "provisioned"
     assert answer.body["tiktok"] == {
@@ -133,263 +260,337 @@ def test_test_mode_event_without_test_code_is_skipped(env, deliver, tiktok_serve
         "reason": "test-mode event and no TIKTOK_TEST_EVENT_CODE",
     }
     assert tiktok_server.requests == []
-    assert db.session(session["id"])["delivery_status"] == "skipped"
+    assert stream.invocations == []  # the stream's filter passes only pending deliveries
+    record = db.session(session["id"])
+    assert record["delivery_status"] == "skipped"
+    assert "tiktok_event" not in record and not queued(record)
 
 
-@pytest.mark.parametrize("cleared", ["TIKTOK_ACCESS_TOKEN", "TIKTOK_PIXEL_ID"])
-def test_clearing_the_token_or_pixel_switches_tiktok_off(
-    env, deliver, tiktok_server, db, logs, monkeypatch, cleared
+def test_clearing_the_pixel_id_skips_at_the_webhook(
+    env, checkout, stream, tiktok_server, db, logs, monkeypatch
 ):
-    monkeypatch.setenv(cleared, "")
+    monkeypatch.setenv("TIKTOK_PIXEL_ID", "")
     session = checkout_session()
 
-    answer = deliver(stripe_event(session=session))
+    answer = checkout(stripe_event(session=session))
 
     assert answer.status == 200
     assert answer.body["status"] == "provisioned"
     assert answer.body["tiktok"]["status"] == "skipped"
-    assert cleared in answer.body["tiktok"]["reason"]
+    assert "TIKTOK_PIXEL_ID" in answer.body["tiktok"]["reason"]
     assert tiktok_server.requests == []
+    assert stream.invocations == []
     assert len(db.customers()) == 1
     record = db.session(session["id"])
     assert record["delivery_status"] == "skipped"
-    assert cleared in record["delivery_reason"]
-    said = [line for line in logs() if "switched off" in str(line.get("reason", ""))]
-    assert len(said) == 1
+    assert "TIKTOK_PIXEL_ID" in record["delivery_reason"]
+    assert "tiktok_event" not in record and not queued(record)
+    said = [line for line in logs() if line.get("message") == "TikTok delivery skipped"]
+    assert len(said) == 1 and "TIKTOK_PIXEL_ID" in said[0]["reason"]
 
 
-def test_unsetting_the_token_switches_tiktok_off(env, deliver, tiktok_server, monkeypatch):
-    monkeypatch.delenv("TIKTOK_ACCESS_TOKEN")
-
-    assert deliver(stripe_event()).body["tiktok"]["status"] == "skipped"
-    assert tiktok_server.requests == []
-
-
-def test_sent_delivery_is_recorded(env, deliver, db):
+def test_a_payment_older_than_the_max_age_is_provisioned_but_not_reported(
+    env, checkout, stream, tiktok_server, db
+):
+    """A dashboard resend of a 10-day-old event still provisions (if it was lost), but its
+    conversion is as stale as the redrive's expiry rule says."""
     session = checkout_session()
 
-    deliver(stripe_event(session=session))
+    answer = checkout(stripe_event(session=session, created=int(time.time()) - 10 * DAY))
 
+    assert answer.body["status"] == "provisioned"
+    assert answer.body["tiktok"] == {"status": "skipped", "reason": "payment older than 7 days"}
+    assert tiktok_server.requests == []
+    assert stream.invocations == []
+    assert db.session(session["id"])["delivery_status"] == "skipped"
+    assert len(db.customers()) == 1
+
+
+@pytest.mark.parametrize("token", ["", "disabled", None], ids=["empty", "disabled", "unset"])
+def test_clearing_the_token_lets_the_webhook_answer_pending_and_the_sender_skip(
+    env, checkout, stream, tiktok_server, db, logs, monkeypatch, token
+):
+    if token is None:
+        monkeypatch.delenv("TIKTOK_ACCESS_TOKEN")
+    else:
+        monkeypatch.setenv("TIKTOK_ACCESS_TOKEN", token)
+    session = checkout_session()
+
+    answer = checkout(stripe_event(session=session))
+
+    # The webhook never reads the token: it cannot tell, and leaves the decision to the sender.
+    assert answer.status == 200
+    assert answer.body["status"] == "provisioned"
+    assert answer.body["tiktok"] == PENDING
+    assert len(db.customers()) == 1
+    # The sender settles it skipped, without a request, and that is not a batch failure.
+    assert tiktok_server.requests == []
+    assert_batch_succeeded(stream)
     record = db.session(session["id"])
-    assert record["delivery_status"] == "sent"
-    assert record["delivery_attempts"] == 1
-    assert record["delivery_request_id"] == "req-standin"
-    assert "redrive_queue" not in record and "claim_token" not in record
-    assert "tiktok_event" not in record  # the raw IP, User-Agent and click id are not kept once sent
+    assert record["delivery_status"] == "skipped"
+    assert "TIKTOK_ACCESS_TOKEN" in record["delivery_reason"]
+    assert "tiktok_event" not in record and not queued(record) and not claimed(record)
+    said = [line for line in lines_of(logs, SENDER) if line.get("message") == "TikTok delivery skipped"]
+    assert len(said) == 1 and "TIKTOK_ACCESS_TOKEN" in said[0]["reason"]
 
 
 @pytest.mark.parametrize(
-    ("behaviour", "retryable", "code"),
+    ("cleared", "reason"),
     [
-        ("code:40001", False, 40001),
-        ("code:40105", False, 40105),
-        ("code:40100", True, 40100),
-        ("code:50000", True, 50000),
-        ("http:500", True, None),
-        ("http:429", True, None),
-        ("garbage", True, None),
+        ("TIKTOK_PIXEL_ID", "TikTok is switched off: TIKTOK_PIXEL_ID is not set"),
+        ("TIKTOK_TEST_EVENT_CODE", "test-mode event and no TIKTOK_TEST_EVENT_CODE"),
     ],
 )
-def test_tiktok_failures_never_fail_provisioning_and_are_recorded(
-    env, deliver, tiktok_server, db, behaviour, retryable, code
+def test_a_setting_cleared_after_provisioning_skips_the_pending_delivery(
+    env, deliver, stream, tiktok_server, db, monkeypatch, cleared, reason
 ):
+    session = checkout_session(livemode=False)
+    assert deliver(stripe_event(session=session)).body["tiktok"] == PENDING
+
+    monkeypatch.setenv(cleared, "")
+    stream.drain()
+
+    assert tiktok_server.requests == []
+    assert_batch_succeeded(stream)
+    record = db.session(session["id"])
+    assert record["delivery_status"] == "skipped"
+    assert record["delivery_reason"] == reason
+    assert "tiktok_event" not in record and not queued(record)
+
+
+# ---------------------------------------------------------------------- TikTok's answers
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "retryable", "code", "http_status"),
+    [
+        ("code:40001", False, 40001, 200),
+        ("code:40105", False, 40105, 200),
+        ("code:40100", True, 40100, 200),
+        ("code:50000", True, 50000, 200),
+        ("http:500", True, None, 500),
+        ("http:429", True, None, 429),
+        ("garbage", True, None, 200),  # HTTP 200, not JSON: a proxy in between
+        ("http:404", False, None, 404),  # JSON, but not TikTok's (no code): a wrong TIKTOK_API_URL
+    ],
+)
+def test_tiktok_failures_are_recorded_on_the_item_and_never_change_the_answer(
+    env, checkout, stream, tiktok_server, db, monkeypatch, behaviour, retryable, code, http_status
+):
+    monkeypatch.setenv("REDRIVE_BACKOFF_BASE_SECONDS", "60")
     tiktok_server.behave(behaviour)
     session = checkout_session()
 
-    answer = deliver(stripe_event(session=session))
+    answer = checkout(stripe_event(session=session))
+    drained_at = time.time()
 
     assert answer.status == 200
     assert answer.body["status"] == "provisioned"
-    assert answer.body["tiktok"]["status"] == "failed"
-    assert answer.body["tiktok"]["retryable"] is retryable
+    assert answer.body["tiktok"] == PENDING
     assert len(db.customers()) == 1
+    assert len(tiktok_server.requests) == 1
+    # A TikTok failure is the item's business, not Lambda's: the record counts as processed.
+    assert_batch_succeeded(stream)
     record = db.session(session["id"])
     assert record["delivery_status"] == "failed"
     assert record["delivery_retryable"] is retryable
     assert record["delivery_attempts"] == 1
     assert record.get("delivery_code") == code
-    assert record.get("delivery_message")
-    # A retryable failure stays queued for the redrive; a permanent one leaves the queue.
-    assert ("redrive_queue" in record) is retryable
+    assert record["delivery_http_status"] == http_status
+    assert record["delivery_message"]
+    assert not claimed(record)
+    assert "tiktok_event" in record  # kept for the redrive, or for an operator's requeue
+    if retryable:
+        assert record["redrive_queue"] == "tiktok"
+        assert abs(record["next_attempt_at"] - (drained_at + 60)) <= 5
+    else:
+        assert not queued(record)
     if code:
         assert record["delivery_request_id"] == "req-standin"
+    if behaviour == "http:404":
+        assert "TIKTOK_API_URL" in record["delivery_message"]
 
 
-def test_hanging_tiktok_cannot_hold_the_answer_past_the_budget(env, deliver, tiktok_server, db, monkeypatch):
-    monkeypatch.setenv("TIKTOK_TIMEOUT_SECONDS", "1.0")
+class NotTheEventsApi(BaseHTTPRequestHandler):
+    """What a wrong TIKTOK_API_URL reaches: a web server answering HTML (a 404 page, a redirect)."""
+
+    status = 404
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        raw = b"<html><body>Not Found</body></html>"
+        self.send_response(self.status)
+        if self.status // 100 == 3:
+            self.send_header("location", "https://example.com/elsewhere")
+        self.send_header("content-type", "text/html")
+        self.send_header("content-length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.mark.parametrize("status", [404, 301])
+def test_an_api_url_that_answers_html_is_a_permanent_failure_naming_the_setting(
+    env, checkout, stream, db, monkeypatch, status
+):
+    handler = type("Answers", (NotTheEventsApi,), {"status": status})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("TIKTOK_API_URL", f"http://127.0.0.1:{server.server_address[1]}/wrong/path")
+        session = checkout_session()
+
+        answer = checkout(stripe_event(session=session))
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert answer.status == 200
+    assert answer.body["tiktok"] == PENDING
+    assert_batch_succeeded(stream)
+    record = db.session(session["id"])
+    assert record["delivery_status"] == "failed"
+    assert record["delivery_retryable"] is False  # retrying for days cannot fix a wrong URL
+    assert record["delivery_http_status"] == status
+    assert "TIKTOK_API_URL" in record["delivery_message"]
+    assert not queued(record) and not claimed(record)
+
+
+def test_hanging_tiktok_never_slows_the_webhook_and_the_redrive_sends_it_once_later(
+    env, deliver, stream, tiktok_server, db, redrive
+):
     tiktok_server.behave("hang")
     session = checkout_session()
 
-    started = time.monotonic()
-    answer = deliver(stripe_event(session=session))
-    elapsed = time.monotonic() - started
-    tiktok_server.release_hung()
+    # The webhook answers at once: it never calls TikTok.
+    answer, webhook_seconds = timed(deliver, stripe_event(session=session))
 
     assert answer.status == 200
-    assert answer.body["status"] == "provisioned"
-    assert answer.body["tiktok"]["status"] == "failed"
-    assert answer.body["tiktok"]["retryable"] is True
-    assert 1.0 <= elapsed < 2.0
-    assert db.session(session["id"])["delivery_status"] == "failed"
+    assert answer.body["tiktok"] == PENDING
+    assert webhook_seconds < WEBHOOK_ANSWER_SECONDS
+    assert tiktok_server.requests == []
 
+    # The sender gives up within its timeout and records a retryable failure.
+    _, drain_seconds = timed(stream.drain)
+    tiktok_server.release_hung()
 
-def test_slow_tiktok_gets_the_whole_budget(env, deliver, tiktok_server, monkeypatch):
-    monkeypatch.setenv("TIKTOK_TIMEOUT_SECONDS", "1.0")
-    tiktok_server.behave("slow-headers:0.8")
+    assert drain_seconds < send_bound(env)
+    [hung] = tiktok_server.requests
+    assert_batch_succeeded(stream)
+    record = db.session(session["id"])
+    assert record["delivery_status"] == "failed"
+    assert record["delivery_retryable"] is True
+    assert "timed out" in record["delivery_message"]
+    assert record["next_attempt_at"] > time.time()
+    assert record["redrive_queue"] == "tiktok"
+    assert not claimed(record)
 
-    answer = deliver(stripe_event())
+    # TikTok is back: the redrive, once the backoff has passed, sends the same event once more.
+    tiktok_server.behave("ok")
+    assert redrive(at=record["next_attempt_at"] - 1) == {}
+    assert tiktok_server.requests == []
 
-    assert answer.body["tiktok"] == {"status": "sent"}
+    assert redrive(at=record["next_attempt_at"] + 1) == {"sent": 1}
+
+    [resent] = tiktok_server.requests
+    assert resent.json()["data"][0]["event_id"] == hung.json()["data"][0]["event_id"] == session["id"]
+    assert resent.json() == hung.json()
+    record = db.session(session["id"])
+    assert record["delivery_status"] == "sent"
+    assert record["delivery_attempts"] == 2
+    assert redrive(at=time.time() + DAY) == {}
+    assert len(tiktok_server.requests) == 1
 
 
 @pytest.mark.parametrize(
-    "behaviour",
+    ("behaviour", "sent"),
     [
-        "slow-body:0.7:5",  # headers after 0.7 s, then the body stalls
-        "trickle:0.2",  # every read returns within its timeout, the whole answer never does
+        ("slow-headers:0.7", True),  # slow, but within the timeout: sent
+        ("slow-body:0.7:5", False),  # headers in time, then the body stalls
+        ("trickle:0.2", False),  # every read within the timeout, the whole answer never in time
     ],
 )
-def test_one_deadline_covers_waiting_and_reading_the_answer(
-    env, deliver, tiktok_server, monkeypatch, behaviour
-):
-    """A server that is slow in several phases, or trickles its answer, cannot stretch the
-    webhook's answer past the one budget."""
-    monkeypatch.setenv("TIKTOK_TIMEOUT_SECONDS", "1.0")
+def test_slow_answers_are_bounded_by_the_timeout(env, checkout, stream, tiktok_server, db, behaviour, sent):
     tiktok_server.behave(behaviour)
-
-    started = time.monotonic()
-    answer = deliver(stripe_event())
-    elapsed = time.monotonic() - started
-    tiktok_server.release_hung()
-
-    assert answer.body["tiktok"]["status"] == "failed"
-    assert answer.body["tiktok"]["retryable"] is True
-    assert elapsed < 1.4
-
-
-def test_budget_never_exceeds_the_lambdas_remaining_time(env, invoke, tiktok_server, monkeypatch):
-    from devtools.function_url import signed_webhook_event
-    from tests.integration.conftest import WEBHOOK_SECRET
-
-    monkeypatch.setenv("TIKTOK_TIMEOUT_SECONDS", "5")
-    tiktok_server.behave("hang")
-
-    started = time.monotonic()
-    answer = invoke(signed_webhook_event(stripe_event(), WEBHOOK_SECRET), timeout_seconds=3.0)
-    elapsed = time.monotonic() - started
-    tiktok_server.release_hung()
-
-    assert answer.status == 200
-    assert elapsed < 3.0 - 1.0  # remaining time minus the margin kept for recording and answering
-
-
-def test_no_time_left_leaves_the_delivery_to_the_redrive(env, invoke, tiktok_server, db):
-    from devtools.function_url import signed_webhook_event
-    from tests.integration.conftest import WEBHOOK_SECRET
-
     session = checkout_session()
 
-    answer = invoke(signed_webhook_event(stripe_event(session=session), WEBHOOK_SECRET), timeout_seconds=1.8)
+    answer, elapsed = timed(checkout, stripe_event(session=session))
+    tiktok_server.release_hung()
 
-    assert answer.status == 200
-    assert answer.body["tiktok"] == {"status": "pending"}
-    assert tiktok_server.requests == []
+    assert answer.body["tiktok"] == PENDING
+    assert elapsed < send_bound(env)
+    assert len(tiktok_server.requests) == 1
+    assert_batch_succeeded(stream)
     record = db.session(session["id"])
-    assert record["delivery_status"] == "pending"
-    assert record["redrive_queue"] == "tiktok"
+    if sent:
+        assert record["delivery_status"] == "sent"
+    else:
+        assert record["delivery_status"] == "failed"
+        assert record["delivery_retryable"] is True
+        assert record["redrive_queue"] == "tiktok" and "next_attempt_at" in record
+        assert not claimed(record)
 
 
-def test_logs_carry_no_secret_token_or_raw_pii(env, deliver, logs, tiktok_server):
-    tiktok_server.behave("code:40001")
-    event = stripe_event()
+# ---------------------------------------------------------------------- logs and settings
 
-    deliver(event)
-    deliver(event)
+
+def test_logs_carry_no_secret_token_or_raw_pii(env, checkout, stream, logs, tiktok_server):
+    tiktok_server.behave("code:40001", "ok")
+    rejected, accepted = stripe_event(), stripe_event()
+
+    checkout(rejected)
+    checkout(accepted)
+    checkout(rejected)  # Stripe's resend: a duplicate
 
     text = logs.text()
-    lines = logs()
-    assert lines, "the function logs as JSON"
+    webhook, sender = lines_of(logs, WEBHOOK), lines_of(logs, SENDER)
+    assert webhook and sender, "both functions log as JSON"
+    assert {line["message"] for line in sender} >= {"TikTok delivery failed", "TikTok delivery sent"}
     for secret in (
         TIKTOK_TOKEN,
+        WEBHOOK_SECRET,
         "whsec_",
         "jane.doe@example.com",
         "Jane.Doe@Example.COM",
         "Jane Doe",
         "555-0123",
         "203.0.113.7",
+        "Mozilla/5.0 (iPhone",
         "E.C.P.test-ttclid",
+        "2abcDEFttpCookie",
     ):
         assert secret not in text
-    assert {line.get("correlation_id") for line in lines if line.get("level")} == {event["id"]}
-    assert all(
-        line.get("checkout_session_id") == event["data"]["object"]["id"]
-        for line in lines
-        if line.get("level") and line["message"] != "Rejected a webhook"
-    )
+    events = {
+        rejected["data"]["object"]["id"]: rejected["id"],
+        accepted["data"]["object"]["id"]: accepted["id"],
+    }
+    for line in webhook:
+        assert events[line["checkout_session_id"]] == line["correlation_id"]
+    deliveries = [line for line in sender if line["message"].startswith("TikTok delivery")]
+    assert sorted(line["checkout_session_id"] for line in deliveries) == sorted(events)
 
 
-class SlowTransactions:
-    """The function's DynamoDB client, with transactions that take `delay` seconds (botocore
-    retrying a throttled write, say)."""
-
-    def __init__(self, client, delay):
-        self._client, self._delay = client, delay
-
-    def transact_write_items(self, **request):
-        time.sleep(self._delay)
-        return self._client.transact_write_items(**request)
-
-    def __getattr__(self, name):
-        return getattr(self._client, name)
-
-
-def test_slow_provisioning_shrinks_the_tiktok_budget_instead_of_overrunning(
-    env, app, invoke, tiktok_server, db, monkeypatch
+def test_an_invalid_tiktok_setting_never_stops_provisioning_or_sending(
+    env, checkout, stream, tiktok_server, db, logs, monkeypatch
 ):
-    from devtools.function_url import signed_webhook_event
-    from tests.integration.conftest import WEBHOOK_SECRET
-
-    monkeypatch.setenv("TIKTOK_TIMEOUT_SECONDS", "3")
-    monkeypatch.setattr(app, "dynamodb", SlowTransactions(app.dynamodb, 2.2))
-    tiktok_server.behave("hang")
-    session = checkout_session()
-
-    started = time.monotonic()
-    answer = invoke(signed_webhook_event(stripe_event(session=session), WEBHOOK_SECRET), timeout_seconds=4.0)
-    elapsed = time.monotonic() - started
-    tiktok_server.release_hung()
-
-    # 4 s of Lambda time, 2.2 s spent provisioning: what is left after the 1.5 s margin is too
-    # little to send, so the delivery waits for the redrive and the answer comes in time.
-    assert answer.body["status"] == "provisioned"
-    assert answer.body["tiktok"] == {"status": "pending"}
-    assert elapsed < 4.0 - 1.0
-    assert tiktok_server.requests == []
-    assert db.session(session["id"])["redrive_queue"] == "tiktok"
-
-
-def test_an_invalid_tiktok_setting_never_stops_provisioning(env, deliver, tiktok_server, logs, monkeypatch):
     monkeypatch.setenv("TIKTOK_TIMEOUT_SECONDS", "three")
     monkeypatch.setenv("REDRIVE_BATCH_SIZE", "0")
-
-    answer = deliver(stripe_event())
-
-    assert answer.body["status"] == "provisioned"
-    assert answer.body["tiktok"] == {"status": "sent"}
-    [error] = [line for line in logs() if line.get("message", "").startswith("Invalid settings ignored")]
-    assert error["level"] == "ERROR"
-    assert any("TIKTOK_TIMEOUT_SECONDS" in problem for problem in error["problems"])
-    assert any("REDRIVE_BATCH_SIZE" in problem for problem in error["problems"])
-
-
-def test_a_payment_older_than_the_max_age_is_provisioned_but_not_reported(env, deliver, tiktok_server, db):
-    """A dashboard resend of a 10-day-old event still provisions (if it was lost), but its
-    conversion is as stale as the redrive's expiry rule says."""
     session = checkout_session()
 
-    answer = deliver(stripe_event(session=session, created=int(time.time()) - 10 * 86400))
+    answer = checkout(stripe_event(session=session))
 
     assert answer.body["status"] == "provisioned"
-    assert answer.body["tiktok"] == {"status": "skipped", "reason": "payment older than 7 days"}
-    assert tiktok_server.requests == []
-    assert db.session(session["id"])["delivery_status"] == "skipped"
+    assert answer.body["tiktok"] == PENDING
+    assert len(tiktok_server.requests) == 1
+    assert db.session(session["id"])["delivery_status"] == "sent"
+    for function_name in (WEBHOOK, SENDER):
+        [error] = [
+            line
+            for line in lines_of(logs, function_name)
+            if line.get("message", "").startswith("Invalid settings ignored")
+        ]
+        assert error["level"] == "ERROR"
+        assert any("TIKTOK_TIMEOUT_SECONDS" in problem for problem in error["problems"])
+        assert any("REDRIVE_BATCH_SIZE" in problem for problem in error["problems"])

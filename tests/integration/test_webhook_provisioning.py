@@ -10,6 +10,8 @@ from botocore.config import Config
 from devtools.local_dynamodb import free_port
 from tests.factories import checkout_session, stripe_event
 
+pytest_plugins = ("tests.integration.redrive_fixtures",)
+
 
 def test_paid_checkout_provisions_a_customer_record(env, deliver, db):
     session = checkout_session(mode="subscription", subscription="sub_0001", amount_total=4900)
@@ -21,7 +23,7 @@ def test_paid_checkout_provisions_a_customer_record(env, deliver, db):
     assert answer.body["status"] == "provisioned"
     assert answer.body["session_id"] == session["id"]
     assert answer.body["duplicate"] is False
-    assert answer.body["tiktok"]["status"] == "sent"
+    assert answer.body["tiktok"] == {"status": "pending"}
     [customer] = db.customers()
     assert customer["customer_id"] == "cus_TestCustomer0001"
     assert customer["checkout_session_id"] == session["id"]
@@ -62,13 +64,14 @@ def test_sessions_record_expires_after_at_least_30_days(env, deliver, db):
     assert record["expires_at"] - time.time() >= 30 * 86400
 
 
-def test_unrelated_event_types_are_acknowledged_and_ignored(env, deliver, db, tiktok_server):
+def test_unrelated_event_types_are_acknowledged_and_ignored(env, checkout, stream, db, tiktok_server):
     for event_type in ("invoice.paid", "checkout.session.expired", "customer.created"):
-        answer = deliver(stripe_event(event_type))
+        answer = checkout(stripe_event(event_type))
         assert answer.status == 200
         assert answer.body["status"] == "ignored"
         assert event_type in answer.body["reason"]
     assert db.sessions() == [] and db.customers() == []
+    assert stream.invocations == []
     assert tiktok_server.requests == []
 
 
@@ -91,60 +94,94 @@ def test_async_payment_failed_is_ignored(env, deliver, db):
     assert db.customers() == []
 
 
-def test_unpaid_completion_waits_then_async_success_provisions(env, deliver, db, tiktok_server):
+def test_unpaid_completion_waits_then_async_success_provisions(env, checkout, db, tiktok_server):
     session = checkout_session(payment_status="unpaid")
 
-    waiting = deliver(stripe_event(session=session))
+    waiting = checkout(stripe_event(session=session))
     assert waiting.status == 200
     assert waiting.body["status"] == "ignored"
     assert "unpaid" in waiting.body["reason"]
     assert db.customers() == []
+    assert tiktok_server.requests == []
 
-    paid = deliver(
+    paid = checkout(
         stripe_event("checkout.session.async_payment_succeeded", {**session, "payment_status": "paid"})
     )
     assert paid.body["status"] == "provisioned"
+    assert paid.body["tiktok"] == {"status": "pending"}
     assert len(db.customers()) == 1
     assert len(tiktok_server.requests) == 1
 
 
-def test_redelivery_of_the_same_event_is_a_duplicate(env, deliver, db, tiktok_server):
+def test_redelivery_of_the_same_event_is_a_duplicate(env, checkout, db, tiktok_server):
     event = stripe_event()
 
-    first, second = deliver(event), deliver(event)
+    first, second = checkout(event), checkout(event)
 
     assert first.body["duplicate"] is False
+    assert first.body["tiktok"] == {"status": "pending"}
     assert second.status == 200
     assert second.body["status"] == "duplicate"
     assert second.body["duplicate"] is True
-    assert second.body["tiktok"] == {"status": "sent"}
+    assert second.body["tiktok"] == {"status": "sent"}  # the recorded delivery state
     assert len(db.customers()) == 1
     assert len(tiktok_server.requests) == 1
 
 
-def test_another_event_for_a_processed_session_is_a_duplicate(env, deliver, db, tiktok_server):
+def test_duplicate_before_the_send_reports_the_delivery_pending_and_sends_once(
+    env, deliver, stream, db, tiktok_server
+):
+    event = stripe_event()
+
+    first, second = deliver(event), deliver(event)
+    stream.drain()
+
+    assert first.body["tiktok"] == second.body["tiktok"] == {"status": "pending"}
+    assert second.body["status"] == "duplicate"
+    assert len(db.customers()) == 1
+    assert len(tiktok_server.requests) == 1
+    assert db.session(event["data"]["object"]["id"])["delivery_status"] == "sent"
+
+
+def test_a_new_session_and_its_duplicate_each_cost_one_dynamodb_request(
+    env, app, deliver, recording_dynamodb, db, monkeypatch
+):
+    monkeypatch.setattr(app, "dynamodb", recording_dynamodb)
+    event = stripe_event()
+
+    first = deliver(event)
+    new_session_calls = recording_dynamodb.operations()
+    second = deliver(event)
+
+    assert (first.body["status"], second.body["status"]) == ("provisioned", "duplicate")
+    assert new_session_calls == ["transact_write_items"]
+    assert recording_dynamodb.operations() == ["transact_write_items", "transact_write_items"]
+    assert len(db.customers()) == 1
+
+
+def test_another_event_for_a_processed_session_is_a_duplicate(env, checkout, db, tiktok_server):
     session = checkout_session()
 
-    deliver(stripe_event(session=session))
-    answer = deliver(stripe_event("checkout.session.async_payment_succeeded", session))
+    checkout(stripe_event(session=session))
+    answer = checkout(stripe_event("checkout.session.async_payment_succeeded", session))
 
     assert answer.body["status"] == "duplicate"
     assert len(db.customers()) == 1
     assert len(tiktok_server.requests) == 1
 
 
-def test_async_success_before_completed_provisions_once(env, deliver, db, tiktok_server):
+def test_async_success_before_completed_provisions_once(env, checkout, db, tiktok_server):
     session = checkout_session()
 
-    first = deliver(stripe_event("checkout.session.async_payment_succeeded", session))
-    second = deliver(stripe_event(session=session))
+    first = checkout(stripe_event("checkout.session.async_payment_succeeded", session))
+    second = checkout(stripe_event(session=session))
 
     assert (first.body["status"], second.body["status"]) == ("provisioned", "duplicate")
     assert len(db.customers()) == 1
     assert len(tiktok_server.requests) == 1
 
 
-def test_racing_deliveries_of_one_session_provision_once(env, deliver, db, tiktok_server):
+def test_racing_deliveries_of_one_session_provision_once(env, deliver, stream, db, tiktok_server):
     session = checkout_session()
     events = [stripe_event(session=session) for _ in range(16)]
     start = threading.Barrier(len(events))
@@ -155,23 +192,27 @@ def test_racing_deliveries_of_one_session_provision_once(env, deliver, db, tikto
 
     with ThreadPoolExecutor(max_workers=len(events)) as pool:
         answers = list(pool.map(race, events))
+    stream.drain()
 
     statuses = sorted(answer.body.get("status", answer.status) for answer in answers)
     assert statuses.count("provisioned") == 1
     assert all(answer.status in (200, 409) for answer in answers), statuses
     assert len(db.customers()) == 1
+    assert [item["session_id"] for item in db.sessions()] == [session["id"]]
     assert len(tiktok_server.requests) == 1
     # Stripe retries every loser that got a non-2xx: the retry gets 200 and changes nothing.
     for answer, event in zip(answers, events, strict=True):
         if answer.status != 200:
             retry = deliver(event)
             assert retry.status == 200 and retry.body["status"] == "duplicate"
+    stream.drain()
     assert len(db.customers()) == 1
+    assert len(db.sessions()) == 1
     assert len(tiktok_server.requests) == 1
 
 
 def test_dynamodb_unreachable_gives_500_and_no_tiktok_request(
-    env, app, deliver, db, tiktok_server, monkeypatch
+    env, app, deliver, checkout, stream, db, tiktok_server, monkeypatch
 ):
     dead = boto3.client(
         "dynamodb",
@@ -184,11 +225,14 @@ def test_dynamodb_unreachable_gives_500_and_no_tiktok_request(
         patch.setattr(app, "dynamodb", dead)
         answer = deliver(event)
 
+    stream.drain()
     assert answer.status == 500
     assert answer.body["error"] == "provisioning failed, retry later"
+    assert db.sessions() == [] and db.customers() == []
+    assert stream.invocations == []  # nothing reached the stream
     assert tiktok_server.requests == []
     # Stripe's retry, with DynamoDB back, provisions once.
-    retry = deliver(event)
+    retry = checkout(event)
     assert retry.body["status"] == "provisioned"
     assert len(db.customers()) == 1
     assert len(tiktok_server.requests) == 1
