@@ -11,7 +11,6 @@ again, only when the work could not be done: DynamoDB errors while claiming or r
 unreadable token, or too little time left in this invocation to start another send.
 """
 
-import functools
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -78,11 +77,7 @@ def send_new_deliveries(
     require_tables(settings)
     store = Store(dynamodb, settings.sessions_table, settings.customers_table)
     tally: Counter[str] = Counter()
-
-    @functools.cache
-    def access_token() -> str:
-        """Read at send time, once per batch (an error is not cached: the next record tries again)."""
-        return tiktok_access_token(settings)
+    access_token = _TokenOncePerBatch(settings)
 
     def post(body: bytes) -> delivery.Outcome:
         return tiktok_api.post(
@@ -110,6 +105,31 @@ def send_new_deliveries(
     return answer
 
 
+class _TokenOncePerBatch:
+    """The TikTok token, read at send time, once per batch. A read that failed fails the batch's
+    other records too, without trying again: logged and counted once, retried by Lambda."""
+
+    def __init__(self, settings: Settings):
+        self._settings = settings
+        self._token: str | None = None
+        self._problem: ConfigurationError | None = None
+
+    def __call__(self) -> str:
+        if self._problem is not None:
+            raise self._problem
+        if self._token is None:
+            try:
+                self._token = tiktok_access_token(self._settings)
+            except ConfigurationError as problem:
+                logger.error(
+                    "Cannot read the TikTok token; Lambda retries the batch", extra={"problem": str(problem)}
+                )
+                count("ConfigurationErrors")
+                self._problem = problem
+                raise
+        return self._token
+
+
 def _send_one(
     session_id: str,
     store: Store,
@@ -122,12 +142,7 @@ def _send_one(
     left_seconds = context.get_remaining_time_in_millis() / 1000
     if left_seconds < SENDS_PER_TIMEOUT * settings.tiktok_timeout_seconds + RECORD_MARGIN_SECONDS:
         raise OutOfTime(f"{left_seconds:.1f}s left in this invocation")
-    try:
-        token = access_token()  # before the claim: an unreadable token holds nothing
-    except ConfigurationError as error:
-        logger.error("Cannot read the TikTok token; Lambda retries the record", extra={"problem": str(error)})
-        count("ConfigurationErrors")
-        raise
+    token = access_token()  # before the claim: an unreadable token holds nothing
     claimed = delivery.claim_new(store, session_id, int(clock()), hold_seconds=left_seconds)
     if claimed is None:
         logger.info("Delivery already claimed or finished: nothing to send")

@@ -1,4 +1,5 @@
-"""Faults: TikTok rejecting events, a crash mid-invocation, DynamoDB throttled or unreachable."""
+"""Faults: TikTok rejecting events, the sender never running or crashing mid-batch, DynamoDB
+throttled or unreachable. (DynamoDB failing under the stream sender itself: test_stream_sender.py.)"""
 
 import time
 
@@ -12,14 +13,24 @@ from tests.factories import checkout_session, stripe_event
 pytest_plugins = ("tests.integration.redrive_fixtures",)
 
 DAY = 86400
+NOTHING_TO_RETRY = {"batchItemFailures": []}
 
 
-def dead_dynamodb():
+class Crash(BaseException):
+    """The Lambda dies (timeout, out of memory): not an Exception, so nothing in the handler
+    catches it, and the mapping sees a function error."""
+
+
+def dead_dynamodb(timeout_seconds=0.5):
     """A client pointed at a closed loopback port: every call fails to connect."""
     return boto3.client(
         "dynamodb",
         endpoint_url=f"http://127.0.0.1:{free_port()}",
-        config=Config(connect_timeout=0.5, read_timeout=0.5, retries={"mode": "standard", "max_attempts": 1}),
+        config=Config(
+            connect_timeout=timeout_seconds,
+            read_timeout=timeout_seconds,
+            retries={"mode": "standard", "max_attempts": 1},
+        ),
     )
 
 
@@ -35,19 +46,21 @@ def emf_blob_with(emf, name):
 @pytest.mark.parametrize(
     ("code", "meaning"), [(40001, "token has no rights on the pixel"), (40105, "token expired or invalid")]
 )
-def test_permanent_rejection_is_recorded_alerted_and_never_retried(
-    redrive_env, deliver, db, redrive, tiktok_server, emf, logs, code, meaning
+def test_permanent_rejection_is_recorded_by_the_sender_alerted_and_never_retried(
+    redrive_env, checkout, stream, db, redrive, tiktok_server, emf, logs, code, meaning
 ):
     tiktok_server.behave(f"code:{code}")
     session = checkout_session()
 
-    answer = deliver(stripe_event(session=session))
+    answer = checkout(stripe_event(session=session))
 
+    # The webhook answered before TikTok was called: Stripe only ever hears "pending".
     assert answer.status == 200
     assert answer.body["status"] == "provisioned"
-    # TikTok's message can quote rejected values: it is recorded, never put in Stripe's answer.
-    assert answer.body["tiktok"] == {"status": "failed", "retryable": False, "code": code}
+    assert answer.body["tiktok"] == {"status": "pending"}
     assert len(db.customers()) == 1
+    # A TikTok rejection is recorded on the item, not a record for Lambda to retry.
+    assert [invocation.answer for invocation in stream.invocations] == [NOTHING_TO_RETRY]
     record = db.session(session["id"])
     assert record["delivery_status"] == "failed"
     assert record["delivery_retryable"] is False
@@ -55,92 +68,98 @@ def test_permanent_rejection_is_recorded_alerted_and_never_retried(
     assert record["delivery_message"] == f"stand-in error {code}"
     assert record["delivery_http_status"] == 200
     assert "redrive_queue" not in record and "next_attempt_at" not in record and "claim_token" not in record
+    assert "tiktok_event" in record  # kept, so that an operator can requeue it once fixed
 
     blob = emf_blob_with(emf, "TikTokPermanentFailures")
-    assert emf.value(blob, "TikTokPermanentFailures") == 1
-    assert emf.value(blob, "TikTokFailed") == 1 and emf.value(blob, "Provisioned") == 1
+    assert emf.value(blob, "TikTokPermanentFailures") == 1 and emf.value(blob, "TikTokFailed") == 1
     assert blob["service"] == "checkout-conversions"  # the dimension template.yaml's alarms use
     assert ["service"] in blob["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+    assert emf.total("Provisioned") == 1
     warning = [line for line in logs() if line.get("message") == "TikTok delivery failed"]
     assert warning and warning[0]["tiktok_code"] == code and warning[0]["retryable"] is False
+    assert warning[0]["function_name"] == "TikTokSenderFunction"
 
     assert redrive() == {}
     assert redrive(at=time.time() + DAY) == {}
     assert len(tiktok_server.requests) == 1
 
 
-# --- A crash mid-invocation ------------------------------------------------------------------
+# --- the sender never ran, or crashed mid-batch --------------------------------------------------
 
 
-def test_crash_between_provisioning_and_the_tiktok_call(
-    redrive_env, deliver, db, redrive, tiktok_server, sent_by_event, monkeypatch
+def test_a_delivery_the_sender_never_ran_for_is_sent_once_by_the_redrive_after_the_grace_period(
+    env, pending, deliver, stream, db, redrive, tiktok_server, sent_by_event
 ):
-    from checkout_conversions import delivery
-
-    session = checkout_session()
-    event = stripe_event(session=session)
-
-    def crash(*args, **kwargs):
-        raise RuntimeError("the Lambda died here")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(delivery, "send_claimed", crash)
-        with pytest.raises(RuntimeError, match="died"):
-            deliver(event)
-
-    assert tiktok_server.requests == []
+    [(session, event)] = pending()  # provisioned; the stream's record never reached the sender
     record = db.session(session["id"])
-    assert record["delivery_status"] == "pending"
-    assert record["claim_token"] and record["claim_expires_at"] > time.time()
-    assert record["redrive_queue"] == "tiktok"
+    grace_ends = record["next_attempt_at"]
 
-    # Stripe saw an error and retries the same event: a duplicate, nothing provisioned twice.
+    # Stripe resends the event meanwhile: a duplicate, nothing provisioned twice.
     retry = deliver(event)
-    assert retry.status == 200
-    assert retry.body["status"] == "duplicate"
+    assert retry.status == 200 and retry.body["status"] == "duplicate"
     assert retry.body["tiktok"] == {"status": "pending"}
     assert len(db.customers()) == 1
+
+    assert redrive() == {}
+    assert redrive(at=grace_ends - 1) == {}
     assert tiktok_server.requests == []
 
-    # The webhook's claim still holds: the redrive leaves it alone.
-    assert redrive() == {"not_claimed": 1}
-    assert redrive(at=record["claim_expires_at"] - 1) == {"not_claimed": 1}
-    assert tiktok_server.requests == []
-
-    # Once it has expired, the redrive sends it, once.
-    assert redrive(at=record["claim_expires_at"] + 1) == {"sent": 1}
-    assert redrive(at=record["claim_expires_at"] + 2) == {}
+    assert redrive(at=grace_ends) == {"sent": 1}
+    assert redrive(at=grace_ends + 1) == {}
     [body] = sent_by_event()[session["id"]]
     assert body["data"][0]["event_time"] == event["created"]
     record = db.session(session["id"])
-    assert record["delivery_status"] == "sent"
-    assert record["delivery_attempts"] == 2  # the webhook's claim counted as an attempt
+    assert record["delivery_status"] == "sent" and record["delivery_attempts"] == 1
+
+    # The mapping catches up late: the record finds the delivery sent, and sends nothing.
+    assert stream.drain() == 1
+    assert [invocation.answer for invocation in stream.invocations] == [NOTHING_TO_RETRY]
+    assert len(tiktok_server.requests) == 1
+    assert deliver(event).body["tiktok"] == {"status": "sent"}
 
 
-def test_crash_after_the_send_before_recording_resends_the_same_event_once(
-    redrive_env, deliver, db, redrive, tiktok_server, sent_by_event, monkeypatch
+def test_a_crash_after_the_send_before_recording_resends_the_same_event_once(
+    redrive_env, deliver, stream, db, redrive, sent_by_event, monkeypatch
 ):
-    """TikTok got it, but the outcome was never written: after the claim expires the redrive sends
-    the same event_id again, which TikTok deduplicates."""
+    """TikTok got it, but the Lambda died before writing the outcome: the mapping bisects and
+    retries the batch, which finds the claim held (and the rest of the batch still goes out);
+    after the claim expires the redrive sends the same event_id again, which TikTok deduplicates."""
     from checkout_conversions import delivery
 
-    session = checkout_session()
+    crashed, other = checkout_session(), checkout_session()
+    for session in (crashed, other):
+        assert deliver(stripe_event(session=session)).body["tiktok"] == {"status": "pending"}
+    real_record = delivery.record
+    crashes = []
 
-    def crash(*args, **kwargs):
-        raise RuntimeError("the Lambda died here")
+    def record_then_crash(*args, **kwargs):
+        if not crashes:
+            crashes.append(args[1])
+            raise Crash("the Lambda died here")
+        return real_record(*args, **kwargs)
 
     with monkeypatch.context() as patch:
-        patch.setattr(delivery, "record_outcome", crash)
-        with pytest.raises(RuntimeError):
-            deliver(stripe_event(session=session))
+        patch.setattr(delivery, "record", record_then_crash)
+        stream.drain()
 
-    record = db.session(session["id"])
+    assert crashes == [crashed["id"]]
+    first, *retries = stream.invocations
+    assert isinstance(first.error, Crash) and len(first.event["Records"]) == 2
+    assert [len(retry.event["Records"]) for retry in retries] == [1, 1], "bisected"
+    assert all(retry.answer == NOTHING_TO_RETRY for retry in retries)
+    assert stream.given_up == []
+    assert db.session(other["id"])["delivery_status"] == "sent"
+    record = db.session(crashed["id"])
     assert record["delivery_status"] == "pending" and record["claim_token"]
+    assert len(sent_by_event()[crashed["id"]]) == 1
+
     assert redrive() == {"not_claimed": 1}
     assert redrive(at=record["claim_expires_at"] + 1) == {"sent": 1}
-    first, second = sent_by_event()[session["id"]]
-    assert first == second
-    assert db.session(session["id"])["delivery_status"] == "sent"
+    assert redrive(at=record["claim_expires_at"] + 2) == {}
+    first_body, second_body = sent_by_event()[crashed["id"]]
+    assert first_body == second_body
+    assert len(sent_by_event()[other["id"]]) == 1
+    assert db.session(crashed["id"])["delivery_status"] == "sent"
 
 
 # --- DynamoDB throttled or unreachable while provisioning ----------------------------------------
@@ -154,8 +173,8 @@ def test_crash_after_the_send_before_recording_resends_the_same_event_once(
         ("TransactionCanceledException", [{"Code": "None"}, {"Code": "ThrottlingError"}]),
     ],
 )
-def test_throttled_provisioning_answers_500_and_the_retry_provisions_once(
-    env, app, deliver, db, tiktok_server, emf, logs, failing_client, monkeypatch, code, reasons
+def test_throttled_provisioning_answers_500_and_the_retry_provisions_and_sends_once(
+    env, app, deliver, stream, db, tiktok_server, emf, logs, failing_client, monkeypatch, code, reasons
 ):
     event = stripe_event()
     throttled = failing_client(app.dynamodb, "transact_write_items", code, cancellation_reasons=reasons)
@@ -170,8 +189,10 @@ def test_throttled_provisioning_answers_500_and_the_retry_provisions_once(
         "error": "provisioning failed, retry later",
         "session_id": event["data"]["object"]["id"],
     }
-    assert tiktok_server.requests == []
     assert db.sessions() == [] and db.customers() == []
+    # Nothing was written, so nothing is in the stream for the sender.
+    assert stream.drain() == 0
+    assert tiktok_server.requests == []
     assert emf.total("ProvisioningFailures") == 1
     [failure] = [line for line in logs() if line.get("message") == "Provisioning failed: Stripe will retry"]
     assert failure["level"] == "ERROR"
@@ -179,14 +200,17 @@ def test_throttled_provisioning_answers_500_and_the_retry_provisions_once(
 
     retry = deliver(event)
     assert retry.status == 200 and retry.body["status"] == "provisioned"
+    assert stream.drain() == 1
     assert len(db.customers()) == 1
     assert len(tiktok_server.requests) == 1
-    assert deliver(event).body["status"] == "duplicate"
+    duplicate = deliver(event)
+    assert duplicate.body["status"] == "duplicate" and duplicate.body["tiktok"] == {"status": "sent"}
+    assert stream.drain() == 0
     assert len(db.customers()) == 1 and len(tiktok_server.requests) == 1
 
 
-def test_unreachable_dynamodb_answers_500_and_the_retry_provisions_once(
-    env, app, deliver, db, tiktok_server, emf, monkeypatch
+def test_unreachable_dynamodb_answers_500_and_the_retry_provisions_and_sends_once(
+    env, app, deliver, stream, db, tiktok_server, emf, monkeypatch
 ):
     event = stripe_event()
 
@@ -199,44 +223,15 @@ def test_unreachable_dynamodb_answers_500_and_the_retry_provisions_once(
     assert answer.status == 500
     assert answer.body["error"] == "provisioning failed, retry later"
     assert elapsed < 3
-    assert tiktok_server.requests == []
     assert db.sessions() == [] and db.customers() == []
+    assert stream.drain() == 0
+    assert tiktok_server.requests == []
     assert emf.total("ProvisioningFailures") == 1
 
     assert deliver(event).body["status"] == "provisioned"
+    stream.drain()
     assert len(db.customers()) == 1
     assert len(tiktok_server.requests) == 1
-
-
-def test_throttled_outcome_record_keeps_the_answer_200_and_the_redrive_finishes(
-    redrive_env, app, deliver, db, redrive, tiktok_server, sent_by_event, emf, failing_client, monkeypatch
-):
-    """Provisioned and sent, but recording 'sent' was throttled: the answer is still 200, the claim
-    expires and the redrive sends the same event once more (TikTok deduplicates it)."""
-    session = checkout_session()
-    throttled = failing_client(
-        app.dynamodb,
-        "update_item",
-        "ProvisionedThroughputExceededException",
-        when=lambda kwargs: "claim_token = :claim_token" in kwargs.get("ConditionExpression", ""),
-    )
-
-    with monkeypatch.context() as patch:
-        patch.setattr(app, "dynamodb", throttled)
-        answer = deliver(stripe_event(session=session))
-
-    assert answer.status == 200
-    assert answer.body["tiktok"] == {"status": "sent"}
-    assert emf.total("DeliveryRecordFailures") == 1
-    record = db.session(session["id"])
-    assert record["delivery_status"] == "pending" and record["claim_token"]
-    assert len(db.customers()) == 1
-
-    assert redrive() == {"not_claimed": 1}
-    assert redrive(at=record["claim_expires_at"] + 1) == {"sent": 1}
-    first, second = sent_by_event()[session["id"]]
-    assert first == second
-    assert db.session(session["id"])["delivery_status"] == "sent"
 
 
 def test_redrive_fails_loudly_when_dynamodb_is_unreachable(
@@ -255,30 +250,58 @@ def test_redrive_fails_loudly_when_dynamodb_is_unreachable(
 
 
 def test_no_log_line_on_any_path_carries_pii_or_secrets(
-    redrive_env, app, deliver, pending, redrive, tiktok_server, logs, monkeypatch
+    redrive_env,
+    app,
+    sender_app,
+    checkout,
+    deliver,
+    pending,
+    redrive,
+    tiktok_server,
+    failing_client,
+    logs,
+    monkeypatch,
 ):
-    """Success, TikTok rejections, a DynamoDB failure (with its traceback) and the redrive: the
-    buyer's email, name, phone, IP, click id and User-Agent, the token and the secret never
-    reach a log line."""
+    """The webhook, the sender and the redrive, on success, TikTok rejections and failures, and
+    DynamoDB failures (with their tracebacks): the buyer's email, name, phone, IP, click id and
+    User-Agent, the token and the secret never reach a log line."""
     from tests.integration.conftest import TIKTOK_TOKEN, WEBHOOK_SECRET
 
-    deliver(stripe_event())
-    tiktok_server.behave("code:40002")
-    deliver(stripe_event())
+    checkout(stripe_event())
+    tiktok_server.behave("code:40002")  # TikTok's message can quote rejected values
+    checkout(stripe_event())
     tiktok_server.behave("http:500")
+    checkout(stripe_event())
     pending(1)
     redrive()
-    dead = boto3.client(
-        "dynamodb",
-        endpoint_url=f"http://127.0.0.1:{free_port()}",
-        config=Config(connect_timeout=0.3, read_timeout=0.3, retries={"mode": "standard", "max_attempts": 1}),
+    tiktok_server.behave("ok")
+    claim_fails = failing_client(sender_app.dynamodb, "update_item", "InternalServerError", times=1)
+    record_fails = failing_client(
+        sender_app.dynamodb,
+        "update_item",
+        "InternalServerError",
+        when=lambda kwargs: "delivery_status = :sent" in kwargs["UpdateExpression"],
+        times=1,
     )
     with monkeypatch.context() as patch:
-        patch.setattr(app, "dynamodb", dead)
+        patch.setattr(sender_app, "dynamodb", claim_fails)
+        checkout(stripe_event())  # the claim fails once; the mapping's retry sends it
+        patch.setattr(sender_app, "dynamodb", record_fails)
+        checkout(stripe_event())  # sent, but the outcome is not recorded
+    assert claim_fails.failures == record_fails.failures == 1
+    with monkeypatch.context() as patch:
+        patch.setattr(app, "dynamodb", dead_dynamodb(timeout_seconds=0.3))
         assert deliver(stripe_event()).status == 500
 
     text = logs.text()
-    assert "Provisioning failed" in text and "Redrive finished" in text and "TikTok delivery failed" in text
+    for expected in (
+        "Provisioning failed",
+        "Stream batch finished",
+        "TikTok delivery failed",
+        "Could not record the TikTok outcome",
+        "Redrive finished",
+    ):
+        assert expected in text, expected
     for secret in (
         TIKTOK_TOKEN,
         WEBHOOK_SECRET,
@@ -291,5 +314,6 @@ def test_no_log_line_on_any_path_carries_pii_or_secrets(
         "E.C.P.test-ttclid",
         "2abcDEFttpCookie",
         "iPhone",
+        "stand-in error",
     ):
         assert secret not in text, secret

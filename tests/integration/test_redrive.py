@@ -1,4 +1,4 @@
-"""The scheduled redrive: every delivery the webhook could not finish is sent exactly once, later."""
+"""The scheduled redrive: every delivery the stream sender did not finish is sent exactly once, later."""
 
 import threading
 import time
@@ -12,6 +12,8 @@ from tests.factories import checkout_session, stripe_event
 pytest_plugins = ("tests.integration.redrive_fixtures",)
 
 DAY = 86400
+NOTHING_TO_RETRY = {"batchItemFailures": []}
+TALLY_KEYS = ("sent", "failed_retryable", "failed_permanent", "skipped", "not_claimed", "retry_later")
 
 
 def queued(record):
@@ -28,19 +30,24 @@ def assert_never_scanned(client):
 
 
 def test_transient_failures_are_retried_until_each_is_sent_exactly_once(
-    redrive_env, deliver, db, redrive, tiktok_server, sent_by_event
+    redrive_env, deliver, stream, db, redrive, tiktok_server, sent_by_event
 ):
     sessions = [checkout_session() for _ in range(3)]
     events = [stripe_event(session=session) for session in sessions]
-    # Requests are answered in this order (the redrive sends one at a time); the last one sticks.
+    # Requests are answered in this order (the sender and the redrive send one at a time); the
+    # last one sticks.
     script = ["http:500"] * 3 + ["code:50000"] * 3 + ["code:40100"] * 6 + ["ok"]
     tiktok_server.behave(*script)
 
     for event in events:
         answer = deliver(event)
         assert answer.status == 200
-        assert answer.body["tiktok"]["status"] == "failed"
-        assert answer.body["tiktok"]["retryable"] is True
+        assert answer.body["tiktok"] == {"status": "pending"}
+    stream.drain()  # the sender's first attempts, one batch of three
+    assert [invocation.answer for invocation in stream.invocations] == [NOTHING_TO_RETRY]
+    for session in sessions:
+        record = db.session(session["id"])
+        assert record["delivery_status"] == "failed" and record["delivery_retryable"] is True
 
     tallies = []
     for _ in range(10):
@@ -75,14 +82,14 @@ def test_transient_failures_are_retried_until_each_is_sent_exactly_once(
 
 
 def test_backoff_doubles_after_each_failure_up_to_the_cap(
-    env, deliver, db, redrive, tiktok_server, monkeypatch, budget, epoch_of
+    env, checkout, db, redrive, tiktok_server, monkeypatch, budget, epoch_of
 ):
     monkeypatch.setenv("REDRIVE_BACKOFF_BASE_SECONDS", "10")
     monkeypatch.setenv("REDRIVE_BACKOFF_CAP_SECONDS", "35")
     tiktok_server.behave("http:500")
     session = checkout_session()
 
-    deliver(stripe_event(session=session))
+    checkout(stripe_event(session=session))  # the sender's attempt is the first
 
     delays = []
     for attempt in range(1, 6):
@@ -96,6 +103,79 @@ def test_backoff_doubles_after_each_failure_up_to_the_cap(
 
     assert delays == [10, 20, 35, 35, 35]
     assert len(tiktok_server.requests) == 6
+
+
+def test_a_delivery_the_sender_failed_is_retried_by_the_redrive_after_its_backoff(
+    env, checkout, stream, db, redrive, tiktok_server, sent_by_event, epoch_of
+):
+    tiktok_server.behave("http:503", "ok")
+    session = checkout_session()
+
+    checkout(stripe_event(session=session))
+
+    record = db.session(session["id"])
+    assert record["delivery_status"] == "failed" and record["delivery_retryable"] is True
+    assert record["delivery_attempts"] == 1 and record["delivery_http_status"] == 503
+    due = record["next_attempt_at"]
+    assert due - epoch_of(record["delivery_updated_at"]) == 60  # REDRIVE_BACKOFF_BASE_SECONDS default
+    assert record["redrive_queue"] == "tiktok" and "claim_token" not in record
+
+    # The stream's record delivered again does not retry it: only the redrive does, with backoff.
+    assert stream.invoke(stream.invocations[0].event).answer == NOTHING_TO_RETRY
+    assert redrive(at=due - 1) == {}
+    assert len(tiktok_server.requests) == 1
+
+    assert redrive(at=due) == {"sent": 1}
+
+    first, second = sent_by_event()[session["id"]]
+    assert first == second
+    record = db.session(session["id"])
+    assert record["delivery_status"] == "sent" and record["delivery_attempts"] == 2
+    assert not queued(record) and "delivery_retryable" not in record
+    assert redrive(at=due + DAY) == {}
+
+
+@pytest.mark.parametrize("first", ["sender", "redrive"])
+def test_the_stream_sender_and_the_redrive_never_both_send_a_delivery(
+    redrive_env, pending, stream, db, redrive, tiktok_server, sent_by_event, logs, monkeypatch, first
+):
+    """Whichever claims the delivery first sends it; the other, trying while the first is in the
+    middle of its request, finds it claimed and sends nothing."""
+    from checkout_conversions import tiktok_api
+
+    [(session, _)] = pending()  # due for the redrive at once, and in the stream for the sender
+    results = {}
+
+    def sender():
+        stream.drain()
+        assert [invocation.answer for invocation in stream.invocations] == [NOTHING_TO_RETRY]
+        [tally] = [line for line in logs() if line.get("message") == "Stream batch finished"]
+        results["sender"] = {key: tally[key] for key in TALLY_KEYS if key in tally}
+
+    def redrive_run():
+        results["redrive"] = redrive()
+
+    runs = {"sender": sender, "redrive": redrive_run}
+    second = "redrive" if first == "sender" else "sender"
+    real_post = tiktok_api.post
+    started = []
+
+    def post_while_the_other_runs(*args, **kwargs):
+        if not started:
+            started.append(second)
+            runs[second]()  # the first holds its claim and has not sent yet
+        return real_post(*args, **kwargs)
+
+    monkeypatch.setattr(tiktok_api, "post", post_while_the_other_runs)
+
+    runs[first]()
+
+    assert started == [second]
+    assert results == {first: {"sent": 1}, second: {"not_claimed": 1}}
+    assert len(sent_by_event()[session["id"]]) == 1
+    assert len(tiktok_server.requests) == 1
+    record = db.session(session["id"])
+    assert record["delivery_status"] == "sent" and record["delivery_attempts"] == 1
 
 
 def test_a_delivery_that_is_not_due_yet_is_not_sent(env, pending, db, redrive, tiktok_server):
@@ -115,12 +195,12 @@ def test_a_delivery_that_is_not_due_yet_is_not_sent(env, pending, db, redrive, t
 
 
 def test_a_sent_delivery_is_never_sent_again_and_cannot_be_requeued(
-    redrive_env, deliver, db, redrive, store, tiktok_server
+    redrive_env, checkout, db, redrive, store, tiktok_server
 ):
     from checkout_conversions import delivery
 
     session = checkout_session()
-    deliver(stripe_event(session=session))
+    checkout(stripe_event(session=session))
     assert db.session(session["id"])["delivery_status"] == "sent"
 
     with pytest.raises(ValueError, match="is sent"):
@@ -133,13 +213,13 @@ def test_a_sent_delivery_is_never_sent_again_and_cannot_be_requeued(
 
 
 def test_requeue_sends_a_permanently_failed_delivery_once_more(
-    redrive_env, deliver, db, redrive, store, tiktok_server, sent_by_event
+    redrive_env, checkout, db, redrive, store, tiktok_server, sent_by_event
 ):
     from checkout_conversions import delivery
 
     tiktok_server.behave("code:40001", "ok")
     session = checkout_session()
-    deliver(stripe_event(session=session))
+    checkout(stripe_event(session=session))
     assert db.session(session["id"])["delivery_retryable"] is False
     assert redrive() == {}
 
@@ -154,17 +234,23 @@ def test_requeue_sends_a_permanently_failed_delivery_once_more(
         delivery.requeue(store, session["id"], int(time.time()))
 
 
+@pytest.mark.parametrize(
+    "cleared",
+    ["TIKTOK_PIXEL_ID", "TIKTOK_ACCESS_TOKEN"],
+    ids=["skipped-by-the-webhook", "skipped-by-the-sender"],
+)
 def test_requeue_refuses_unknown_sessions_and_deliveries_without_a_stored_event(
-    redrive_env, deliver, store, monkeypatch
+    redrive_env, checkout, db, store, monkeypatch, cleared
 ):
     from checkout_conversions import delivery
 
     with pytest.raises(LookupError):
         delivery.requeue(store, "cs_test_no_such_session", int(time.time()))
 
-    monkeypatch.setenv("TIKTOK_ACCESS_TOKEN", "")
+    monkeypatch.setenv(cleared, "")
     session = checkout_session()
-    deliver(stripe_event(session=session))
+    checkout(stripe_event(session=session))
+    assert db.session(session["id"])["delivery_status"] == "skipped"
     with pytest.raises(ValueError, match="skipped with no stored event"):
         delivery.requeue(store, session["id"], int(time.time()))
 
@@ -179,7 +265,7 @@ def test_deliveries_past_the_max_age_expire_and_are_not_sent(
     fresh, old = checkout_session(), checkout_session()
     for session, created in ((fresh, int(now) - 5), (old, int(now) - 3 * DAY)):
         event = stripe_event(session=session, created=created)
-        answer = invoke(signed_webhook_event(event, WEBHOOK_SECRET), timeout_seconds=1.8)
+        answer = invoke(signed_webhook_event(event, WEBHOOK_SECRET))
         assert answer.body["tiktok"] == {"status": "pending"}
 
     # Five days on: the old one's payment is 8 days old (> DELIVERY_MAX_AGE_DAYS = 7), the fresh one's 5.
@@ -297,7 +383,7 @@ def test_redrive_stops_starting_sends_when_the_lambda_is_nearly_out_of_time(
 ):
     pending(2)
 
-    # 11 s left: less than the 10 s stop margin plus the 1.5 s TikTok timeout.
+    # 11 s left: less than the 10 s stop margin plus one whole send (4 x the 1 s TikTok timeout).
     assert redrive_app.lambda_handler({}, redrive_context(timeout_seconds=11.0)) == {}
     assert tiktok_server.requests == []
 
@@ -311,14 +397,14 @@ def test_one_failing_delivery_does_not_hold_up_the_others(
 
     monkeypatch.setenv("REDRIVE_BATCH_SIZE", batch_size)  # 1: the broken one fills a whole page
     [(broken, _), (fine, _), (also_fine, _)] = pending(3)
-    real_claim = delivery.claim
+    real_claim = delivery.claim_due
 
-    def claim(store, session_id, now, claim_seconds):
+    def claim_due(store, session_id, now, hold_seconds):
         if session_id == broken["id"]:
             raise StoreError("InternalServerError")
-        return real_claim(store, session_id, now, claim_seconds)
+        return real_claim(store, session_id, now, hold_seconds)
 
-    monkeypatch.setattr(delivery, "claim", claim)
+    monkeypatch.setattr(delivery, "claim_due", claim_due)
 
     tally = redrive()
 
@@ -326,33 +412,29 @@ def test_one_failing_delivery_does_not_hold_up_the_others(
     assert db.session(fine["id"])["delivery_status"] == "sent"
     assert db.session(also_fine["id"])["delivery_status"] == "sent"
     assert db.session(broken["id"])["delivery_status"] == "pending"  # still due for the next run
-    monkeypatch.setattr(delivery, "claim", real_claim)
+    monkeypatch.setattr(delivery, "claim_due", real_claim)
     assert redrive() == {"sent": 1}
 
 
-def test_a_transaction_conflict_on_recording_is_retried(redrive_env, pending, store, tiktok_server, db):
+def test_a_transaction_conflict_on_recording_is_retried(
+    redrive_env, pending, redrive_app, redrive_context, db, tiktok_server, failing_client, monkeypatch
+):
     """Real DynamoDB refuses a write to an item a transaction is using at that instant (a
     duplicate delivery being checked) with TransactionConflictException, which botocore does not
     retry: the store does, so the outcome is still recorded."""
-    from botocore.exceptions import ClientError
-
     [(session, _)] = pending(1)
-    client = store._client
-    conflicts = iter([True, True])
+    conflicting = failing_client(
+        redrive_app.dynamodb,
+        "update_item",
+        "TransactionConflictException",
+        when=lambda kwargs: "delivery_status = :sent" in kwargs.get("UpdateExpression", ""),
+        times=2,
+    )
+    monkeypatch.setattr(redrive_app, "dynamodb", conflicting)
 
-    class Conflicting:
-        def update_item(self, **request):
-            if next(conflicts, False):
-                raise ClientError(
-                    {"Error": {"Code": "TransactionConflictException", "Message": "conflict"}}, "UpdateItem"
-                )
-            return client.update_item(**request)
+    assert redrive_app.lambda_handler({}, redrive_context()) == {"sent": 1}
 
-        def __getattr__(self, name):
-            return getattr(client, name)
-
-    store._client = Conflicting()
-    updated = store.update_session(session["id"], {"delivery_reason": "checked"}, return_new=True)
-
-    assert updated["delivery_reason"] == "checked"
-    assert db.session(session["id"])["delivery_reason"] == "checked"
+    assert conflicting.failures == 2
+    assert len(tiktok_server.requests) == 1
+    record = db.session(session["id"])
+    assert record["delivery_status"] == "sent" and "claim_token" not in record

@@ -1,5 +1,8 @@
 """Secrets read from SSM Parameter Store (SecureString) or Secrets Manager, served by the same moto
-server on loopback, through Powertools Parameters with its short cache."""
+server on loopback, through Powertools Parameters with its short cache.
+
+The webhook reads only the Stripe signing secret; the stream sender and the redrive read the TikTok
+token, at send time."""
 
 import time
 import uuid
@@ -11,6 +14,8 @@ from tests.factories import checkout_session, stripe_event
 from tests.integration.conftest import WEBHOOK_SECRET
 
 pytest_plugins = ("tests.integration.redrive_fixtures",)
+
+NOTHING_TO_RETRY = {"batchItemFailures": []}
 
 ENV_SECRET = "whsec_in_the_environment_not_used"
 ENV_TOKEN = "token-in-the-environment-not-used"
@@ -47,13 +52,17 @@ class SecretStore:
 
 @pytest.fixture(params=["ssm", "secretsmanager"])
 def secrets(request, env, aws_endpoint, monkeypatch):
-    """The function configured to read both secrets from one store (written by each test); the
+    """The functions configured to read both secrets from one store (written by each test); the
     environment holds other values, which must never be used."""
     from aws_lambda_powertools.utilities import parameters
 
+    from checkout_conversions import config
+
     monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", aws_endpoint)
     monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", aws_endpoint)
-    parameters.clear_caches()  # also drops the providers, so their clients see the endpoints
+    # A fresh container: new providers (and caches), whose clients see the endpoints.
+    monkeypatch.setattr(config, "_secret_providers", {})
+    parameters.clear_caches()
     store = SecretStore(request.param, aws_endpoint)
     monkeypatch.setenv("SECRETS_SOURCE", request.param)
     monkeypatch.setenv("SECRETS_CACHE_SECONDS", "0")
@@ -65,24 +74,47 @@ def secrets(request, env, aws_endpoint, monkeypatch):
     parameters.clear_caches()
 
 
-def test_both_secrets_are_read_from_the_store(secrets, deliver, db, tiktok_server):
-    token = f"token-from-{secrets.source}"
-    secrets.write(secrets.name("stripe-webhook-secret"), WEBHOOK_SECRET)
-    secrets.write(secrets.name("tiktok-access-token"), token)
+def test_the_webhook_reads_only_the_stripe_secret(secrets, deliver, db, tiktok_server, emf, logs):
+    secrets.write(secrets.name("stripe-webhook-secret"), WEBHOOK_SECRET)  # no TikTok token entry at all
 
     answer = deliver(stripe_event())
 
     assert answer.status == 200
-    assert answer.body["status"] == "provisioned" and answer.body["tiktok"] == {"status": "sent"}
-    [request] = tiktok_server.requests
-    assert request.headers["access-token"] == token
+    assert answer.body["status"] == "provisioned" and answer.body["tiktok"] == {"status": "pending"}
+    assert len(db.customers()) == 1
+    assert emf.total("ConfigurationErrors") == 0
+    assert not [line for line in logs() if line.get("level") == "ERROR"]
+    assert tiktok_server.requests == []
+    # The secret in the environment is not the one used.
     assert deliver(stripe_event(), secret=ENV_SECRET).status == 400
     assert len(db.customers()) == 1
 
 
+def test_the_sender_and_the_redrive_read_the_token_from_the_store_at_send_time(
+    secrets, deliver, stream, pending, db, redrive, tiktok_server
+):
+    secrets.write(secrets.name("stripe-webhook-secret"), WEBHOOK_SECRET)
+    streamed = checkout_session()
+    assert deliver(stripe_event(session=streamed)).body["tiktok"] == {"status": "pending"}
+    # Written after provisioning: only read when the delivery is sent.
+    secrets.write(secrets.name("tiktok-access-token"), f"token-from-{secrets.source}")
+
+    stream.drain()
+
+    assert [invocation.answer for invocation in stream.invocations] == [NOTHING_TO_RETRY]
+    [request] = tiktok_server.requests
+    assert request.headers["access-token"] == f"token-from-{secrets.source}"
+    assert request.json()["data"][0]["event_id"] == streamed["id"]
+
+    [(redriven, _)] = pending()
+    secrets.write(secrets.name("tiktok-access-token"), "token-for-the-redrive")
+    assert redrive(at=db.session(redriven["id"])["next_attempt_at"]) == {"sent": 1}
+    assert tiktok_server.requests[-1].headers["access-token"] == "token-for-the-redrive"
+    assert tiktok_server.requests[-1].json()["data"][0]["event_id"] == redriven["id"]
+
+
 def test_rotation_accepts_every_secret_listed_in_the_store(secrets, deliver, db):
     secrets.write(secrets.name("stripe-webhook-secret"), f"whsec_old_0001,{WEBHOOK_SECRET}")
-    secrets.write(secrets.name("tiktok-access-token"), "token")
 
     assert deliver(stripe_event(), secret="whsec_old_0001").status == 200
     assert deliver(stripe_event(), secret=WEBHOOK_SECRET).status == 200
@@ -90,43 +122,47 @@ def test_rotation_accepts_every_secret_listed_in_the_store(secrets, deliver, db)
 
 
 def test_writing_disabled_switches_tiktok_off_once_the_cache_expires(
-    secrets, deliver, db, tiktok_server, redrive, monkeypatch
+    secrets, checkout, db, tiktok_server, redrive, monkeypatch
 ):
     monkeypatch.setenv("SECRETS_CACHE_SECONDS", "1")
     token_name = secrets.name("tiktok-access-token")
     secrets.write(secrets.name("stripe-webhook-secret"), WEBHOOK_SECRET)
     secrets.write(token_name, "token")
 
-    assert deliver(stripe_event()).body["tiktok"] == {"status": "sent"}
-    read_by = time.monotonic()  # the token was read (and cached for 1 s) before this
+    checkout(stripe_event())
+    read_by = time.monotonic()  # the sender read the token (and cached it for 1 s) before this
     secrets.write(token_name, "disabled")
 
     # Within the cache age the warm container still has the old token.
-    assert deliver(stripe_event()).body["tiktok"] == {"status": "sent"}
+    checkout(stripe_event())
     assert time.monotonic() - read_by < 1, "too slow to observe the cache"
+    assert [request.headers["access-token"] for request in tiktok_server.requests] == ["token", "token"]
 
+    # No drain or fixed clock can age Powertools' cache: wait it out.
     time.sleep(max(0.0, read_by + 1.05 - time.monotonic()))
     session = checkout_session()
-    answer = deliver(stripe_event(session=session))
-    read_by = time.monotonic()
+    answer = checkout(stripe_event(session=session))
 
-    assert answer.status == 200 and answer.body["status"] == "provisioned"
-    assert answer.body["tiktok"]["status"] == "skipped"
-    assert "switched off" in answer.body["tiktok"]["reason"]
-    assert db.session(session["id"])["delivery_status"] == "skipped"
+    assert answer.status == 200 and answer.body["tiktok"] == {"status": "pending"}  # it cannot tell
+    record = db.session(session["id"])
+    assert record["delivery_status"] == "skipped"
+    assert "switched off" in record["delivery_reason"] and "TIKTOK_ACCESS_TOKEN" in record["delivery_reason"]
     assert len(tiktok_server.requests) == 2
     assert "switched off" in redrive()["disabled"]
+    read_by = time.monotonic()
 
     # Writing a token back switches TikTok on again once the cached "disabled" has aged out.
     # (A cached entry keeps the age it was given: lowering SECRETS_CACHE_SECONDS does not shorten it.)
     secrets.write(token_name, "token-2")
     time.sleep(max(0.0, read_by + 1.05 - time.monotonic()))
-    assert deliver(stripe_event()).body["tiktok"] == {"status": "sent"}
+    session = checkout_session()
+    checkout(stripe_event(session=session))
+    assert db.session(session["id"])["delivery_status"] == "sent"
     assert tiktok_server.requests[-1].headers["access-token"] == "token-2"
 
 
 def test_unreadable_webhook_secret_answers_500_and_accepts_nothing(
-    secrets, deliver, db, tiktok_server, emf, logs
+    secrets, deliver, checkout, stream, db, tiktok_server, emf, logs
 ):
     secrets.write(secrets.name("tiktok-access-token"), "tiktok-token-from-store-0001")  # no webhook secret
 
@@ -135,6 +171,7 @@ def test_unreadable_webhook_secret_answers_500_and_accepts_nothing(
     assert answer.status == 500
     assert answer.body == {"error": "webhook endpoint is not configured"}
     assert db.sessions() == [] and db.customers() == []
+    assert stream.drain() == 0
     assert tiktok_server.requests == []
     assert emf.total("ConfigurationErrors") == 1
     [line] = [
@@ -145,10 +182,10 @@ def test_unreadable_webhook_secret_answers_500_and_accepts_nothing(
 
     # Writing the secret fixes it without a restart; Stripe's retry then provisions.
     secrets.write(secrets.name("stripe-webhook-secret"), WEBHOOK_SECRET)
-    assert deliver(stripe_event()).status == 200
+    assert checkout(stripe_event()).status == 200
     # Both secrets were read from the store and used; neither reached a log line.
     assert tiktok_server.requests[-1].headers["access-token"] == "tiktok-token-from-store-0001"
-    for secret in (WEBHOOK_SECRET, ENV_SECRET, "tiktok-token-from-store-0001"):
+    for secret in (WEBHOOK_SECRET, ENV_SECRET, ENV_TOKEN, "tiktok-token-from-store-0001"):
         assert secret not in logs.text()
 
 
@@ -161,26 +198,44 @@ def test_missing_secret_names_answer_500(secrets, deliver, db, monkeypatch):
     assert db.customers() == []
 
 
-def test_unreadable_token_leaves_the_delivery_pending_and_provisioning_unaffected(
-    secrets, redrive_env, deliver, db, tiktok_server, redrive, logs
+def test_unreadable_token_leaves_the_delivery_pending_for_lambda_and_the_redrive_to_retry(
+    secrets, redrive_env, deliver, stream, db, tiktok_server, redrive, logs
 ):
     secrets.write(secrets.name("stripe-webhook-secret"), WEBHOOK_SECRET)  # the token is never written
     session = checkout_session()
 
     answer = deliver(stripe_event(session=session))
 
+    # The webhook never reads the token: provisioning is unaffected.
     assert answer.status == 200
     assert answer.body["status"] == "provisioned"
     assert answer.body["tiktok"] == {"status": "pending"}
     assert len(db.customers()) == 1
+
+    stream.drain()
+
+    # The sender reports the record failed each time Lambda delivers it, and claims nothing.
+    [record_id] = [record["dynamodb"]["SequenceNumber"] for record in stream.invocations[0].event["Records"]]
+    assert all(
+        invocation.answer == {"batchItemFailures": [{"itemIdentifier": record_id}]}
+        for invocation in stream.invocations
+    )
+    assert len(stream.invocations) > 1 and len(stream.given_up) == 1
     assert tiktok_server.requests == []
     record = db.session(session["id"])
-    assert record["delivery_status"] == "pending"
-    assert record["redrive_queue"] == "tiktok" and "tiktok_event" in record
+    assert record["delivery_status"] == "pending" and record["delivery_attempts"] == 0
+    assert record["redrive_queue"] == "tiktok" and "tiktok_event" in record and "claim_token" not in record
     assert any(line.get("message", "").startswith("Cannot read the TikTok token") for line in logs())
 
+    # The redrive logs it and sends nothing.
     assert redrive() == {"disabled": "token unreadable"}
     assert tiktok_server.requests == []
+    [line] = [
+        line
+        for line in logs()
+        if line.get("message") == "Cannot read the TikTok token; nothing sent this run"
+    ]
+    assert line["level"] == "ERROR" and secrets.name("tiktok-access-token") in line["problem"]
 
     secrets.write(secrets.name("tiktok-access-token"), "token-at-last")
     assert redrive() == {"sent": 1}
