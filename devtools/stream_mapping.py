@@ -221,14 +221,13 @@ class LocalStreamMapping:
         deadline = time.monotonic() + timeout_seconds
         total = 0
         with self._lock:
-            while time.monotonic() < deadline:
-                records = self.poll()
-                if not records:
-                    return total
+            while records := self.poll():
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the stream kept producing records for {timeout_seconds}s")
                 total += len(records)
                 for start in range(0, len(records), self.settings.batch_size):
                     self.deliver(records[start : start + self.settings.batch_size])
-        raise TimeoutError(f"the stream kept producing records for {timeout_seconds}s")
+        return total
 
     def deliver(self, records: list[dict[str, Any]], retries_left: int | None = None) -> None:
         """Invoke the function with one batch, retrying as Lambda would until it succeeds or the

@@ -18,10 +18,7 @@ from typing import Any
 
 import httpx
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
-    DynamoDBRecord,
-    DynamoDBRecordEventName,
-)
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
 from checkout_conversions import delivery, tiktok_api
 from checkout_conversions.config import (
@@ -53,14 +50,19 @@ def new_processor() -> BatchProcessor:
 
 def pending_delivery(record: DynamoDBRecord) -> str | None:
     """The session id of a newly provisioned delivery waiting to be sent, else None: the filter
-    in template.yaml lets only those through, but a record is checked here all the same."""
-    if record.event_name is not DynamoDBRecordEventName.INSERT or record.dynamodb is None:
+    in template.yaml lets only those through, but a record is checked here all the same, on its
+    raw typed JSON, so that no shape of record can make this fail."""
+    raw = record.raw_event
+    stream_record = raw.get("dynamodb")
+    image = stream_record.get("NewImage") if isinstance(stream_record, dict) else None
+    if raw.get("eventName") != "INSERT" or not isinstance(image, dict):
         return None
-    image = record.dynamodb.new_image
+    if image.get("delivery_status") != {"S": DeliveryStatus.PENDING.value}:
+        return None
     session_id = image.get("session_id")
-    if image.get("delivery_status") != DeliveryStatus.PENDING or not isinstance(session_id, str):
+    if not isinstance(session_id, dict) or not isinstance(session_id.get("S"), str) or not session_id["S"]:
         return None
-    return session_id
+    return session_id["S"]
 
 
 def send_new_deliveries(

@@ -2,7 +2,7 @@
 
 Business errors come back as HTTP 200 with a non-zero `code`, so the outcome is read from the
 body, never from the status alone. Every outcome is returned; nothing is raised. Only the sender
-and the redrive import this module (and httpx with it): the webhook never calls TikTok.
+and the redrive import this module: the webhook never calls TikTok.
 """
 
 import json

@@ -4,11 +4,12 @@ from checkout_conversions.clients import dynamodb_client
 from checkout_conversions.observability import logger, metrics, traced
 from checkout_conversions.webhook import handle_webhook
 
+trace = traced("botocore")
 dynamodb = dynamodb_client()
 
 
 @logger.inject_lambda_context(clear_state=True)
-@traced("botocore")
+@trace
 @metrics.log_metrics
 def lambda_handler(event, context):
     return handle_webhook(event, dynamodb).to_lambda()

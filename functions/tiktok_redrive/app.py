@@ -7,12 +7,14 @@ from checkout_conversions.observability import logger, metrics, report_ignored_s
 from checkout_conversions.redrive import run_redrive
 from checkout_conversions.store import Store
 
+# Before the clients: X-Ray instruments only the httpx clients created after it patches httpx.
+trace = traced("botocore", "httpx")
 dynamodb = dynamodb_client()
 http = tiktok_api.new_client()
 
 
 @logger.inject_lambda_context(clear_state=True)
-@traced("botocore", "httpx")
+@trace
 @metrics.log_metrics
 def lambda_handler(event, context):
     settings = load_settings()

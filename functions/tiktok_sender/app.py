@@ -5,13 +5,15 @@ from checkout_conversions.clients import dynamodb_client
 from checkout_conversions.observability import logger, metrics, traced
 from checkout_conversions.sender import new_processor, send_new_deliveries
 
+# Before the clients: X-Ray instruments only the httpx clients created after it patches httpx.
+trace = traced("botocore", "httpx")
 dynamodb = dynamodb_client()
 http = tiktok_api.new_client()
 processor = new_processor()
 
 
 @logger.inject_lambda_context(clear_state=True)
-@traced("botocore", "httpx")
+@trace
 @metrics.log_metrics
 def lambda_handler(event, context):
     return send_new_deliveries(event, context, processor, dynamodb, http)

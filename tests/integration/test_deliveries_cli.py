@@ -5,10 +5,9 @@ import time
 
 import pytest
 
+from checkout_conversions.delivery import DeliveryStatus
 from devtools import deliveries
-from devtools.function_url import signed_webhook_event
 from tests.factories import checkout_session, stripe_event
-from tests.integration.conftest import WEBHOOK_SECRET
 
 pytest_plugins = ("tests.integration.redrive_fixtures",)
 
@@ -28,31 +27,36 @@ def line_of(output, session_id):
 
 
 @pytest.fixture
-def made(redrive_env, invoke, deliver, redrive, tiktok_server, monkeypatch):
+def made(redrive_env, deliver, stream, redrive, tiktok_server, monkeypatch):
     """One session in each state, oldest first: expired, sent, failed permanently, failed and
-    retrying, pending, skipped (a guest checkout, keyed by its email)."""
+    retrying, pending, skipped (a guest checkout, keyed by its email).
+
+    Sent and failed ones are sent by the stream sender (the stand-in answering as told); the
+    pending one is provisioned and never drained; the expired one is left pending and expired by
+    the redrive."""
     sessions = {}
 
     old = checkout_session()
-    event = stripe_event(session=old, created=int(time.time()) - 3 * DAY)
-    assert invoke(signed_webhook_event(event, WEBHOOK_SECRET), timeout_seconds=1.8).status == 200
+    assert deliver(stripe_event(session=old, created=int(time.time()) - 3 * DAY)).status == 200
     assert redrive(at=time.time() + 5 * DAY) == {"expired": 1}  # its payment is then 8 days old
     sessions["expired"] = old["id"]
 
     for name, behaviour in (("sent", "ok"), ("permanent", "code:40001"), ("retrying", "http:500")):
         tiktok_server.behave(behaviour)
         session = checkout_session()
-        deliver(stripe_event(session=session))
+        assert deliver(stripe_event(session=session)).body["tiktok"] == {"status": "pending"}
+        stream.drain()
+        assert len(tiktok_server.requests) == 1
         sessions[name] = session["id"]
 
     pending = checkout_session()
-    invoke(signed_webhook_event(stripe_event(session=pending), WEBHOOK_SECRET), timeout_seconds=1.8)
+    assert deliver(stripe_event(session=pending)).body["tiktok"] == {"status": "pending"}
     sessions["pending"] = pending["id"]
 
     with monkeypatch.context() as patch:
         patch.setenv("TIKTOK_TEST_EVENT_CODE", "")
         guest = checkout_session(customer=None, livemode=False)
-        deliver(stripe_event(session=guest))
+        assert deliver(stripe_event(session=guest)).body["tiktok"]["status"] == "skipped"
         sessions["skipped"] = guest["id"]
     return sessions
 
@@ -66,7 +70,7 @@ def test_lists_counts_and_one_line_per_session_newest_first(made):
     assert (
         lines[1]
         .strip()
-        .startswith("pending 1, failed 2, sent 1, skipped 1, expired 1 (1 of the failed will be retried)")
+        .startswith("pending 1, sent 1, failed 2, skipped 1, expired 1 (1 of the failed will be retried)")
     )
     order = [name for name in ("skipped", "pending", "retrying", "permanent", "sent", "expired")]
     positions = [output.index(made[name]) for name in order]
@@ -98,6 +102,13 @@ def test_status_filter_and_limit(made):
 
     code, output = run("--status", "expired", "--limit", "5")
     assert made["expired"] in output and made["sent"] not in output
+
+    made_per_status = {"pending": 1, "sent": 1, "failed": 2, "skipped": 1, "expired": 1}
+    assert set(made_per_status) == {status.value for status in DeliveryStatus}
+    for status in DeliveryStatus:  # every state a delivery can be in can be listed on its own
+        code, output = run("--status", status.value)
+        assert code == 0
+        assert f"Newest {made_per_status[status]} {status.value} deliveries" in output, output
 
 
 def test_never_prints_personal_data_or_the_stored_event(made, db):
@@ -131,7 +142,7 @@ def test_requeue_puts_a_failed_delivery_back_and_the_redrive_sends_it(made, db, 
     record = db.session(made["permanent"])
     assert record["delivery_status"] == "pending" and record["redrive_queue"] == "tiktok"
     assert "pending" in line_of(run()[1], made["permanent"])
-    assert redrive()["sent"] >= 1
+    assert redrive() == {"sent": 3}  # it, the retrying one and the pending one (no grace period)
     assert db.session(made["permanent"])["delivery_status"] == "sent"
 
 
@@ -139,7 +150,7 @@ def test_requeue_puts_a_failed_delivery_back_and_the_redrive_sends_it(made, db, 
     ("which", "says"),
     [
         ("sent", "is sent: TikTok already has it, and it is never sent twice"),
-        ("skipped", "is skipped with no stored event: TikTok was off when it was provisioned"),
+        ("skipped", "is skipped with no stored event: it was never to be sent"),
     ],
 )
 def test_requeue_refuses_and_says_why(made, db, which, says):

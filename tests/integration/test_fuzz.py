@@ -1,5 +1,11 @@
-"""Fuzzing the webhook: whatever arrives, the answer is a 2xx or 4xx JSON body, never a crash, and
-nothing unsigned is ever written or sent.
+"""Fuzzing the webhook and the stream sender.
+
+The webhook: whatever arrives, the answer is a 2xx or 4xx JSON body, never a crash; nothing
+unsigned or refused is ever written, and once the Sessions stream is drained into the sender,
+TikTok has received exactly the sessions the webhook answered "provisioned" with a pending
+delivery, each once. The sender: whatever stream records it is invoked with, the invocation
+answers (no crash), sends nothing it has not claimed, and fails only records that are pending
+deliveries.
 
 Each test runs Hypothesis inside the test function (the fixtures are set up once for all its
 examples), derandomised. Note: Hypothesis also draws literal constants from the project modules
@@ -10,6 +16,7 @@ before; what every run must cover is pinned with @example.
 import base64
 import json
 import time
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
@@ -45,6 +52,32 @@ def call(app, event):
     assert "Traceback" not in text and 'File "' not in text
     assert isinstance(json.loads(text), dict)
     return status, json.loads(text)
+
+
+class Provisioned:
+    """What the webhook answered "provisioned" for, by session id (its TikTok state)."""
+
+    def __init__(self):
+        self.tiktok: dict[str, dict[str, Any]] = {}
+
+    def note(self, body: dict[str, Any]) -> None:
+        if body.get("status") == "provisioned":
+            self.tiktok[body["session_id"]] = body["tiktok"]
+
+
+def assert_only_provisioned_sessions_reach_tiktok(provisioned, stream, db, tiktok_server):
+    """Drain the Sessions stream into the sender: the tables hold only what the webhook said it
+    provisioned, and TikTok gets one request for each of those whose delivery was pending,
+    nothing for anything refused, ignored or skipped."""
+    stream.drain()
+
+    assert {item["session_id"] for item in db.sessions()} == set(provisioned.tiktok)
+    assert {item["checkout_session_id"] for item in db.customers()} == set(provisioned.tiktok)
+    pending = [session for session, state in provisioned.tiktok.items() if state == {"status": "pending"}]
+    assert sorted(event["event_id"] for event in tiktok_server.events()) == sorted(pending)
+    assert all(invocation.error is None for invocation in stream.invocations)
+    assert all(invocation.answer == {"batchItemFailures": []} for invocation in stream.invocations)
+    assert stream.given_up == []
 
 
 # --- Unsigned requests -----------------------------------------------------------------------
@@ -129,7 +162,7 @@ def unsigned_requests(draw):
     return event
 
 
-def test_unsigned_requests_are_refused_and_change_nothing(env, app, db, tiktok_server, logs):
+def test_unsigned_requests_are_refused_and_change_nothing(env, app, db, stream, tiktok_server, logs):
     answers = []
 
     @FUZZ
@@ -138,17 +171,17 @@ def test_unsigned_requests_are_refused_and_change_nothing(env, app, db, tiktok_s
         status, body = call(app, event)
         assert 400 <= status < 500
         assert "error" in body
-        assert tiktok_server.requests == []
         answers.append(status)
 
     check()
 
-    assert db.sessions() == [] and db.customers() == []
-    assert tiktok_server.requests == []
     assert {400, 405, 413} <= set(answers)
+    assert db.sessions() == [] and db.customers() == []
+    assert stream.drain() == 0 and stream.invocations == []
+    assert tiktok_server.requests == []
 
 
-def test_nonsense_http_events_get_a_4xx(env, app, db):
+def test_nonsense_http_events_get_a_4xx(env, app, db, stream):
     @FUZZ
     @given(
         st.one_of(
@@ -172,6 +205,7 @@ def test_nonsense_http_events_get_a_4xx(env, app, db):
 
     check()
     assert db.sessions() == []
+    assert stream.drain() == 0
 
 
 # --- Signed, hostile JSON --------------------------------------------------------------------
@@ -190,13 +224,17 @@ def signed(stripe_payload):
     return function_url_event(payload, {"stripe-signature": stripe_signature(payload, WEBHOOK_SECRET)})
 
 
-def test_signed_json_of_any_shape_never_crashes(env, app):
+def test_signed_json_of_any_shape_never_crashes(env, app, db, stream, tiktok_server):
+    provisioned = Provisioned()
+
     @FUZZ
     @given(JSON)
     def check(value):
-        call(app, signed(value))
+        _, body = call(app, signed(value))
+        provisioned.note(body)
 
     check()
+    assert_only_provisioned_sessions_reach_tiktok(provisioned, stream, db, tiktok_server)
 
 
 def or_hostile(valid):
@@ -288,8 +326,9 @@ EVENTS = st.builds(
 )
 
 
-def test_signed_hostile_checkout_events_never_crash(env, app, tiktok_server):
+def test_signed_hostile_checkout_events_never_crash(env, app, db, stream, tiktok_server):
     seen = []
+    provisioned = Provisioned()
 
     @FUZZ
     @given(EVENTS)
@@ -298,13 +337,16 @@ def test_signed_hostile_checkout_events_never_crash(env, app, tiktok_server):
     def check(event):
         status, body = call(app, signed(event))
         seen.append(body.get("status", status))
+        provisioned.note(body)
 
     check()
     assert "provisioned" in seen, "some hostile sessions are still valid enough to provision"
+    assert_only_provisioned_sessions_reach_tiktok(provisioned, stream, db, tiktok_server)
 
 
-def test_signed_valid_sessions_with_hostile_fields_never_crash(env, app, db):
+def test_signed_valid_sessions_with_hostile_fields_never_crash(env, app, db, stream, tiktok_server):
     """Closer to a real event: a well-formed event whose session has one or more hostile fields."""
+    provisioned = Provisioned()
 
     @FUZZ
     @given(SESSIONS.filter(lambda session: isinstance(session.get("id"), str)), st.booleans())
@@ -312,16 +354,18 @@ def test_signed_valid_sessions_with_hostile_fields_never_crash(env, app, db):
     def check(overrides, completed):
         session = {**checkout_session(), **overrides}
         event = stripe_event(COMPLETED if completed else ASYNC_SUCCEEDED, session)
-        call(app, signed(event))
+        _, body = call(app, signed(event))
+        provisioned.note(body)
 
     check()
     assert db.customers(), "some sessions provisioned"
+    assert_only_provisioned_sessions_reach_tiktok(provisioned, stream, db, tiktok_server)
 
 
 # --- What the fuzzing found, pinned down -----------------------------------------------------
 
 
-def test_created_beyond_dynamodb_precision_is_refused_not_a_crash(env, app, db, tiktok_server):
+def test_created_beyond_dynamodb_precision_is_refused_not_a_crash(env, app, db, stream, tiktok_server):
     """A signed event whose `created` has more than 38 digits: DynamoDB cannot store it as a number.
 
     Expected: a 4xx answer (or any non-5xx answer), nothing provisioned.
@@ -331,11 +375,12 @@ def test_created_beyond_dynamodb_precision_is_refused_not_a_crash(env, app, db, 
     status, _ = call(app, signed(event))
 
     assert status == 400
-    assert db.customers() == [] and tiktok_server.requests == []
+    assert db.customers() == []
+    assert stream.drain() == 0 and tiktok_server.requests == []
 
 
 @pytest.mark.parametrize("payment_status", [[], ["paid"], {"status": "paid"}])
-def test_payment_status_of_the_wrong_type_is_refused_not_a_crash(env, app, db, payment_status):
+def test_payment_status_of_the_wrong_type_is_refused_not_a_crash(env, app, db, stream, payment_status):
     """A signed checkout.session.completed whose payment_status is a list or an object:
     `payment_status not in PROVISIONING_PAYMENT_STATUSES` (a frozenset) raises TypeError
     (unhashable type). Expected: a 4xx or an 'ignored' 200, nothing provisioned."""
@@ -345,6 +390,7 @@ def test_payment_status_of_the_wrong_type_is_refused_not_a_crash(env, app, db, p
 
     assert status < 500
     assert db.customers() == []
+    assert stream.drain() == 0
 
 
 def test_signed_deeply_nested_json_is_refused_not_a_crash(env, app, db):
@@ -358,7 +404,7 @@ def test_signed_deeply_nested_json_is_refused_not_a_crash(env, app, db):
     assert db.sessions() == []
 
 
-def test_lone_surrogate_in_a_signed_event_is_refused_not_a_500(env, app, db, tiktok_server):
+def test_lone_surrogate_in_a_signed_event_is_refused_not_a_500(env, app, db, stream, tiktok_server):
     """JSON may escape a lone UTF-16 surrogate ("\\ud800"); json.loads turns it into a str that
     cannot be encoded as UTF-8. DynamoDB refuses such a string (moto cancels the transaction with
     UnicodeEncodeError), so the webhook answers 500 on every retry, for days.
@@ -369,4 +415,196 @@ def test_lone_surrogate_in_a_signed_event_is_refused_not_a_500(env, app, db, tik
     status, _ = call(app, signed(payload))
 
     assert status < 500
-    assert db.customers() == [] and tiktok_server.requests == []
+    assert db.customers() == []
+    assert stream.drain() == 0 and tiktok_server.requests == []
+
+
+# --- The stream sender, invoked with arbitrary stream records --------------------------------
+
+SENDER_FUZZ = settings(FUZZ, max_examples=100)
+STREAM_ARN = "arn:aws:dynamodb:us-east-1:000000000000:table/fuzz-SessionsTable/stream/2026-01-01T00:00:00.000"
+NUMBERS = st.integers(min_value=-(10**30), max_value=10**30).map(str)
+# Well-formed DynamoDB attribute values of every type, as a stream record carries them.
+DYNAMODB_VALUES = st.recursive(
+    st.one_of(
+        st.text(max_size=20).map(lambda text: {"S": text}),
+        NUMBERS.map(lambda number: {"N": number}),
+        st.binary(max_size=8).map(lambda raw: {"B": base64.b64encode(raw).decode()}),
+        st.booleans().map(lambda flag: {"BOOL": flag}),
+        st.just({"NULL": True}),
+        st.lists(st.text(max_size=5), min_size=1, max_size=3).map(lambda texts: {"SS": texts}),
+        st.lists(NUMBERS, min_size=1, max_size=3).map(lambda values: {"NS": values}),
+    ),
+    lambda children: st.one_of(
+        st.lists(children, max_size=3).map(lambda items: {"L": items}),
+        st.dictionaries(st.text(max_size=8), children, max_size=3).map(lambda fields: {"M": fields}),
+    ),
+    max_leaves=6,
+)
+ATTRIBUTES = st.dictionaries(st.text(max_size=12), DYNAMODB_VALUES, max_size=3)
+STATUSES = st.one_of(
+    st.just("pending"),
+    st.sampled_from(["sent", "failed", "skipped", "expired", "PENDING", "pending ", ""]),
+    st.text(max_size=10),
+)
+STATUS_VALUES = st.one_of(STATUSES.map(lambda text: {"S": text}), DYNAMODB_VALUES)
+STORED_EVENT = {"S": json.dumps({"event": "CompletePayment", "event_id": "cs_test_forged"})}
+
+
+@st.composite
+def stream_records(draw, session_ids):
+    """A stream record of any shape Lambda could hand over: any event name DynamoDB writes (or
+    none), keys or not, a new image with any attributes of any type, session ids that exist,
+    do not, or cannot be (empty, longer than a key may be, not a string), any delivery status."""
+    image = draw(ATTRIBUTES)
+    # Half of them shaped like a new pending delivery (the filter lets only those through), the
+    # other half anything at all.
+    pending = draw(st.booleans())
+    if pending:
+        image.update(session_id={"S": draw(session_ids)}, delivery_status={"S": "pending"})
+    else:
+        if draw(st.integers(0, 3)):
+            image["session_id"] = draw(st.one_of(session_ids.map(lambda text: {"S": text}), DYNAMODB_VALUES))
+        if draw(st.integers(0, 3)):
+            image["delivery_status"] = draw(STATUS_VALUES)
+    if draw(st.booleans()):
+        image["tiktok_event"] = draw(st.one_of(st.just(STORED_EVENT), DYNAMODB_VALUES))
+    stream_record: dict[str, Any] = {
+        "StreamViewType": draw(st.sampled_from(["NEW_IMAGE", "KEYS_ONLY", "NEW_AND_OLD_IMAGES"]))
+    }
+    if pending or draw(st.integers(0, 3)):
+        stream_record["NewImage"] = image
+    if draw(st.booleans()):
+        stream_record["Keys"] = {"session_id": image.get("session_id") or {"S": draw(session_ids)}}
+    if draw(st.booleans()):
+        stream_record["OldImage"] = draw(ATTRIBUTES)
+    if draw(st.booleans()):
+        stream_record["ApproximateCreationDateTime"] = draw(st.integers(0, 2**40))
+        stream_record["SizeBytes"] = draw(st.integers(0, 400_000))
+    record = {
+        "eventID": draw(st.text(max_size=32)),
+        "eventName": "INSERT" if pending else draw(st.sampled_from(["INSERT", "MODIFY", "REMOVE", None])),
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": stream_record,
+        "eventSourceARN": STREAM_ARN,
+    }
+    if record["eventName"] is None:
+        del record["eventName"]
+    for key in draw(st.sets(st.sampled_from(["eventID", "awsRegion", "eventSourceARN"]))):
+        del record[key]
+    return record
+
+
+def is_pending_delivery(record):
+    """What the sender may work on, and so may fail: an INSERT whose new image says pending and
+    names the session by a string."""
+    image = record["dynamodb"].get("NewImage") or {}
+    session_id = image.get("session_id")
+    return (
+        record.get("eventName") == "INSERT"
+        and image.get("delivery_status") == {"S": "pending"}
+        and isinstance(session_id, dict)
+        and isinstance(session_id.get("S"), str)
+    )
+
+
+def with_sequence_numbers(records):
+    for index, record in enumerate(records):
+        record["dynamodb"]["SequenceNumber"] = f"{4_000_000_000_000_000_000 + index}"
+    return records
+
+
+def invoke_sender(sender_app, records):
+    return sender_app.lambda_handler({"Records": records}, LambdaContext(60.0, "TikTokSenderFunction"))
+
+
+def test_the_sender_survives_any_stream_records_and_sends_nothing_unclaimed(
+    env, checkout, sender_app, db, tiktok_server
+):
+    # Given: one session provisioned and already sent (a forged or replayed record may name it)
+    sent = checkout_session()
+    assert checkout(stripe_event(session=sent)).status == 200
+    assert len(tiktok_server.requests) == 1
+    before = db.sessions()
+    assert [item["delivery_status"] for item in before] == ["sent"]
+    tiktok_server.behave("ok")  # forget that request
+    session_ids = st.one_of(
+        st.just(sent["id"]),
+        st.text(max_size=40).map(lambda text: f"cs_test_{text}"),
+        st.sampled_from(["", "cs_" + "x" * 3000]),
+    )
+    pending_seen = []
+
+    @SENDER_FUZZ
+    @given(st.lists(stream_records(session_ids), min_size=1, max_size=4).map(with_sequence_numbers))
+    def check(records):
+        # When: Lambda invokes the sender with these records
+        answer = invoke_sender(sender_app, records)
+
+        # Then: an answer, never a crash; only pending deliveries may be reported failed ...
+        assert set(answer) == {"batchItemFailures"}
+        failed = {failure["itemIdentifier"] for failure in answer["batchItemFailures"]}
+        pending = {record["dynamodb"]["SequenceNumber"] for record in records if is_pending_delivery(record)}
+        assert failed <= pending, (failed, records)
+        pending_seen.extend(pending)
+        # ... and nothing is sent: no record names a delivery that can be claimed
+        assert tiktok_server.requests == []
+
+    check()
+
+    assert len(pending_seen) >= 20, "the sender tried to claim pending deliveries"
+    assert db.sessions() == before  # nothing claimed, recorded or created
+    assert tiktok_server.requests == []
+
+
+# --- Records DynamoDB Streams never writes (left out of the fuzz above): each is not a pending
+# delivery, so it is ignored, neither reported failed (Lambda would retry it, then hand it to the
+# failure queue) nor failing the whole invocation.
+
+
+def sent_image(**extra):
+    return {"session_id": {"S": "cs_test_malformed"}, "delivery_status": {"S": "sent"}, **extra}
+
+
+@pytest.mark.parametrize(
+    "stream_record",
+    [
+        pytest.param(
+            {"eventName": "UPSERT", "dynamodb": {"NewImage": sent_image()}},
+            id="unknown-event-name",
+        ),
+        pytest.param(
+            {"eventName": "INSERT", "dynamodb": {"NewImage": sent_image(note={"Q": "?"})}},
+            id="unknown-attribute-type",
+        ),
+        pytest.param(
+            {"eventName": "INSERT", "dynamodb": {"NewImage": sent_image(amount={"N": "twelve"})}},
+            id="number-that-is-not-one",
+        ),
+        pytest.param(
+            {"eventName": "INSERT", "dynamodb": {"NewImage": ["session_id", "cs_test_malformed"]}},
+            id="image-not-an-object",
+        ),
+        pytest.param(
+            {"eventName": "INSERT", "dynamodb": ["not", "an", "object"]},
+            id="stream-record-not-an-object",
+        ),
+        pytest.param(
+            {"eventName": "MODIFY", "dynamodb": {"NewImage": sent_image(note={"Q": "?"})}},
+            id="not-an-insert-is-never-parsed",
+        ),
+    ],
+)
+def test_a_malformed_stream_record_that_is_not_a_pending_delivery_is_ignored(
+    env, sender_app, tiktok_server, stream_record
+):
+    record = {"eventID": "1", "eventVersion": "1.1", "eventSource": "aws:dynamodb", **stream_record}
+    if isinstance(record["dynamodb"], dict):
+        record["dynamodb"]["SequenceNumber"] = "4000000000000000001"
+
+    answer = invoke_sender(sender_app, [record])
+
+    assert answer == {"batchItemFailures": []}
+    assert tiktok_server.requests == []

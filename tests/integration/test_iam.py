@@ -1,10 +1,14 @@
-"""The template grants each function exactly the DynamoDB actions it really calls.
+"""The template grants each function exactly what it calls, and each secret only to its reader.
 
-The operations are recorded at the client while the real code runs (a new session, a duplicate,
-a redrive), mapped to IAM actions and resources, and compared with template.yaml's policies: a
-missing grant would fail in AWS only, an extra one would not be least privilege.
+The DynamoDB operations are recorded at the client while the real code runs (a new session, a
+duplicate, the stream sender's sends, failures and replays, a redrive), mapped to IAM actions
+and resources, and compared with template.yaml's policies: a missing grant would fail in AWS
+only, an extra one would not be least privilege. The sender's explicit role is read statement by
+statement: the stream, the failure queue, its logs and (when tracing is on) X-Ray, nothing more.
 """
 
+import functools
+import re
 from typing import Any
 
 import pytest
@@ -16,8 +20,19 @@ from tests.integration.conftest import WEBHOOK_SECRET
 
 pytest_plugins = ("tests.integration.redrive_fixtures",)
 
+WEBHOOK = "StripeWebhookFunction"
+SENDER = "TikTokSenderFunction"
+REDRIVE = "TikTokRedriveFunction"
+
 _TRANSACTION_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem"}
 _ACTIONS = {"update_item": "UpdateItem", "put_item": "PutItem", "get_item": "GetItem", "query": "Query"}
+STREAM_ACTIONS = {
+    "dynamodb:DescribeStream",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    "dynamodb:ListStreams",
+}
+NO_VALUE = {"Ref": "AWS::NoValue"}
 
 
 def needed(calls: list[tuple[str, dict[str, Any]]], logical_ids: dict[str, str]) -> set[tuple[str, str]]:
@@ -38,34 +53,125 @@ def needed(calls: list[tuple[str, dict[str, Any]]], logical_ids: dict[str, str])
     return grants
 
 
-def granted(function: str) -> set[tuple[str, str]]:
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def statements(entries: list[Any]) -> list[tuple[dict[str, Any], str | None]]:
+    """(statement, condition or None) for a policy's statements; a conditional statement
+    (`!If [Condition, statement, !Ref AWS::NoValue]`) counts with each of its branches."""
+    found = []
+    for entry in entries:
+        if isinstance(entry, dict) and "Fn::If" in entry:
+            condition, *branches = entry["Fn::If"]
+            found += [(branch, condition) for branch in branches if branch != NO_VALUE]
+        else:
+            found.append((entry, None))
+    return found
+
+
+def grants_of(policy_statements: list[tuple[dict[str, Any], str | None]]) -> set[tuple[str, str]]:
+    """(action, resource logical id) for every Allow statement."""
     grants = set()
-    for policy in load_template()["Resources"][function]["Properties"]["Policies"]:
-        if not isinstance(policy, dict) or "Statement" not in policy:
-            continue  # the conditional secrets policy: not DynamoDB
-        for statement in policy["Statement"]:
-            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-            resources = (
-                statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-            )
-            for action in actions:
-                for resource in resources:
-                    grants.add((action, _logical(resource)))
+    for statement, _ in policy_statements:
+        assert statement["Effect"] == "Allow", statement
+        for action in _listed(statement["Action"]):
+            for resource in _listed(statement["Resource"]):
+                grants.add((action, _logical(resource)))
     return grants
 
 
+def granted(function: str) -> set[tuple[str, str]]:
+    """What a function's SAM `Policies` grant inline (the conditional secrets policy aside)."""
+    inline = []
+    for policy in resources()[function]["Properties"]["Policies"]:
+        if isinstance(policy, dict) and "Statement" in policy:
+            inline += statements(policy["Statement"])
+    return grants_of(inline)
+
+
+def role_statements(role: str) -> list[tuple[dict[str, Any], str | None]]:
+    found = []
+    for policy in resources()[role]["Properties"]["Policies"]:
+        found += statements(policy["PolicyDocument"]["Statement"])
+    return found
+
+
 def _logical(resource: Any) -> str:
-    if "Fn::GetAtt" in resource:  # !GetAtt SessionsTable.Arn
-        return resource["Fn::GetAtt"].split(".")[0]
+    if resource == "*":
+        return "*"
+    if "Fn::GetAtt" in resource:  # !GetAtt SessionsTable.Arn, !GetAtt SessionsTable.StreamArn
+        value = resource["Fn::GetAtt"]
+        logical_id, attribute = value.split(".", 1) if isinstance(value, str) else value
+        return logical_id if attribute == "Arn" else f"{logical_id}.{attribute}"
     if "Fn::Sub" in resource:  # !Sub "${SessionsTable.Arn}/index/RedriveIndex"
         table, rest = resource["Fn::Sub"].removeprefix("${").split(".Arn}")
         return table + rest
     raise AssertionError(f"unexpected resource {resource}")
 
 
+@functools.cache
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+def resources() -> dict[str, Any]:
+    return template()["Resources"]
+
+
+def dynamodb_table_grants(grants: set[tuple[str, str]], tables: set[str]) -> set[tuple[str, str]]:
+    """The grants on a table or one of its indexes (not on its stream)."""
+    return {
+        (action, resource)
+        for action, resource in grants
+        if action.startswith("dynamodb:") and resource.split("/")[0] in tables
+    }
+
+
+def named_parameters(policy: str) -> set[str]:
+    """The template parameters a managed policy's resources are built from (${Name} in !Sub,
+    !Ref), AWS's pseudo parameters aside."""
+    names = set()
+    for statement, _ in statements(resources()[policy]["Properties"]["PolicyDocument"]["Statement"]):
+        for resource in _listed(statement["Resource"]):
+            if "Fn::Sub" in resource:
+                names |= set(re.findall(r"\$\{([A-Za-z0-9]+)\}", resource["Fn::Sub"]))
+            elif "Ref" in resource:
+                names.add(resource["Ref"])
+    return names
+
+
+def secret_policies(function: str) -> set[str]:
+    """The managed policies a function (or its role) attaches, under whatever condition."""
+    properties = resources()[function]["Properties"]
+    if "Role" in properties:
+        role = properties["Role"]["Fn::GetAtt"].split(".")[0]
+        attached = resources()[role]["Properties"].get("ManagedPolicyArns", [])
+    else:
+        attached = [policy for policy in properties["Policies"] if "Statement" not in policy]
+    refs = set()
+    for entry in attached:
+        for value, _ in statements([entry]):
+            refs.add(value["Ref"])
+    return refs
+
+
+def sender_stream_event() -> dict[str, Any]:
+    events = resources()[SENDER]["Properties"]["Events"].values()
+    [stream_event] = [event for event in events if event["Type"] == "DynamoDB"]
+    return stream_event
+
+
+def environment_of(function: str) -> dict[str, Any]:
+    return resources()[function]["Properties"].get("Environment", {}).get("Variables", {})
+
+
 @pytest.fixture
 def logical_ids(tables):
     return {name: name.split("-", 1)[1] for name in tables.values()}
+
+
+# ---------------------------------------------------------------------- DynamoDB, as called
 
 
 def test_the_webhook_is_granted_exactly_what_it_calls(
@@ -74,10 +180,39 @@ def test_the_webhook_is_granted_exactly_what_it_calls(
     monkeypatch.setattr(app, "dynamodb", recording_dynamodb)
     event = stripe_event(session=checkout_session())
 
-    for _ in range(2):  # a new session (provision + record the TikTok outcome), then a duplicate
+    for _ in range(2):  # a new session (one transaction), then a duplicate (the same transaction)
         assert invoke(signed_webhook_event(event, WEBHOOK_SECRET)).status == 200
 
-    assert needed(recording_dynamodb.calls, logical_ids) == granted("StripeWebhookFunction")
+    assert recording_dynamodb.operations() == ["transact_write_items"] * 2
+    assert needed(recording_dynamodb.calls, logical_ids) == granted(WEBHOOK)
+    assert granted(WEBHOOK) == {
+        ("dynamodb:PutItem", "SessionsTable"),
+        ("dynamodb:PutItem", "CustomersTable"),
+    }
+
+
+def test_the_sender_is_granted_exactly_the_table_actions_it_calls(
+    env, deliver, stream, sender_app, recording_dynamodb, tiktok_server, logical_ids, monkeypatch
+):
+    # Given: three new deliveries, one of which TikTok will refuse, and the sender's client recorded
+    monkeypatch.setattr(sender_app, "dynamodb", recording_dynamodb)
+    for _ in range(3):
+        assert deliver(stripe_event(session=checkout_session())).status == 200
+    tiktok_server.behave("ok", "http:500", "ok")
+
+    # When: the stream hands them to the sender (claim, POST, record sent or failed), and Lambda
+    # delivers the same batch again (every claim refused: nothing to send)
+    assert stream.drain() == 3
+    [batch] = stream.invocations
+    stream.invoke(batch.event)
+
+    # Then: what it called is what its role grants on the tables, nothing more
+    assert len(tiktok_server.requests) == 3
+    assert recording_dynamodb.operations() == ["update_item"] * (3 * 2 + 3)
+    role = role_statements("TikTokSenderRole")
+    assert needed(recording_dynamodb.calls, logical_ids) == dynamodb_table_grants(
+        grants_of(role), set(logical_ids.values())
+    )
 
 
 def test_the_redrive_is_granted_exactly_what_it_calls(
@@ -88,4 +223,84 @@ def test_the_redrive_is_granted_exactly_what_it_calls(
 
     assert redrive() == {"sent": 2}
 
-    assert needed(recording_dynamodb.calls, logical_ids) == granted("TikTokRedriveFunction")
+    assert needed(recording_dynamodb.calls, logical_ids) == granted(REDRIVE)
+
+
+# ---------------------------------------------------------------------- the sender's own role
+
+
+def test_the_sender_runs_with_its_own_role_and_no_sam_policies():
+    sender = resources()[SENDER]["Properties"]
+    role = resources()["TikTokSenderRole"]["Properties"]
+
+    assert sender["Role"] == {"Fn::GetAtt": "TikTokSenderRole.Arn"}
+    assert "Policies" not in sender  # SAM would add AWSLambdaDynamoDBExecutionRole: every stream
+    assert role["AssumeRolePolicyDocument"]["Statement"] == [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ]
+
+
+def test_the_sender_role_reads_only_the_sessions_stream():
+    grants = grants_of(role_statements("TikTokSenderRole"))
+    stream_event = sender_stream_event()
+
+    assert stream_event["Properties"]["Stream"] == {"Fn::GetAtt": "SessionsTable.StreamArn"}
+    assert {grant for grant in grants if grant[0] in STREAM_ACTIONS} == {
+        (action, "SessionsTable.StreamArn") for action in STREAM_ACTIONS
+    }
+    assert {grant for grant in grants if grant[1].endswith(".StreamArn")} == {
+        (action, "SessionsTable.StreamArn") for action in STREAM_ACTIONS
+    }
+
+
+def test_the_sender_role_sends_only_to_its_failure_queue_and_writes_only_its_logs():
+    grants = grants_of(role_statements("TikTokSenderRole"))
+    sender = resources()[SENDER]["Properties"]
+    destination = sender_stream_event()["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+
+    assert destination == {"Fn::GetAtt": "TikTokSenderFailureQueue.Arn"}
+    assert {grant for grant in grants if grant[0].startswith("sqs:")} == {
+        ("sqs:SendMessage", "TikTokSenderFailureQueue")
+    }
+    assert sender["LoggingConfig"]["LogGroup"] == {"Ref": "TikTokSenderLogGroup"}
+    assert {grant for grant in grants if grant[0].startswith("logs:")} == {
+        ("logs:CreateLogStream", "TikTokSenderLogGroup"),
+        ("logs:PutLogEvents", "TikTokSenderLogGroup"),
+    }
+    assert {action.split(":")[0] for action, _ in grants} == {"dynamodb", "sqs", "logs", "xray"}
+
+
+def test_the_sender_role_grants_nothing_on_every_resource_but_conditional_tracing():
+    wildcard = [
+        (statement, condition)
+        for statement, condition in role_statements("TikTokSenderRole")
+        if "*" in _listed(statement["Resource"])
+    ]
+
+    assert len(wildcard) == 1
+    [(statement, condition)] = wildcard
+    assert condition == "TracingOn"  # X-Ray's actions have no resource-level permissions
+    assert set(_listed(statement["Action"])) == {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+    assert template()["Conditions"]["TracingOn"] == {"Fn::Equals": [{"Ref": "EnableTracing"}, "true"]}
+
+
+# ---------------------------------------------------------------------- secrets, per function
+
+
+def test_the_webhook_cannot_read_the_tiktok_token():
+    assert secret_policies(WEBHOOK) == {"StripeSecretReadPolicy"}
+    assert named_parameters("StripeSecretReadPolicy") == {"StripeWebhookSecretName", "SecretsKmsKeyArn"}
+    variables = environment_of(WEBHOOK)
+    assert not [name for name in variables if name.startswith("TIKTOK_ACCESS_TOKEN")]
+    assert {"STRIPE_WEBHOOK_SECRET", "STRIPE_WEBHOOK_SECRET_NAME"} <= set(variables)
+    shared = template()["Globals"]["Function"]["Environment"]["Variables"]
+    assert not [name for name in shared if name.startswith(("TIKTOK_ACCESS_TOKEN", "STRIPE_WEBHOOK_SECRET"))]
+
+
+@pytest.mark.parametrize("function", [SENDER, REDRIVE])
+def test_the_sender_and_the_redrive_read_only_the_tiktok_token(function):
+    assert secret_policies(function) == {"TikTokTokenReadPolicy"}
+    assert named_parameters("TikTokTokenReadPolicy") == {"TikTokAccessTokenName", "SecretsKmsKeyArn"}
+    variables = environment_of(function)
+    assert not [name for name in variables if name.startswith("STRIPE_WEBHOOK_SECRET")]
+    assert {"TIKTOK_ACCESS_TOKEN", "TIKTOK_ACCESS_TOKEN_NAME"} <= set(variables)

@@ -1,12 +1,11 @@
 """Load: 200 webhook deliveries from 20 threads, a third of them duplicates and redeliveries, in a
-seeded random order. Every paid session is provisioned once and reported to TikTok once."""
+seeded random order, then the Sessions stream drained into the sender (and replayed, as Lambda
+may). Every paid session is provisioned once, and reported to TikTok once."""
 
 import random
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-
-import httpx
 
 from tests.factories import checkout_session, stripe_event
 
@@ -16,29 +15,7 @@ SEED = 20260401
 THREADS = 20
 COMPLETED = "checkout.session.completed"
 ASYNC_SUCCEEDED = "checkout.session.async_payment_succeeded"
-
-
-class PerThreadHttp:
-    """One httpx client per thread. In Lambda, each concurrent invocation runs in its own container
-    with its own client; here twenty threads share one process, and the module's single client
-    (four connections) would make them queue for a connection, which Lambda never does."""
-
-    def __init__(self):
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self.clients: list[httpx.Client] = []
-
-    def __getattr__(self, name):
-        client = getattr(self._local, "client", None)
-        if client is None:
-            client = self._local.client = httpx.Client()
-            with self._lock:
-                self.clients.append(client)
-        return getattr(client, name)
-
-    def close(self):
-        for client in self.clients:
-            client.close()
+PENDING = {"status": "pending"}
 
 
 def serialise_metrics(monkeypatch):
@@ -64,7 +41,7 @@ def serialise_metrics(monkeypatch):
 
 
 def build_deliveries(rng):
-    """(event, paid session id or None) in delivery order, and the set of paid session ids."""
+    """The events in delivery order, and the set of paid session ids."""
     paid_sessions = set()
     deliveries = []
     provisioning_events = []
@@ -109,50 +86,76 @@ def build_deliveries(rng):
 
 
 def test_two_hundred_deliveries_from_twenty_threads(
-    env, app, deliver, db, tiktok_server, sent_by_event, emf, monkeypatch
+    env, deliver, stream, db, tiktok_server, sent_by_event, emf, monkeypatch
 ):
-    monkeypatch.setenv("TIKTOK_TIMEOUT_SECONDS", "5")  # a busy 2-core machine, not a slow TikTok
-    http = PerThreadHttp()
-    monkeypatch.setattr(app, "http", http)
+    # Given: a busy 2-core machine, not a slow TikTok: each phase of a POST may take up to 5 s.
+    monkeypatch.setenv("TIKTOK_TIMEOUT_SECONDS", "5")
     serialise_metrics(monkeypatch)
     deliveries, paid_sessions = build_deliveries(random.Random(SEED))
     assert len(deliveries) == 200 and len(paid_sessions) == 133
     distinct_events = {event["id"] for event in deliveries}
     assert len(deliveries) - len(distinct_events) == 30
 
-    try:
-        with ThreadPoolExecutor(max_workers=THREADS) as pool:
-            answers = list(pool.map(deliver, deliveries))
+    # When: Stripe delivers them all at once, from twenty threads
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        answers = list(pool.map(deliver, deliveries))
 
-        assert not [answer for answer in answers if answer.status >= 500]
-        in_progress = [
-            (event, answer) for event, answer in zip(deliveries, answers, strict=True) if answer.status != 200
-        ]
-        for event, answer in in_progress:
-            assert answer.status == 409, answer
-            assert answer.body == {
-                "error": "session is being processed, retry later",
-                "session_id": event["data"]["object"]["id"],
-            }
-        # Stripe retries every non-2xx answer later: each retry gets 200 and changes nothing.
-        retries = [deliver(event) for event, _ in in_progress]
-        assert all(retry.status == 200 for retry in retries)
-    finally:
-        http.close()
+    # Then: no 5xx; a delivery that met a concurrent one of the same session gets a 409 ...
+    assert not [answer for answer in answers if answer.status >= 500]
+    in_progress = [
+        (event, answer) for event, answer in zip(deliveries, answers, strict=True) if answer.status != 200
+    ]
+    for event, answer in in_progress:
+        assert answer.status == 409, answer
+        assert answer.body == {
+            "error": "session is being processed, retry later",
+            "session_id": event["data"]["object"]["id"],
+        }
+    # ... and Stripe retries every non-2xx answer later: each retry gets 200 and changes nothing.
+    retries = [deliver(event) for event, _ in in_progress]
+    assert all(retry.status == 200 for retry in retries)
 
     statuses = Counter(answer.body.get("status") for answer in answers + retries if answer.status == 200)
     assert statuses["provisioned"] == 133
     assert statuses["ignored"] == 11  # the unpaid completions
+    assert statuses["duplicate"] == 200 - 133 - 11
+    for answer in answers + retries:
+        if answer.body.get("status") in ("provisioned", "duplicate"):
+            assert answer.body["tiktok"] == PENDING, answer.body  # nothing sent yet, by anyone
     customers = db.customers()
     assert len(customers) == 133
     assert {customer["checkout_session_id"] for customer in customers} == paid_sessions
+    sessions = db.sessions()
+    assert {item["session_id"] for item in sessions} == paid_sessions
+    assert Counter(item["delivery_status"] for item in sessions) == {"pending": 133}
+    assert tiktok_server.requests == []  # the webhook never calls TikTok
+
+    # When: the stream hands the new deliveries to the sender
+    assert stream.drain() == 133  # one INSERT per provisioned session; duplicates write nothing
+
+    # Then: each session is reported to TikTok exactly once, and the sender handled every record
     by_event = sent_by_event()
     assert set(by_event) == paid_sessions
     assert all(len(bodies) == 1 for bodies in by_event.values())
     assert len(tiktok_server.requests) == 133
+    assert all(invocation.error is None for invocation in stream.invocations)
+    assert all(invocation.answer == {"batchItemFailures": []} for invocation in stream.invocations)
+    assert stream.given_up == []
     sessions = db.sessions()
-    assert len(sessions) == 133
     assert Counter(item["delivery_status"] for item in sessions) == {"sent": 133}
+    assert all(item["delivery_attempts"] == 1 for item in sessions)
+
+    # When: Lambda delivers the same stream records again (at least once, never exactly once)
+    first_round = list(stream.invocations)
+    replays = [stream.invoke(invocation.event) for invocation in first_round]
+
+    # Then: every record finds its delivery finished: nothing is sent twice, nothing retried
+    assert all(replay.error is None for replay in replays)
+    assert all(replay.answer == {"batchItemFailures": []} for replay in replays)
+    assert len(tiktok_server.requests) == 133
+    assert Counter(item["delivery_status"] for item in db.sessions()) == {"sent": 133}
+
     assert emf.total("Provisioned") == 133
-    assert emf.total("TikTokSent") == 133
     assert emf.total("Duplicates") == statuses["duplicate"]
+    assert emf.total("TikTokSent") == 133
+    assert emf.total("TikTokFailed") == 0

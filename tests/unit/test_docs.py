@@ -19,8 +19,19 @@ def test_every_setting_the_code_reads_is_documented():
 
 
 def test_every_variable_the_template_sets_is_documented():
-    variables = load_template()["Globals"]["Function"]["Environment"]["Variables"]
-    missing = sorted(name for name in variables if name not in README)
+    """Globals set what every function reads; each function sets its own secrets' variables."""
+    template = load_template()
+    variables = set(template["Globals"]["Function"]["Environment"]["Variables"])
+    functions = [
+        resource["Properties"]
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::Serverless::Function"
+    ]
+    for function in functions:
+        variables |= set(function.get("Environment", {}).get("Variables", {}))
+    assert {"STRIPE_WEBHOOK_SECRET", "TIKTOK_ACCESS_TOKEN_NAME", "SESSIONS_TABLE_NAME"} <= variables
+    # Whole names: TIKTOK_ACCESS_TOKEN_NAME in the README does not document TIKTOK_ACCESS_TOKEN.
+    missing = sorted(name for name in variables if not re.search(rf"\b{name}\b", README))
     assert missing == []
 
 
