@@ -1,15 +1,18 @@
-"""Burst: 2,000 deliveries, 30 % of them redeliveries, from 16 threads in one process.
+"""Burst: 2,000 deliveries, 30 % of them redeliveries, from 16 threads; then the stream drained.
 
 About 1,400 distinct paid sessions; the other 600 deliveries are redeliveries of randomly chosen
 ones (the same event, signed again), all shuffled, so a redelivery can come before, after or at
-the same moment as its first delivery. 16 threads call lambda_handler in one process (the handler
-and its clients imported once) against the stand-ins (moto behind the counting proxy, TikTok
-answering at once). Correctness is read back from the tables and the TikTok stand-in.
+the same moment as its first delivery. 16 threads call the webhook's lambda_handler in one
+process (the handler and its client imported once) against the stand-ins (moto behind the
+counting proxy). Then devtools/stream_mapping.LocalStreamMapping drains the Sessions table's
+stream into the real sender (tiktok_sender.app.lambda_handler, TikTok stand-in answering at
+once), as Lambda's event source mapping would: the template's filter, batches of 10. Correctness
+is read back from the tables and the TikTok stand-in.
 
 Note: on Lambda one container handles one invocation at a time; 16 threads in one process share
-the function's clients (the httpx pool allows 4 connections, boto3's 10) and Powertools' global
-logger and metrics, which Lambda never does. Throughput here is that of one process on this
-machine with moto as DynamoDB, not a Lambda figure.
+the webhook's boto3 client (10 connections) and Powertools' global logger and metrics, which
+Lambda never does. Throughput here is that of one process on this machine with moto as
+DynamoDB, not a Lambda figure.
 """
 
 import json
@@ -30,6 +33,7 @@ QUICK_DELIVERIES = 300
 DUPLICATE_SHARE = 0.30
 THREADS = 16
 SEED = 20251122
+DRAIN_TIMEOUT_SECONDS = 900.0  # drain() stops polling after this; the first poll hands over everything
 
 
 def plan(deliveries: int, duplicate_share: float, seed: int) -> tuple[list[dict[str, Any]], int]:
@@ -48,8 +52,17 @@ def run(deliveries: int = DELIVERIES, threads: int = THREADS, seed: int = SEED) 
     with StandIns() as standins:
         admin = common.dynamodb_admin(standins.moto_url)
         tables = common.create_tables(admin, prefix="burst-")
-        environment = common.function_environment(standins.proxy_url, tables, standins.tiktok_url)
+        environment = common.function_environment(
+            standins.proxy_url,
+            tables,
+            standins.tiktok_url,
+            functions=(common.WEBHOOK_FUNCTION, common.SENDER_FUNCTION),
+        )
         app = common.load_handler(environment)
+        sender = common.load_sender(environment)
+        mapping = common.stream_mapping(
+            standins.proxy_url, admin, tables["SESSIONS_TABLE_NAME"], sender.lambda_handler
+        )
 
         results: list[tuple[int, str, str, float]] = []
         lock = threading.Lock()
@@ -74,7 +87,10 @@ def run(deliveries: int = DELIVERIES, threads: int = THREADS, seed: int = SEED) 
             # Threads share Powertools' global Metrics: one flush can take another's metrics, and
             # the other then warns that it has none. Lambda runs one invocation per process.
             warnings.filterwarnings("ignore", message="No application metrics to publish")
-            app.lambda_handler(common.signed(common.paid_session_event()), common.context())  # warm
+            # Warm-up: one delivery, and its stream record sent (excluded from the counts below).
+            app.lambda_handler(common.signed(common.paid_session_event()), common.context())
+            mapping.drain()
+            standins.call("behave", "ok")  # clears the stand-in's list of requests
             standins.call("reset")
             standins.call("collect")
             before = standins.snapshot()
@@ -85,19 +101,39 @@ def run(deliveries: int = DELIVERIES, threads: int = THREADS, seed: int = SEED) 
             wall = time.perf_counter() - started
             cpu = sum(os.times()[:2]) - cpu_before
             standins_cpu = standins.call("cpu_seconds") - standins_cpu_before
-            change = diff(standins.snapshot(), before)
+            after_burst = standins.snapshot()
+            change = diff(after_burst, before)
+
+            # The stream, drained to the sender: as Lambda would, once the burst is written.
+            standins.call("collect")
+            invocations_before = len(mapping.invocations)
+            standins_cpu_before = standins.call("cpu_seconds")
+            cpu_before = sum(os.times()[:2])
+            started = time.perf_counter()
+            drained_records = mapping.drain(timeout_seconds=DRAIN_TIMEOUT_SECONDS)
+            drain_wall = time.perf_counter() - started
+            drain_cpu = sum(os.times()[:2]) - cpu_before
+            drain_standins_cpu = standins.call("cpu_seconds") - standins_cpu_before
+            drain_change = diff(standins.snapshot(), after_burst)
+            sender_invocations = mapping.invocations[invocations_before:]
+            updates_before = after_burst["counts"].get("UpdateItem", 0)
+            drain_updates = standins.call("durations").get("UpdateItem", [])[updates_before:]
 
         sessions = Counter(common.scan_attribute(admin, tables["SESSIONS_TABLE_NAME"], "delivery_status"))
+        sessions_sent = sessions.get("sent", 0)
         customers = common.count_items(admin, tables["CUSTOMERS_TABLE_NAME"])
         event_ids = standins.call("tiktok_event_ids")
 
-    warm_session = 1  # the warm-up delivery provisioned one session and sent one TikTok event
+    warm_session = 1  # the warm-up delivery provisioned one session (the stand-in was cleared after it)
     statuses = Counter(status for status, *_ in results)
     outcomes = Counter(outcome for _, outcome, _, _ in results)
     tiktok_states = Counter(tiktok for _, outcome, tiktok, _ in results if outcome == "provisioned")
     latency = common.Summary.of([elapsed for *_, elapsed in results])
-    tiktok_posts = change["tiktok"]
-    tiktok_distinct = len(set(event_ids)) - warm_session
+    tiktok_posts = change["tiktok"] + drain_change["tiktok"]
+    tiktok_distinct = len(set(event_ids))
+    failed_invocations = sum(1 for i in sender_invocations if i.error is not None or i.failed_ids())
+    sender_counts = {t: n for t, n in drain_change["counts"].items() if not t.startswith("Streams.")}
+    poller_counts = {t: n for t, n in drain_change["counts"].items() if t.startswith("Streams.")}
     provisioned_customers = customers - warm_session
     server_errors = sum(n for status, n in statuses.items() if status >= 500)
     conflicts = statuses.get(409, 0)
@@ -110,9 +146,17 @@ def run(deliveries: int = DELIVERIES, threads: int = THREADS, seed: int = SEED) 
             distinct,
         ),
         ("'provisioned' answers == distinct sessions", outcomes.get("provisioned", 0), distinct),
-        ("TikTok requests at the stand-in == distinct sessions", tiktok_posts, distinct),
+        ("TikTok requests during the burst == 0 (the webhook never calls TikTok)", change["tiktok"], 0),
+        ("TikTok requests at the stand-in, after the drain == distinct sessions", tiktok_posts, distinct),
         ("distinct TikTok event_ids sent == distinct sessions", tiktok_distinct, distinct),
+        (
+            "session items sent (delivery_status), warm-up excluded == distinct sessions",
+            sessions_sent - warm_session,
+            distinct,
+        ),
         ("5xx answers (and crashes) == 0", server_errors, 0),
+        ("sender invocations that failed or reported a failed record == 0", failed_invocations, 0),
+        ("records the mapping gave up == 0", len(mapping.given_up), 0),
     ]
     ok = all(actual == expected for _, actual, expected in checks)
     summary = common.table(
@@ -150,14 +194,27 @@ def run(deliveries: int = DELIVERIES, threads: int = THREADS, seed: int = SEED) 
     per_delivery = ", ".join(
         f"{target} {count / len(results):.2f}" for target, count in sorted(change["counts"].items())
     )
+    per_record = ", ".join(
+        f"{target} {count / max(drained_records, 1):.2f}" for target, count in sorted(sender_counts.items())
+    )
+    poller = ", ".join(f"{target} {count}" for target, count in sorted(poller_counts.items()))
     notes = (
         f"{len(results)} deliveries ({distinct} distinct sessions, {len(results) - distinct} redeliveries, "
         f"shuffled with seed {seed}) from {threads} threads calling lambda_handler in one process; one "
         f"warm-up delivery first (excluded from the counts). DynamoDB requests during the burst, per "
         f"delivery: "
-        f"{per_delivery} (expected TransactWriteItems 1.00 and UpdateItem {distinct / len(results):.2f}). "
-        f"TikTok outcome of the provisioned deliveries: {dict(tiktok_states)}. Session markers by "
-        f"delivery_status: {dict(sessions)}."
+        f"{per_delivery} (expected TransactWriteItems 1.00, nothing else). The webhook's answers' TikTok "
+        f"state: {dict(tiktok_states)}. Session items by delivery_status after the drain: "
+        f"{dict(sessions)}."
+    )
+    drain_line = (
+        f"The drain: {drained_records} stream records passed the filter and were handed to the sender in "
+        f"{len(sender_invocations)} invocations, in {drain_wall:.1f} s ({drained_records / drain_wall:.0f} "
+        f"records/s, one invocation at a time, as one shard is processed). The sender's DynamoDB requests "
+        f"per record: {per_record or 'none'} (expected UpdateItem 2.00: claim + record; p50 "
+        f"{common.ms(common.Summary.of(drain_updates).median)} each at moto). The poller's "
+        f"Streams requests (Lambda's own in AWS, unbilled): {poller or 'none'}. CPU during the drain: "
+        f"this process {drain_cpu:.1f} s, the stand-ins' {drain_standins_cpu:.1f} s."
     )
     cpu_line = (
         f"CPU time during the burst ({wall:.1f} s of wall time, {common.machine()['nproc']} cores): the "
@@ -167,7 +224,7 @@ def run(deliveries: int = DELIVERIES, threads: int = THREADS, seed: int = SEED) 
         f"The stand-ins are one Python process whose threads share one GIL: they, not the function, set "
         f"the throughput here."
     )
-    markdown = "\n\n".join([notes, summary, cpu_line, check_table, answers])
+    markdown = "\n\n".join([notes, summary, cpu_line, drain_line, check_table, answers])
     data = {
         "deliveries": len(results),
         "distinct": distinct,
@@ -180,8 +237,17 @@ def run(deliveries: int = DELIVERIES, threads: int = THREADS, seed: int = SEED) 
         "requests": change,
         "cpu_function": cpu,
         "cpu_standins": standins_cpu,
+        "drain": {
+            "records": drained_records,
+            "invocations": len(sender_invocations),
+            "wall": drain_wall,
+            "requests": drain_change,
+            "sender_requests_per_record": {
+                target: count / max(drained_records, 1) for target, count in sender_counts.items()
+            },
+        },
     }
-    return common.Section("burst", "4. Burst", markdown, data, ok=ok)
+    return common.Section("burst", "5. Burst", markdown, data, ok=ok)
 
 
 def main(argv: list[str] | None = None) -> None:

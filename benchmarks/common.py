@@ -39,14 +39,34 @@ FAKE_AWS = {
     "AWS_REGION": "us-east-1",
 }
 # Variables the Lambda runtime itself sets. They matter: the X-Ray SDK (imported by Powertools'
-# Tracer) checks LAMBDA_TASK_ROOT, and outside Lambda it builds a botocore X-Ray client at import.
-LAMBDA_RUNTIME = {
-    "LAMBDA_TASK_ROOT": str(FUNCTIONS),
-    "AWS_LAMBDA_FUNCTION_NAME": "StripeWebhookFunction",
-    "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
-    "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
-    "_HANDLER": "stripe_webhook.app.lambda_handler",
+# Tracer when tracing is on) checks LAMBDA_TASK_ROOT, and outside Lambda it builds a botocore X-Ray
+# client at import.
+WEBHOOK_FUNCTION = "StripeWebhookFunction"
+SENDER_FUNCTION = "TikTokSenderFunction"
+
+
+def lambda_runtime(function_name: str = WEBHOOK_FUNCTION) -> dict[str, str]:
+    handler = {
+        WEBHOOK_FUNCTION: "stripe_webhook.app.lambda_handler",
+        SENDER_FUNCTION: "tiktok_sender.app.lambda_handler",
+    }[function_name]
+    return {
+        "LAMBDA_TASK_ROOT": str(FUNCTIONS),
+        "AWS_LAMBDA_FUNCTION_NAME": function_name,
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+        "_HANDLER": handler,
+    }
+
+
+# What a deployment sets among template.yaml's parameters; every other parameter keeps its default.
+DEPLOYED_PARAMETERS = {
+    "StripeWebhookSecret": WEBHOOK_SECRET,
+    "TikTokAccessToken": TIKTOK_TOKEN,
+    "TikTokPixelId": PIXEL_ID,
+    "TikTokTestEventCode": TEST_EVENT_CODE,
+    "DefaultPhoneCountry": "US",
 }
 PACKAGES = ("stripe", "httpx", "boto3", "botocore", "aws-lambda-powertools", "moto")
 
@@ -129,25 +149,99 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 
 def function_environment(
-    dynamodb_endpoint: str, tables: dict[str, str], tiktok_url: str, timeout_seconds: float = 3.0
+    dynamodb_endpoint: str,
+    tables: dict[str, str],
+    tiktok_url: str,
+    functions: tuple[str, ...] = (WEBHOOK_FUNCTION,),
+    parameters: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """What template.yaml and the Lambda runtime give the function, pointed at the loopback stand-ins."""
+    """What template.yaml gives these functions (Globals and each function's own variables, with
+    the parameters' defaults except DEPLOYED_PARAMETERS and `parameters`), and what the Lambda
+    runtime sets, pointed at the loopback stand-ins. With the defaults tracing is off
+    (EnableTracing false: POWERTOOLS_TRACE_DISABLED=true). Several functions in one process (the
+    sender benchmarks, as `make run`) get the union of their variables."""
+    from devtools.template_tables import load_template
+
+    template = load_template()
+    values = {name: spec.get("Default", "") for name, spec in template.get("Parameters", {}).items()}
+    values.update(DEPLOYED_PARAMETERS)
+    values.update(parameters or {})
+    logical_tables = {logical_id: tables[variable] for variable, logical_id in _table_variables(template)}
+    resolve = _Resolver(template, values, logical_tables)
+    variables = dict(template["Globals"]["Function"]["Environment"]["Variables"])
+    for function in functions:
+        own = template["Resources"][function]["Properties"].get("Environment", {}).get("Variables", {})
+        variables.update(own)
+    environment = {name: resolve(value) for name, value in variables.items()}
     return {
         **FAKE_AWS,
-        **LAMBDA_RUNTIME,
+        **lambda_runtime(functions[0]),
+        **environment,
         "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint,
-        **tables,
-        "SECRETS_SOURCE": "env",
-        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "TIKTOK_ACCESS_TOKEN": TIKTOK_TOKEN,
-        "TIKTOK_PIXEL_ID": PIXEL_ID,
+        # Not a template variable: the stand-in instead of business-api.tiktok.com.
         "TIKTOK_API_URL": tiktok_url,
-        "TIKTOK_TEST_EVENT_CODE": TEST_EVENT_CODE,
-        "TIKTOK_TIMEOUT_SECONDS": f"{timeout_seconds:g}",
-        "DEFAULT_PHONE_COUNTRY": "US",
-        "POWERTOOLS_SERVICE_NAME": "checkout-conversions",
-        "POWERTOOLS_METRICS_NAMESPACE": "CheckoutConversionsBench",
-        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+
+
+def _table_variables(template: dict[str, Any]) -> list[tuple[str, str]]:
+    from devtools.template_tables import table_environment
+
+    return list(table_environment(template).items())
+
+
+class _Resolver:
+    """Just enough CloudFormation for the template's environment variables: Ref (a parameter or a
+    table), Fn::If on a condition, and the conditions' Fn::Equals / Fn::Not / Fn::And / Fn::Or."""
+
+    def __init__(self, template: dict[str, Any], parameters: dict[str, Any], tables: dict[str, str]):
+        self.conditions = template.get("Conditions", {})
+        self.parameters = parameters
+        self.tables = tables
+
+    def __call__(self, value: Any) -> str:
+        resolved = self.value(value)
+        return str(resolved).lower() if isinstance(resolved, bool) else str(resolved)
+
+    def value(self, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        [(function, argument)] = value.items()
+        if function == "Ref":
+            if argument in self.tables:
+                return self.tables[argument]
+            return self.parameters[argument]
+        if function == "Fn::If":
+            condition, when_true, when_false = argument
+            return self.value(when_true if self.condition(condition) else when_false)
+        raise ValueError(f"{function} is not supported in the benchmarks' environment")
+
+    def condition(self, name_or_expression: Any) -> bool:
+        expression = (
+            self.conditions[name_or_expression] if isinstance(name_or_expression, str) else name_or_expression
+        )
+        [(function, argument)] = expression.items()
+        if function == "Fn::Equals":
+            left, right = (str(self.value(part)) for part in argument)
+            return left == right
+        if function == "Fn::Not":
+            return not self.condition(argument[0])
+        if function == "Fn::And":
+            return all(self.condition(part) for part in argument)
+        if function == "Fn::Or":
+            return any(self.condition(part) for part in argument)
+        if function == "Fn::Condition":
+            return self.condition(argument)
+        raise ValueError(f"{function} is not supported in the benchmarks' conditions")
+
+
+def tracing_environment(xray_daemon: str) -> dict[str, str]:
+    """What Lambda adds when the function's tracing is Active (EnableTracing=true): the trace header
+    of the invocation (sampled) and the X-Ray daemon's address (here a UDP sink on loopback)."""
+    root = f"1-{int(time.time()):08x}-{os.urandom(12).hex()}"
+    return {
+        "_X_AMZN_TRACE_ID": f"Root={root};Parent={os.urandom(8).hex()};Sampled=1",
+        "AWS_XRAY_DAEMON_ADDRESS": xray_daemon,
+        "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
     }
 
 
@@ -238,14 +332,18 @@ def json_bytes(value: Any) -> bytes:
     return json.dumps(value).encode("utf-8")
 
 
-def tiktok_body(stripe_event: dict[str, Any]) -> bytes:
-    """The exact TikTok request body the function sends for this event (for the floors)."""
-    from checkout_conversions import conversion, tiktok
+def stored_tiktok_event(stripe_event: dict[str, Any]) -> str:
+    """The TikTok event the webhook stores on the session item for this Stripe event (a JSON
+    string), for the floors' items."""
+    from checkout_conversions import conversion, tiktok_payload
 
     session = stripe_event["data"]["object"]
     purchase = conversion.purchase(session, stripe_event, "US")
-    body = tiktok.build_request([tiktok.build_event(purchase, "CompletePayment")], PIXEL_ID, TEST_EVENT_CODE)
-    return tiktok.encode(body)
+    return tiktok_payload.encode(tiktok_payload.build_event(purchase, "CompletePayment")).decode()
+
+
+def session_id(stripe_event: dict[str, Any]) -> str:
+    return stripe_event["data"]["object"]["id"]
 
 
 # --- the product, in this process -------------------------------------------------------------
@@ -259,20 +357,68 @@ def quiet_stdout() -> Iterator[None]:
 
 
 def load_handler(environment: dict[str, str]) -> Any:
-    """Import stripe_webhook.app under `environment` (its clients are made at import time) and
-    point its JSON log lines at /dev/null: they are still formatted and written, as on Lambda."""
+    """Import stripe_webhook.app under `environment` (its client is made at import time) and
+    point the JSON log lines at /dev/null: they are still formatted and written, as on Lambda."""
     os.environ.update(environment)
-    from checkout_conversions.observability import logger
     from stripe_webhook import app
 
-    logger.registered_handler.setStream(open(os.devnull, "w"))  # noqa: SIM115 - lives as long as we do
+    _quiet_logs()
     return app
 
 
-def context(timeout_seconds: float = 10.0) -> Any:
+def load_sender(environment: dict[str, str]) -> Any:
+    """Import tiktok_sender.app under `environment` (its clients are made at import time)."""
+    os.environ.update(environment)
+    from tiktok_sender import app
+
+    _quiet_logs()
+    return app
+
+
+_log_sink: Any = None
+
+
+def _quiet_logs() -> None:
+    """Logger and Metrics are one per process (checkout_conversions.observability), shared by every
+    function imported in it."""
+    global _log_sink
+    from checkout_conversions.observability import logger
+
+    if _log_sink is None:
+        _log_sink = open(os.devnull, "w")  # noqa: SIM115 - lives as long as we do
+    logger.registered_handler.setStream(_log_sink)
+
+
+def context(timeout_seconds: float = 10.0, function_name: str = WEBHOOK_FUNCTION) -> Any:
     from devtools.function_url import LambdaContext
 
-    return LambdaContext(timeout_seconds)
+    return LambdaContext(timeout_seconds, function_name=function_name)
+
+
+# --- the stream: Lambda's event source mapping, done locally ------------------------------------
+
+
+def streams_client(endpoint: str) -> Any:
+    """A DynamoDB Streams client (moto serves the Streams API at its DynamoDB endpoint)."""
+    import boto3
+
+    return boto3.client(
+        "dynamodbstreams",
+        endpoint_url=endpoint,
+        region_name=FAKE_AWS["AWS_REGION"],
+        aws_access_key_id=FAKE_AWS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_AWS["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=FAKE_AWS["AWS_SESSION_TOKEN"],
+    )
+
+
+def stream_mapping(streams_endpoint: str, admin: Any, sessions_table: str, handler: Any) -> Any:
+    """devtools/stream_mapping.LocalStreamMapping of the Sessions table to `handler`, with
+    template.yaml's filter, batch size and retries. Its Streams API requests go to
+    `streams_endpoint` (the counting proxy, to count them); the table is described by `admin`."""
+    from devtools.stream_mapping import LocalStreamMapping
+
+    return LocalStreamMapping.for_table(streams_client(streams_endpoint), admin, sessions_table, handler)
 
 
 # --- output -----------------------------------------------------------------------------------

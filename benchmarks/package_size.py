@@ -1,12 +1,13 @@
 """Package size: the function code and the dependencies layer, unzipped, against Lambda's limit.
 
-Function code: functions/ as `sam build` copies it for the handler (CodeUri: functions/), counted
-as its .py files. Layer: what
+Function code: functions/ as `sam build` copies it for each function (the webhook, the TikTok
+sender and the redrive all have CodeUri: functions/, so each function's package is this same
+code plus the same layer), counted as its .py files. Layer: what
   pip install -r layers/dependencies/requirements.txt --target DIR --platform manylinux2014_aarch64
       --implementation cp --python-version 3.13 --only-binary=:all:
 produces (the template's runtime python3.13 on arm64), in a temporary folder under
 benchmarks/.work/ (gitignored), removed afterwards. pip may download from PyPI; its cache makes
-the next run quick. Lambda's limit is 250 MB unzipped for the function and all its layers.
+the next run quick. Lambda's limit is 250 MB unzipped for each function and all its layers.
 """
 
 import shutil
@@ -58,7 +59,7 @@ def run(keep: bool = False) -> common.Section:
                 f"pip could not build the layer (exit {result.returncode}):\n\n```\n"
                 f"{(result.stderr or result.stdout)[-2000:]}\n```"
             )
-            return common.Section("package_size", "5. Package size", markdown, {}, ok=False)
+            return common.Section("package_size", "6. Package size", markdown, {}, ok=False)
         layer_files = [p for p in folder.rglob("*") if p.is_file()]
         layer_bytes = sum(p.stat().st_size for p in layer_files)
         pyc_bytes = sum(p.stat().st_size for p in layer_files if p.suffix == ".pyc")
@@ -133,6 +134,11 @@ def run(keep: bool = False) -> common.Section:
         f"({_size(pyc_bytes)}) would not be used by the python3.13 runtime; without them the layer is "
         f"{_size(layer_bytes - pyc_bytes)}. Distributions in the layer: {everything}."
     )
+    sharing = _functions_sharing_code()
+    notes += (
+        f" The {len(sharing)} functions with CodeUri functions/ ({', '.join(sharing)}) each get this code "
+        f"and this layer: the total above is each one's size against the limit."
+    )
     markdown = "\n\n".join([sizes, verdict, biggest_table, notes])
     data = {
         "code_bytes": code_bytes,
@@ -146,7 +152,19 @@ def run(keep: bool = False) -> common.Section:
             for name, (size, count, version, pyc) in packages.items()
         },
     }
-    return common.Section("package_size", "5. Package size", markdown, data, ok=total <= LIMIT_BYTES)
+    return common.Section("package_size", "6. Package size", markdown, data, ok=total <= LIMIT_BYTES)
+
+
+def _functions_sharing_code() -> list[str]:
+    from devtools.template_tables import load_template
+
+    resources = load_template()["Resources"]
+    return [
+        name
+        for name, resource in resources.items()
+        if resource["Type"] == "AWS::Serverless::Function"
+        and str(resource["Properties"].get("CodeUri", "")).rstrip("/") == "functions"
+    ]
 
 
 def _size(size: int) -> str:

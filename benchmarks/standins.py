@@ -1,14 +1,17 @@
-"""The loopback stand-ins, in a process of their own: moto DynamoDB, a counting proxy in front of
-it, and the TikTok stand-in (devtools.tiktok_standin), all on 127.0.0.1.
+"""The loopback stand-ins, in a process of their own: moto DynamoDB (and its Streams API), a
+counting proxy in front of it, the TikTok stand-in (devtools.tiktok_standin) and a UDP sink for
+X-Ray segments, all on 127.0.0.1.
 
 Why a separate process: on Lambda the function's process does only the function's work, and
 DynamoDB and TikTok are elsewhere. In one process the stand-ins' threads would compete with the
 function for the GIL and add their work to its latency. Here they run on the other core.
 
 The counting proxy is a ThreadingHTTPServer that forwards every request to moto unchanged and
-counts it by its X-Amz-Target (TransactWriteItems, UpdateItem, ...), with the time moto took.
-AWS_ENDPOINT_URL_DYNAMODB points the function at the proxy, so the counts are taken at the HTTP
-boundary, whatever the code above it does.
+counts it by its X-Amz-Target (TransactWriteItems, UpdateItem, ...), with the time moto took;
+DynamoDB Streams requests are counted as `Streams.GetRecords` etc. AWS_ENDPOINT_URL_DYNAMODB
+points the functions at the proxy, so the counts are taken at the HTTP boundary, whatever the
+code above it does. The TikTok stand-in's requests are also timed on arrival (CLOCK_MONOTONIC,
+which every process on the machine shares), for the sender's latency.
 
 Two things in moto 5.2 are fixed here (not in the product, and only in this process), because
 they would otherwise decide the results:
@@ -20,6 +23,10 @@ they would otherwise decide the results:
   * Nothing serialises concurrent requests: a cancelled transaction (a duplicate) puts back the
     whole table as it was when it started, erasing what concurrent requests wrote meanwhile.
     One lock now makes each DynamoDB operation atomic, as DynamoDB's are.
+The deep copy also copies the table's stream shard, and a rollback (every duplicate) installs
+that copy: the shard iterators a stream poller holds then point at the old shard, which never
+gets another record (checked with moto 5.2.5; devtools/stream_mapping asks for a new iterator
+at every poll for that reason). The snapshot above shares the shard: the stream goes on.
 `--moto-as-is` (or BENCH_MOTO_AS_IS=1) leaves moto untouched, to see the difference.
 
 Python's cyclic garbage collector is off in this process: moto's heap grows with every item, and
@@ -38,6 +45,7 @@ import json
 import logging
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import threading
@@ -125,7 +133,7 @@ class CountingProxy:
             def _relay(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else None
-                target = (self.headers.get("x-amz-target") or "(no target)").rsplit(".", 1)[-1]
+                target = _label(self.headers.get("x-amz-target") or "(no target)")
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
                 started = time.perf_counter()
                 try:
@@ -163,6 +171,72 @@ class CountingProxy:
                 raise AssertionError("unreachable")
 
         return Handler
+
+
+def _label(amz_target: str) -> str:
+    """`DynamoDB_20120810.UpdateItem` -> UpdateItem; `DynamoDBStreams_20120810.GetRecords` ->
+    Streams.GetRecords (the poller's requests: in AWS, Lambda's own)."""
+    service, _, operation = amz_target.rpartition(".")
+    return f"Streams.{operation}" if service.startswith("DynamoDBStreams") else operation
+
+
+# --- the TikTok stand-in's arrivals, and X-Ray's segments ----------------------------------------
+
+
+class TimedRequests(list):
+    """The TikTok stand-in's list of requests, noting when each arrived (its body read, before
+    the answer): the stand-in appends to it, `behave` clears it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrivals: list[tuple[float, Any]] = []
+
+    def append(self, request: Any) -> None:
+        self.arrivals.append((time.perf_counter(), request))
+        super().append(request)
+
+    def clear(self) -> None:
+        self.arrivals.clear()
+        super().clear()
+
+    def timed_event_ids(self) -> list[tuple[float, list[str]]]:
+        result = []
+        for arrived, request in list(self.arrivals):
+            try:
+                ids = [str(event.get("event_id")) for event in request.json()["data"]]
+            except (ValueError, KeyError, TypeError, AttributeError):
+                ids = []
+            result.append((arrived, ids))
+        return result
+
+
+class UdpSink:
+    """Where the X-Ray SDK sends its segments (AWS_XRAY_DAEMON_ADDRESS): counted, dropped."""
+
+    def __init__(self) -> None:
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._socket.bind((HOST, 0))
+        self.datagrams = 0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def address(self) -> str:
+        return f"{HOST}:{self._socket.getsockname()[1]}"
+
+    def start(self) -> "UdpSink":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self._socket.recv(65536)
+            except OSError:
+                return
+            self.datagrams += 1
+
+    def stop(self) -> None:
+        self._socket.close()
 
 
 # --- moto, made atomic and cheap to snapshot ----------------------------------------------------
@@ -261,7 +335,9 @@ def serve() -> None:
     proxy = CountingProxy(moto_port).start()
     tiktok = TikTokStandIn(HOST, 0)
     tiktok._server.RequestHandlerClass.disable_nagle_algorithm = True
+    tiktok.requests = TimedRequests()
     tiktok.start()
+    xray = UdpSink().start()
     listener = Listener((HOST, 0), authkey=os.environ["BENCH_STANDINS_KEY"].encode())
 
     commands = {
@@ -272,6 +348,8 @@ def serve() -> None:
         "release": tiktok.release_hung,
         "tiktok_event_ids": lambda: [event.get("event_id") for event in tiktok.events()],
         "tiktok_count": lambda: len(tiktok.requests),
+        "tiktok_arrivals": lambda: tiktok.requests.timed_event_ids(),
+        "xray_datagrams": lambda: xray.datagrams,
         "cpu_seconds": lambda: sum(os.times()[:2]),
         "collect": gc.collect,
     }
@@ -279,6 +357,7 @@ def serve() -> None:
         "moto": f"http://{HOST}:{moto_port}",
         "proxy": proxy.url,
         "tiktok": tiktok.url,
+        "xray_daemon": xray.address,
         "control": list(listener.address),
         "moto_hardened": hardened,
         "pid": os.getpid(),
@@ -300,6 +379,7 @@ def serve() -> None:
                 connection.send(("error", repr(error)))
     finally:
         tiktok.stop()
+        xray.stop()
         proxy.stop()
         moto.stop()
 
@@ -330,6 +410,7 @@ class StandIns:
         self.moto_url: str = self.info["moto"]
         self.proxy_url: str = self.info["proxy"]
         self.tiktok_url: str = self.info["tiktok"]
+        self.xray_daemon: str = self.info["xray_daemon"]
         self._connection = Client(tuple(self.info["control"]), authkey=key.encode())
 
     def call(self, command: str, *args: Any) -> Any:
