@@ -148,8 +148,9 @@ def test_webhook_secrets_comma_separated(raw, expected):
     assert webhook_secrets(load_settings(environ), environ) == expected
 
 
-@pytest.mark.parametrize("environ", [{}, {"STRIPE_WEBHOOK_SECRET": ""}, {"STRIPE_WEBHOOK_SECRET": " , ,, "}],
-                         ids=repr)
+@pytest.mark.parametrize(
+    "environ", [{}, {"STRIPE_WEBHOOK_SECRET": ""}, {"STRIPE_WEBHOOK_SECRET": " , ,, "}], ids=repr
+)
 def test_missing_webhook_secret_is_configuration_error(environ):
     with pytest.raises(ConfigurationError):
         webhook_secrets(load_settings(environ), environ)
@@ -210,3 +211,40 @@ def test_max_age_is_kept_below_the_record_retention(max_age, retention, expected
     else:
         [problem] = settings.problems
         assert "DELIVERY_MAX_AGE_DAYS" in problem and "RECORD_RETENTION_DAYS" in problem
+
+
+@pytest.mark.parametrize("source", ["ssm", "secretsmanager"])
+def test_stored_secrets_are_read_with_bounded_timeouts_and_retries(source, monkeypatch):
+    """botocore's defaults (60 s to connect, 60 s to read) would outlast the webhook's 10 s: the
+    secret stores get the same short timeouts and bounded retries as DynamoDB."""
+    from checkout_conversions import config
+
+    for name, value in {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+    }.items():
+        monkeypatch.setenv(name, value)  # creating a client resolves credentials, never the network here
+    provider = config._new_provider(source)
+    client_config = provider.client.meta.config
+
+    assert client_config.connect_timeout == 0.5
+    assert client_config.read_timeout == 1
+    assert client_config.retries == {"mode": "standard", "total_max_attempts": 3}
+
+
+def test_the_dynamodb_client_makes_three_attempts_in_all(monkeypatch):
+    """Three attempts of 0.5 s + 1 s at most, with standard backoff, end inside the webhook's 10 s."""
+    from checkout_conversions.clients import dynamodb_client
+
+    for name, value in {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+    }.items():
+        monkeypatch.setenv(name, value)
+    client_config = dynamodb_client().meta.config
+
+    assert client_config.retries == {"mode": "standard", "total_max_attempts": 3}
+    worst_case = 3 * (client_config.connect_timeout + client_config.read_timeout) + 1 + 2
+    assert worst_case < 10
