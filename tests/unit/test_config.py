@@ -229,12 +229,12 @@ def test_stored_secrets_are_read_with_bounded_timeouts_and_retries(source, monke
     client_config = provider.client.meta.config
 
     assert client_config.connect_timeout == 0.5
-    assert client_config.read_timeout == 1
+    assert client_config.read_timeout == 1.5
     assert client_config.retries == {"mode": "standard", "total_max_attempts": 3}
 
 
 def test_the_dynamodb_client_makes_three_attempts_in_all(monkeypatch):
-    """Three attempts of 0.5 s + 1 s at most, with standard backoff, end inside the webhook's 10 s."""
+    """Three attempts of 0.5 s + 1.5 s at most, with standard backoff, end inside the webhook's 10 s."""
     from checkout_conversions.clients import dynamodb_client
 
     for name, value in {
