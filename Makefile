@@ -15,7 +15,7 @@ help:
 	@echo "make test-dynamodb-local   the integration tests against Amazon's DynamoDB Local (Java, npm, unshare)"
 	@echo "make demo      send the sample events through a local webhook and check every outcome"
 	@echo "make event E=checkout_session_completed   write a freshly signed event for sam local invoke"
-	@echo "make deliveries   list TikTok deliveries by status (REQUEUE=cs_... to send one again)"
+	@echo "make deliveries   list TikTok deliveries by status and match-key coverage (REQUEUE=cs_... to send one again)"
 	@echo "make bench     run the benchmarks and append to benchmarks/RESULTS.md"
 	@echo "make build     sam build (needs AWS SAM CLI)"
 
@@ -55,7 +55,7 @@ event: $(INSTALLED)
 	$(BIN)/python -m devtools.sign_event $(if $(SESSION),--stream-for $(SESSION),$(E))
 
 deliveries: $(INSTALLED)
-	$(BIN)/python -m devtools.deliveries $(if $(REQUEUE),--requeue $(REQUEUE),)
+	$(BIN)/python -m devtools.deliveries $(if $(REQUEUE),--requeue $(REQUEUE),) $(if $(COVERAGE),--coverage $(COVERAGE),)
 
 bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks.run_all

@@ -1,6 +1,7 @@
 """The operator's view of TikTok deliveries: counts by status, the recent ones, and a requeue.
 
     make deliveries                          # python -m devtools.deliveries
+    make deliveries COVERAGE=500             # match-key coverage over the newest 500 sent
     make deliveries REQUEUE=cs_live_...      # python -m devtools.deliveries --requeue cs_live_...
     python -m devtools.deliveries --stack-name checkout-conversions --status failed --limit 20
 
@@ -9,9 +10,9 @@ SessionsTableName output with --stack-name. AWS credentials, region and endpoint
 way (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL_DYNAMODB ...).
 
 Listing reads the whole Sessions table (a Scan of a few small attributes, paginated): fine for an
-operator now and then, not for a schedule. It prints ids, states, codes and times only: never the
-stored TikTok event (hashed match keys, IP, User-Agent) nor the customer key (an email address for
-guest checkouts).
+operator now and then, not for a schedule. It prints ids, states, codes and times, and which match
+keys the sent events carried (names, never values): never the stored purchase (the buyer's
+details, IP, User-Agent) nor the customer key (an email address for guest checkouts).
 """
 
 import argparse
@@ -34,6 +35,7 @@ from checkout_conversions import delivery  # noqa: E402
 from checkout_conversions.config import ConfigurationError, load_settings  # noqa: E402
 from checkout_conversions.delivery import DeliveryStatus  # noqa: E402
 from checkout_conversions.store import Store, StoreError, from_item  # noqa: E402
+from checkout_conversions.tiktok_payload import USER_KEYS  # noqa: E402
 
 STATUSES = tuple(status.value for status in DeliveryStatus)
 # Only these attributes are read: nothing that identifies the buyer.
@@ -52,6 +54,7 @@ SHOWN_FIELDS = (
     "delivery_updated_at",
     "next_attempt_at",
     "claim_expires_at",
+    "delivery_match_keys",
 )
 MESSAGE_WIDTH = 60
 
@@ -140,8 +143,29 @@ def next_attempt(item: dict[str, Any], now: int) -> str:
     return f"{when} (due)" if int(due) <= now else when
 
 
+def match_key_coverage(items: list[dict[str, Any]], newest: int) -> tuple[int, list[tuple[str, float]]]:
+    """Over the newest `newest` sent deliveries (items newest first): how many, and the share of
+    them that carried each match key, the figure merchants compare with TikTok's Event Match
+    Quality."""
+    sent = [item for item in items if item.get("delivery_status") == DeliveryStatus.SENT][:newest]
+    counts = Counter(key for item in sent for key in set(item.get("delivery_match_keys") or ()))
+    return len(sent), [(key, counts[key] / len(sent)) for key in USER_KEYS if sent]
+
+
+def format_coverage(sent: int, shares: list[tuple[str, float]]) -> str:
+    if not sent:
+        return "no sent deliveries yet"
+    return ", ".join(f"{key} {share:.0%}" for key, share in shares)
+
+
 def print_listing(
-    items: list[dict[str, Any]], table: str, status: str | None, limit: int, out: TextIO, now: int
+    items: list[dict[str, Any]],
+    table: str,
+    status: str | None,
+    limit: int,
+    out: TextIO,
+    now: int,
+    coverage_of: int = 200,
 ) -> None:
     counts = Counter(str(item.get("delivery_status") or "unknown") for item in items)
     failed = [item for item in items if item.get("delivery_status") == DeliveryStatus.FAILED]
@@ -151,6 +175,9 @@ def print_listing(
     summary += "".join(f", {name} {counts[name]}" for name in others)
     print(f"TikTok deliveries in {table}: {len(items)} sessions", file=out)
     print(f"  {summary} ({retrying} of the failed will be retried)", file=out)
+    sent, shares = match_key_coverage(items, coverage_of)
+    print(f"\nMatch keys of the newest {sent} sent events (share that carried each):", file=out)
+    print(f"  {format_coverage(sent, shares)}", file=out)
 
     shown = [item for item in items if status is None or item.get("delivery_status") == status][:limit]
     print(f"\nNewest {len(shown)}{f' {status}' if status else ''} deliveries, newest first:", file=out)
@@ -211,10 +238,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--stack-name", help="read the table name from this stack's outputs")
     parser.add_argument("--status", choices=STATUSES, help="list only deliveries in this state")
     parser.add_argument("--limit", type=int, default=50, help="how many to list (default 50)")
+    parser.add_argument(
+        "--coverage", type=int, default=200, help="match-key coverage over the newest N sent (default 200)"
+    )
     parser.add_argument("--requeue", metavar="SESSION_ID", help="send this session's delivery again")
     args = parser.parse_args(argv)
-    if args.limit < 1:
-        parser.error("--limit must be at least 1")
+    if args.limit < 1 or args.coverage < 1:
+        parser.error("--limit and --coverage must be at least 1")
     return args
 
 
@@ -234,7 +264,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except (StoreError, BotoCoreError, ClientError) as error:  # AWS errors: one line, no traceback
         print(f"error: DynamoDB: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
-    print_listing(items, tables[0], args.status, args.limit, out, now)
+    print_listing(items, tables[0], args.status, args.limit, out, now, args.coverage)
     return 0
 
 

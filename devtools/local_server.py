@@ -622,12 +622,19 @@ def _run(
         finally:
             logger.setLevel(level)
         print_results(results, check=args.demo, compare_tiktok=compare_tiktok)
+        from devtools.deliveries import format_coverage, match_key_coverage, read_deliveries
+
+        sent, shares = match_key_coverage(read_deliveries(dynamodb, table), newest=len(results))
+        print(f"\nMatch keys of the {sent} events sent (share that carried each; `make deliveries` shows "
+              f"the same for a deployed stack):\n  {format_coverage(sent, shares)}")
         if standin:
             events = standin.events()
-            provisioned = sum(1 for result in results if result.outcome == "provisioned")
+            delivered = sum(
+                1 for result in results if result.outcome == "provisioned" and result.delivery == "sent"
+            )
             distinct = len({event["event_id"] for event in events})
             print(f"\nThe TikTok stand-in received {len(standin.requests)} requests: {len(events)} events, "
-                  f"{distinct} distinct event ids for {provisioned} provisioned sessions "
+                  f"{distinct} distinct event ids for {delivered} sessions sent "
                   "(each event_id is the checkout session id).")
 
         if args.demo:

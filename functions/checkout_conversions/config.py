@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 DEFAULT_TIKTOK_API_URL = "https://business-api.tiktok.com/open_api/v1.3/event/track/"
+DEFAULT_STRIPE_API_BASE = "https://api.stripe.com"
+CONTENT_ID_SOURCES = "price, product or metadata:<key>"
 MAX_BODY_BYTES = 256 * 1024
 SIGNATURE_TOLERANCE_SECONDS = 300
 # Values that mean "no token" where the store cannot hold an empty string (SSM parameters).
@@ -37,6 +39,12 @@ class Settings:
     tiktok_api_url: str
     tiktok_test_event_code: str
     tiktok_timeout_seconds: float
+    tiktok_limited_data_use: bool
+    require_ad_consent: bool
+    stripe_api_key_name: str
+    stripe_api_base: str
+    stripe_api_timeout_seconds: float
+    content_id_source: str
     default_phone_country: str
     record_retention_days: int
     redrive_grace_seconds: int
@@ -68,6 +76,26 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
             return cast(default)
         return value
 
+    def flag(name: str) -> bool:
+        raw = text(name).lower()
+        if raw in ("", "false", "0", "no", "off"):
+            return False
+        if raw in ("true", "1", "yes", "on"):
+            return True
+        problems.append(f"{name}={raw!r} is not true or false: using false")
+        return False
+
+    raw_source = text("CONTENT_ID_SOURCE") or "price"
+    kind, colon, key = raw_source.partition(":")
+    kind, key = kind.strip().lower(), key.strip()  # a metadata key keeps its case: Stripe's do
+    if kind in ("price", "product") and not colon:
+        content_id_source = kind
+    elif kind == "metadata" and key:
+        content_id_source = f"metadata:{key}"
+    else:
+        problems.append(f"CONTENT_ID_SOURCE={raw_source!r} is not {CONTENT_ID_SOURCES}: using price")
+        content_id_source = "price"
+
     secrets_source = text("SECRETS_SOURCE", "env").lower() or "env"
     if secrets_source not in SECRET_SOURCES:
         raise ConfigurationError(f"SECRETS_SOURCE must be one of {', '.join(SECRET_SOURCES)}")
@@ -95,6 +123,12 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         tiktok_test_event_code=text("TIKTOK_TEST_EVENT_CODE"),
         # Each phase of one POST (connect, send, wait, read); the sender's Lambda timeout is 60 s.
         tiktok_timeout_seconds=number("TIKTOK_TIMEOUT_SECONDS", 5.0, float, minimum=0.1, maximum=10),
+        tiktok_limited_data_use=flag("TIKTOK_LIMITED_DATA_USE"),
+        require_ad_consent=flag("REQUIRE_AD_CONSENT"),
+        stripe_api_key_name=text("STRIPE_API_KEY_NAME"),
+        stripe_api_base=text("STRIPE_API_BASE").rstrip("/") or DEFAULT_STRIPE_API_BASE,
+        stripe_api_timeout_seconds=number("STRIPE_API_TIMEOUT_SECONDS", 5.0, float, minimum=0.1, maximum=10),
+        content_id_source=content_id_source,
         default_phone_country=text("DEFAULT_PHONE_COUNTRY").upper(),
         # Markers must outlive Stripe's resends (dashboard 15 days, CLI 30) or a resend re-provisions.
         record_retention_days=retention_days,
@@ -133,6 +167,15 @@ def tiktok_access_token(settings: Settings, environ: Mapping[str, str] = os.envi
     """The token, or "" when TikTok is switched off (unset, empty, or a value like 'disabled')."""
     token = read_secret(settings, "TIKTOK_ACCESS_TOKEN", settings.tiktok_access_token_name, environ)
     return "" if token.strip().lower() in _DISABLED_VALUES else token.strip()
+
+
+def stripe_api_key(settings: Settings, environ: Mapping[str, str] = os.environ) -> str:
+    """The restricted key that reads line items, or "" when none is configured (then no contents
+    are sent). Optional: with SSM or Secrets Manager, an empty STRIPE_API_KEY_NAME means none."""
+    if settings.secrets_source != "env" and not settings.stripe_api_key_name:
+        return ""
+    key = read_secret(settings, "STRIPE_API_KEY", settings.stripe_api_key_name, environ)
+    return "" if key.strip().lower() in _DISABLED_VALUES else key.strip()
 
 
 def read_secret(settings: Settings, env_name: str, stored_name: str, environ: Mapping[str, str]) -> str:

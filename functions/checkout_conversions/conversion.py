@@ -1,33 +1,35 @@
 """The one mapping between the two worlds: a paid checkout session to a customer record and to a
-TikTok purchase.
+platform-neutral purchase (purchase.py), which each ad platform's sender turns into its event.
 
-The buyer's browser signals (ttclid, _ttp cookie, IP, User-Agent, page URL) come from the session's
-`metadata`, filled by the merchant's backend when it created the session. The webhook request's own
-IP and User-Agent are Stripe's servers', never the buyer's, so they are never used.
+The buyer's details (email, phone, name, billing address) come from Stripe's `customer_details`;
+the browser signals (ttclid, _ttp cookie, IP, User-Agent, page URL) and the buyer's ad choices
+(consent, limited data use, locale) from the session's `metadata`, filled by the merchant's
+backend when it created the session. The webhook request's own IP and User-Agent are Stripe's
+servers', never the buyer's, so they are never used.
 """
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
-from checkout_conversions.currency import to_decimal_amount
-from checkout_conversions.match_keys import (
-    hashed,
-    hashed_external_id,
-    hashed_phone,
-    normalise_email,
-)
-from checkout_conversions.tiktok_payload import Purchase, User
+from checkout_conversions.purchase import Buyer, Purchase
 
-# metadata key on the Checkout Session -> TikTok field
-METADATA_KEYS = {
-    "ttclid": "ttclid",
-    "ttp": "ttp",
-    "client_ip": "ip",
-    "user_agent": "user_agent",
-    "page_url": "page_url",
-    "page_referrer": "page_referrer",
-}
+# The metadata keys the merchant's backend puts on the Checkout Session (README: "Checkout Session
+# metadata"): the buyer's browser signals, and their choices about ad measurement.
+METADATA_KEYS = (
+    "ttclid",
+    "ttp",
+    "client_ip",
+    "user_agent",
+    "page_url",
+    "page_referrer",
+    "locale",
+    "ad_consent",
+    "limited_data_use",
+)
 _METADATA_VALUE_LIMIT = 500  # Stripe's own limit for a metadata value
+_ADDRESS_LIMIT = 200
+_BCP47 = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8}){0,3}$")
 
 
 _ID_LIMIT = 255
@@ -72,6 +74,17 @@ def stripe_customer_id(session: dict[str, Any]) -> str | None:
     return _text(customer)
 
 
+def normalise_email(raw: object) -> str | None:
+    """Trimmed and lower-cased, or None when it is not an address."""
+    if not isinstance(raw, str):
+        return None
+    email = raw.strip().lower()
+    local, at, domain = email.rpartition("@")
+    if not at or not local or not domain or len(email) > 254 or any(c.isspace() for c in email):
+        return None
+    return email
+
+
 def buyer_email(session: dict[str, Any]) -> str | None:
     return normalise_email(customer_details(session).get("email")) or normalise_email(
         session.get("customer_email")
@@ -112,31 +125,83 @@ def customer_record(session: dict[str, Any], event: dict[str, Any], now: datetim
     return {key: value for key, value in record.items() if value is not None}
 
 
-def purchase(session: dict[str, Any], event: dict[str, Any], default_phone_country: str) -> Purchase:
+def purchase(session: dict[str, Any], event: dict[str, Any]) -> Purchase:
+    """The platform-neutral purchase of a paid session, as Stripe and the metadata give it."""
     details = customer_details(session)
-    raw_metadata = _mapping(session.get("metadata"))
-    metadata = {
-        field: _text(raw_metadata.get(key), _METADATA_VALUE_LIMIT) for key, field in METADATA_KEYS.items()
-    }
-    amount = _amount(session.get("amount_total"))
-    currency = _currency(session.get("currency"))
+    address = _mapping(details.get("address"))
+    metadata = _metadata(session)
+    first_name, last_name = person_names(details)
     return Purchase(
         event_id=session["id"],
         event_time=event["created"],
         order_id=session["id"],
-        value=to_decimal_amount(amount, currency) if amount is not None and currency else None,
-        currency=currency,
-        user=User(
-            email=hashed(buyer_email(session)),
-            phone=hashed_phone(details.get("phone"), default_phone_country),
-            external_id=hashed_external_id(
-                _text(session.get("client_reference_id")) or stripe_customer_id(session)
-            ),
-            ttclid=metadata["ttclid"],
-            ttp=metadata["ttp"],
-            ip=metadata["ip"],
-            user_agent=metadata["user_agent"],
+        amount=_amount(session.get("amount_total")),
+        currency=_currency(session.get("currency")),
+        buyer=Buyer(
+            email=buyer_email(session),
+            phone=_text(details.get("phone"), _NAME_LIMIT),
+            first_name=first_name,
+            last_name=last_name,
+            zip_code=_text(address.get("postal_code"), _ADDRESS_LIMIT),
+            city=_text(address.get("city"), _ADDRESS_LIMIT),
+            state=_text(address.get("state"), _ADDRESS_LIMIT),
+            country=_country(address.get("country")),
+            external_id=_text(session.get("client_reference_id")) or stripe_customer_id(session),
+            ttclid=metadata.get("ttclid"),
+            ttp=metadata.get("ttp"),
+            ip=metadata.get("client_ip"),
+            user_agent=metadata.get("user_agent"),
+            locale=_locale(metadata.get("locale")),
         ),
-        page_url=metadata["page_url"],
-        page_referrer=metadata["page_referrer"],
+        page_url=metadata.get("page_url"),
+        page_referrer=metadata.get("page_referrer"),
+        limited_data_use=_flag(metadata.get("limited_data_use")),
     )
+
+
+def person_names(details: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(first name, last name) of the buyer, never of a business.
+
+    Stripe's `individual_name` when present (newer API versions); otherwise, unless the session
+    names a business (`business_name`, whose `name` may then be the business's), the first and the
+    last word of `name`. One word is a first name only."""
+    name = _text(details.get("individual_name"), _NAME_LIMIT)
+    if name is None:
+        if _text(details.get("business_name"), _NAME_LIMIT):
+            return None, None
+        name = _text(details.get("name"), _NAME_LIMIT)
+    words = name.split() if name else []
+    if not words:
+        return None, None
+    return words[0], (words[-1] if len(words) > 1 else None)
+
+
+def ad_consent(session: dict[str, Any]) -> str | None:
+    """The buyer's choice from the merchant's consent banner (`ad_consent` metadata): granted,
+    denied, or None when the merchant passed none (or something else)."""
+    value = (_metadata(session).get("ad_consent") or "").lower()
+    return value if value in ("granted", "denied") else None
+
+
+def _metadata(session: dict[str, Any]) -> dict[str, str]:
+    raw = _mapping(session.get("metadata"))
+    values = {key: _text(raw.get(key), _METADATA_VALUE_LIMIT) for key in METADATA_KEYS}
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _country(value: Any) -> str | None:
+    code = _text(value)
+    return code.upper() if code and len(code) == 2 and code.isascii() and code.isalpha() else None
+
+
+def _locale(value: str | None) -> str | None:
+    """A BCP 47 tag, `pt_BR` written the BCP 47 way (`pt-BR`)."""
+    return value.replace("_", "-") if value and _BCP47.match(value) else None
+
+
+_FLAGS = {"true": True, "1": True, "yes": True, "on": True}
+_FLAGS.update(dict.fromkeys(("false", "0", "no", "off"), False))
+
+
+def _flag(value: str | None) -> bool | None:
+    return _FLAGS.get(value.lower()) if value is not None else None

@@ -17,19 +17,18 @@ the sender and the redrive never send the same delivery at the same time, and a 
 seen twice finds the delivery claimed or finished. A claim outlives the invocation that holds
 it, so a crashed holder's claim expires and the redrive takes the delivery over.
 
-No HTTP here: the caller passes the function that POSTs (tiktok_api.post), so that the webhook,
-which only starts deliveries, never imports an HTTP client.
+No HTTP here: the caller passes the functions that build the request (tiktok_request.prepare)
+and POST it (tiktok_api.post), so that the webhook, which only starts deliveries, never imports
+an HTTP client or the match-key rules.
 """
 
-import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
-from checkout_conversions import tiktok_payload
 from checkout_conversions.config import Settings
 from checkout_conversions.observability import count, logger
 from checkout_conversions.store import REDRIVE_QUEUE, Store, StoreError
@@ -69,12 +68,27 @@ class Outcome:
 Post = Callable[[bytes], Outcome]
 
 
+class Prepared(Protocol):
+    body: bytes
+    match_keys: tuple[str, ...]
+
+
+# Builds the request of a claimed delivery's item, or answers the failed Outcome.
+Prepare = Callable[[dict[str, Any]], "Prepared | Outcome"]
+
+
 # ---------------------------------------------------------------------- deciding
 
 
-def skip_reason_at_provisioning(settings: Settings, livemode: bool, event_time: int, now: int) -> str | None:
-    """Why a new session's delivery will never be sent, as far as the settings tell without
-    reading the TikTok token (the webhook has no access to it)."""
+def skip_reason_at_provisioning(
+    settings: Settings, livemode: bool, event_time: int, now: int, ad_consent: str | None
+) -> str | None:
+    """Why a new session's delivery will never be sent, as far as the settings and the buyer's
+    choice tell without reading the TikTok token (the webhook has no access to it)."""
+    if ad_consent == "denied":
+        return "the buyer denied ad measurement (ad_consent=denied)"
+    if settings.require_ad_consent and ad_consent != "granted":
+        return "no ad consent given (REQUIRE_AD_CONSENT is true, ad_consent is not granted)"
     return _settings_skip_reason(settings, livemode) or too_old(settings, event_time, now)
 
 
@@ -100,12 +114,11 @@ def too_old(settings: Settings, event_time: int, now: int) -> str | None:
     return None
 
 
-def initial_fields(
-    tiktok_event: dict[str, Any] | None, skip: str | None, now: int, settings: Settings
-) -> dict:
-    """The delivery part of a newly provisioned session's item: pending, with the event to send
-    and a place in the redrive index after the grace period, or skipped with the reason."""
-    if skip is not None or tiktok_event is None:
+def initial_fields(purchase_json: str | None, skip: str | None, now: int, settings: Settings) -> dict:
+    """The delivery part of a newly provisioned session's item: pending, with the purchase to
+    send and a place in the redrive index after the grace period, or skipped with the reason (and
+    then nothing of the buyer's is stored for it)."""
+    if skip is not None or purchase_json is None:
         return {
             "delivery_status": DeliveryStatus.SKIPPED.value,
             "delivery_reason": skip,
@@ -114,7 +127,7 @@ def initial_fields(
     return {
         "delivery_status": DeliveryStatus.PENDING.value,
         "delivery_attempts": 0,
-        "tiktok_event": tiktok_payload.encode(tiktok_event).decode("utf-8"),
+        "purchase": purchase_json,
         "redrive_queue": REDRIVE_QUEUE,
         "next_attempt_at": now + settings.redrive_grace_seconds,
     }
@@ -148,6 +161,7 @@ def deliver_claimed(
     store: Store,
     claimed: dict[str, Any],
     access_token: str,
+    prepare: Prepare,
     post: Post,
     settings: Settings,
     clock: Callable[[], float],
@@ -157,8 +171,8 @@ def deliver_claimed(
     failed_permanent or skipped. DynamoDB errors raise StoreError."""
     session_id = claimed["session_id"]
     skip = skip_reason_at_send_time(settings, access_token, livemode=claimed.get("livemode") is True)
-    if skip or "tiktok_event" not in claimed:
-        reason = skip or "no stored event"
+    if skip or not has_stored_purchase(claimed):
+        reason = skip or "no stored purchase"
         now = int(clock())
         store.settle_delivery(
             session_id, DeliveryStatus.SKIPPED, reason, _iso(now), now, claimed["claim_token"]
@@ -167,12 +181,13 @@ def deliver_claimed(
         logger.info("TikTok delivery skipped", extra={"reason": reason})
         return "skipped"
 
-    body = tiktok_payload.build_request(
-        [json.loads(claimed["tiktok_event"])], settings.tiktok_pixel_id, settings.tiktok_test_event_code
-    )
-    outcome = post(tiktok_payload.encode(body))
+    prepared = prepare(claimed)
+    if isinstance(prepared, Outcome):
+        outcome, match_keys = prepared, ()
+    else:
+        outcome, match_keys = post(prepared.body), prepared.match_keys
     attempts = int(claimed.get("delivery_attempts") or 1)
-    record(store, session_id, claimed["claim_token"], outcome, attempts, settings, int(clock()))
+    record(store, session_id, claimed["claim_token"], outcome, attempts, settings, int(clock()), match_keys)
     if outcome.sent:
         return "sent"
     return "failed_retryable" if outcome.retryable else "failed_permanent"
@@ -186,6 +201,7 @@ def record(
     attempts: int,
     settings: Settings,
     now: int,
+    match_keys: tuple[str, ...] = (),
 ) -> None:
     """Write the outcome under the claim; StoreError if DynamoDB refuses (the send happened: the
     claim then expires and the redrive sends the same event_id again, which TikTok deduplicates)."""
@@ -197,6 +213,8 @@ def record(
     }
     if outcome.sent:
         count("TikTokSent")
+        for key in match_keys:
+            count(f"TikTokMatchKey{key.title().replace('_', '')}")
     else:
         count("TikTokFailed")
         if not outcome.retryable:
@@ -218,7 +236,7 @@ def record(
     )
     try:
         if outcome.sent:
-            held = store.record_sent(session_id, claim_token, details, _iso(now))
+            held = store.record_sent(session_id, claim_token, details, _iso(now), match_keys)
         else:
             retry_at = now + backoff_seconds(attempts, settings) if outcome.retryable else None
             held = store.record_failure(session_id, claim_token, details, _iso(now), retry_at)
@@ -256,6 +274,12 @@ def requeue(store: Store, session_id: str, now: int) -> dict[str, Any]:
     if status == DeliveryStatus.EXPIRED:
         raise ValueError(f"{session_id} expired unsent and its stored event was deleted")
     raise ValueError(f"{session_id} is {status} with no stored event: it was never to be sent")
+
+
+def has_stored_purchase(item: dict[str, Any]) -> bool:
+    """A purchase to send is on the item (`tiktok_event`: one stored before the outbox kept the
+    platform-neutral purchase; still sent as it was built)."""
+    return "purchase" in item or "tiktok_event" in item
 
 
 def backoff_seconds(attempts: int, settings: Settings) -> int:

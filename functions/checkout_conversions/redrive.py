@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from checkout_conversions import delivery, tiktok_api
+from checkout_conversions import delivery, tiktok_api, tiktok_request
 from checkout_conversions.config import ConfigurationError, Settings, tiktok_access_token
 from checkout_conversions.observability import count, logger
 from checkout_conversions.store import Store
@@ -44,6 +44,11 @@ def run_redrive(
         logger.info("Redrive idle", extra={"reason": disabled})
         return {"disabled": disabled}
 
+    read_line_items = tiktok_request.line_items_reader(settings)
+
+    def prepare(item: dict[str, Any]) -> tiktok_request.Prepared | delivery.Outcome:
+        return tiktok_request.prepare(item, settings, read_line_items)
+
     def post(body: bytes) -> delivery.Outcome:
         return tiktok_api.post(
             http_client, settings.tiktok_api_url, token, body, settings.tiktok_timeout_seconds
@@ -65,7 +70,7 @@ def run_redrive(
                 break
             logger.append_keys(checkout_session_id=entry["session_id"])
             try:
-                outcome = _redrive_one(store, settings, token, post, entry, clock, seconds_left())
+                outcome = _redrive_one(store, settings, token, prepare, post, entry, clock, seconds_left())
             except Exception:  # noqa: BLE001 - one bad delivery must not hold up the others
                 logger.exception("Redrive of one delivery failed; it stays due")
                 count("RedriveItemErrors")
@@ -82,6 +87,7 @@ def _redrive_one(
     store: Store,
     settings: Settings,
     token: str,
+    prepare: delivery.Prepare,
     post: delivery.Post,
     entry: dict[str, Any],
     clock: Callable[[], float],
@@ -103,4 +109,4 @@ def _redrive_one(
     claimed = delivery.claim_due(store, session_id, now, hold_seconds=seconds_left)
     if claimed is None:
         return "not_claimed"
-    return delivery.deliver_claimed(store, claimed, token, post, settings, clock)
+    return delivery.deliver_claimed(store, claimed, token, prepare, post, settings, clock)

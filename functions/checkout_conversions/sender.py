@@ -20,7 +20,7 @@ import httpx
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
-from checkout_conversions import delivery, tiktok_api
+from checkout_conversions import delivery, tiktok_api, tiktok_request
 from checkout_conversions.config import (
     ConfigurationError,
     Settings,
@@ -81,6 +81,11 @@ def send_new_deliveries(
     tally: Counter[str] = Counter()
     access_token = _TokenOncePerBatch(settings)
 
+    read_line_items = tiktok_request.line_items_reader(settings)
+
+    def prepare(item: dict[str, Any]) -> tiktok_request.Prepared | delivery.Outcome:
+        return tiktok_request.prepare(item, settings, read_line_items)
+
     def post(body: bytes) -> delivery.Outcome:
         return tiktok_api.post(
             http_client, settings.tiktok_api_url, access_token(), body, settings.tiktok_timeout_seconds
@@ -93,7 +98,7 @@ def send_new_deliveries(
             return "ignored"
         logger.append_keys(checkout_session_id=session_id)
         try:
-            outcome = _send_one(session_id, store, settings, context, access_token, post, clock)
+            outcome = _send_one(session_id, store, settings, context, access_token, prepare, post, clock)
         except Exception:
             tally["retry_later"] += 1
             raise
@@ -138,6 +143,7 @@ def _send_one(
     settings: Settings,
     context: Any,
     access_token: Callable[[], str],
+    prepare: delivery.Prepare,
     post: delivery.Post,
     clock: Callable[[], float],
 ) -> str:
@@ -149,4 +155,4 @@ def _send_one(
     if claimed is None:
         logger.info("Delivery already claimed or finished: nothing to send")
         return "not_claimed"
-    return delivery.deliver_claimed(store, claimed, token, post, settings, clock)
+    return delivery.deliver_claimed(store, claimed, token, prepare, post, settings, clock)

@@ -27,6 +27,8 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 _UNCLAIMED = "(attribute_not_exists(claim_expires_at) OR claim_expires_at < :now)"
+# `tiktok_event`: a delivery stored before the outbox kept the platform-neutral `purchase`.
+_STORED = "(attribute_exists(purchase) OR attribute_exists(tiktok_event))"
 _HELD = "claim_token = :claim_token"
 # What a delivery's last attempt left on its item; cleared when a new outcome has none of it.
 OUTCOME_FIELDS = (
@@ -102,7 +104,14 @@ class Store:
             reasons = error.response.get("CancellationReasons") or []
             codes = [reason.get("Code") for reason in reasons]
             if codes and codes[0] == "ConditionalCheckFailed":
-                return ProvisionResult(created=False, existing=from_item(reasons[0].get("Item")) or {})
+                existing = from_item(reasons[0].get("Item")) or {}
+                # botocore retried a transaction whose first attempt committed but whose answer was
+                # lost. DynamoDB itself recognises the retry by its ClientRequestToken; emulators
+                # (moto) may not, and answer that the item exists: it is this request's own write.
+                own_id = session.get("provisioning_id")
+                if own_id is not None and existing.get("provisioning_id") == own_id:
+                    return ProvisionResult(created=True)
+                return ProvisionResult(created=False, existing=existing)
             if "TransactionConflict" in codes:
                 raise ConcurrentUpdate("TransactionConflict") from error
             raise StoreError(f"transaction cancelled: {codes}") from error
@@ -123,7 +132,7 @@ class Store:
         return self._update_session(
             session_id,
             "SET claim_token = :claim_token, claim_expires_at = :hold_until ADD delivery_attempts :one",
-            f"delivery_status = :pending AND attribute_exists(tiktok_event) AND {_UNCLAIMED}",
+            f"delivery_status = :pending AND {_STORED} AND {_UNCLAIMED}",
             _values(claim_token=claim_token, hold_until=hold_until, one=1, pending="pending", now=now),
             return_new=True,
         )
@@ -145,12 +154,18 @@ class Store:
 
     # ------------------------------------------------------------------ outcomes (under a claim)
 
-    def record_sent(self, session_id: str, claim_token: str, outcome: dict[str, Any], at: str) -> bool:
-        """TikTok has the event: sent for good, out of the queue, and the stored copy (raw IP,
-        User-Agent, click id) deleted."""
+    def record_sent(
+        self, session_id: str, claim_token: str, outcome: dict[str, Any], at: str, match_keys: tuple[str, ...]
+    ) -> bool:
+        """TikTok has the event: sent for good, out of the queue, the match keys it carried
+        (names) kept, and the stored purchase (the buyer's details, IP, click id) deleted."""
         present, absent = _split(outcome)
         sets = ["delivery_status = :sent", "delivery_sent_at = :at", "delivery_updated_at = :at"]
         sets += [f"{name} = :{name}" for name in present]
+        values = _values(sent="sent", at=at, **present)
+        if match_keys:
+            sets.append("delivery_match_keys = :match_keys")
+            values.update(_values(match_keys=list(match_keys)))
         removes = [
             "claim_token",
             "claim_expires_at",
@@ -158,6 +173,7 @@ class Store:
             "next_attempt_at",
             "delivery_retryable",
             "delivery_reason",
+            "purchase",
             "tiktok_event",
             *absent,
         ]
@@ -165,7 +181,7 @@ class Store:
             session_id,
             f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
             claim_token,
-            _values(sent="sent", at=at, **present),
+            values,
         )
 
     def record_failure(
@@ -200,7 +216,7 @@ class Store:
         or, without `claim_token`, nobody does. Its stored event goes."""
         update = (
             "SET delivery_status = :status, delivery_reason = :reason, delivery_updated_at = :at "
-            "REMOVE redrive_queue, next_attempt_at, claim_token, claim_expires_at, tiktok_event"
+            "REMOVE redrive_queue, next_attempt_at, claim_token, claim_expires_at, purchase, tiktok_event"
         )
         if claim_token:
             return self._held_update(
@@ -223,7 +239,7 @@ class Store:
             session_id,
             "SET delivery_status = :pending, delivery_attempts = :zero, redrive_queue = :queue, "
             "next_attempt_at = :now, delivery_updated_at = :at REMOVE delivery_retryable, delivery_reason",
-            "attribute_exists(tiktok_event) AND delivery_status <> :sent",
+            f"{_STORED} AND delivery_status <> :sent",
             _values(pending="pending", zero=0, queue=REDRIVE_QUEUE, now=now, at=at, sent="sent"),
             return_new=True,
         )

@@ -1,15 +1,17 @@
 """One Stripe webhook, top to bottom: verify, decide, provision, answer.
 
 Provisioning writes the customer record and the session's TikTok delivery (pending, with the
-event to send) in one transaction; the Sessions table's stream hands the delivery to the sender.
+platform-neutral purchase to send) in one transaction; the Sessions table's stream hands the
+delivery to the sender.
 The buyer, held by Checkout until this answer, never waits for TikTok: no HTTP request here, and
 no TikTok secret read.
 """
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from checkout_conversions import conversion, delivery, tiktok_payload
+from checkout_conversions import conversion, delivery
 from checkout_conversions.config import (
     ConfigurationError,
     Settings,
@@ -75,11 +77,10 @@ def fulfil(
     epoch = int(now.timestamp())
     livemode = stripe_event.get("livemode") is True
 
-    skip = delivery.skip_reason_at_provisioning(settings, livemode, stripe_event["created"], epoch)
-    tiktok_event = None
-    if skip is None:
-        purchase = conversion.purchase(session, stripe_event, settings.default_phone_country)
-        tiktok_event = tiktok_payload.build_event(purchase, settings.tiktok_event_name)
+    skip = delivery.skip_reason_at_provisioning(
+        settings, livemode, stripe_event["created"], epoch, conversion.ad_consent(session)
+    )
+    purchase = None if skip else conversion.purchase(session, stripe_event).to_json()
 
     customer = conversion.customer_record(session, stripe_event, now)
     marker = {
@@ -91,7 +92,8 @@ def fulfil(
         "livemode": livemode,
         "provisioned_at": customer["provisioned_at"],
         "expires_at": epoch + settings.record_retention_days * 86400,
-        **delivery.initial_fields(tiktok_event, skip, epoch, settings),
+        "provisioning_id": uuid.uuid4().hex,  # tells this request's own write from a duplicate's
+        **delivery.initial_fields(purchase, skip, epoch, settings),
     }
 
     try:

@@ -15,12 +15,14 @@ import pytest
 from devtools.function_url import LambdaContext, signed_webhook_event
 from devtools.local_dynamodb import moto_dynamodb, point_boto3_at
 from devtools.stream_mapping import LocalStreamMapping
+from devtools.stripe_standin import StripeStandIn
 from devtools.template_tables import create_tables
 from devtools.tiktok_standin import TikTokStandIn
 
 WEBHOOK_SECRET = "whsec_test_integration_secret_0001"
 PIXEL_ID = "CTESTPIXEL0001"
 TIKTOK_TOKEN = "tiktok-test-token-never-logged"
+STRIPE_API_KEY = "rk_test_integration_key_never_logged"
 
 
 @pytest.fixture(scope="session")
@@ -73,6 +75,26 @@ def app(dynamodb_endpoint):
     from stripe_webhook import app as webhook_app
 
     return webhook_app
+
+
+@pytest.fixture(scope="session")
+def stripe_server():
+    server = StripeStandIn().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def stripe_api(env, stripe_server, monkeypatch):
+    """Stripe's API (line items) on loopback, and the sender configured to read it: a restricted
+    key in STRIPE_API_KEY, STRIPE_API_BASE at the stand-in. `stripe_api.set_line_items(session_id,
+    [line_item(...), ...])` (devtools.stripe_standin.line_item) says what a session bought."""
+    stripe_server.reset()
+    monkeypatch.setenv("STRIPE_API_KEY", STRIPE_API_KEY)
+    monkeypatch.setenv("STRIPE_API_BASE", stripe_server.url)
+    monkeypatch.setenv("STRIPE_API_TIMEOUT_SECONDS", "1")
+    yield stripe_server
+    stripe_server.release_hung()
 
 
 @pytest.fixture(scope="session")

@@ -248,3 +248,167 @@ def test_the_dynamodb_client_makes_three_attempts_in_all(monkeypatch):
     assert client_config.retries == {"mode": "standard", "total_max_attempts": 3}
     worst_case = 3 * (client_config.connect_timeout + client_config.read_timeout) + 1 + 2
     assert worst_case < 10
+
+
+# ---------------------------------------------------------------- Stripe API, contents, consent (issue 9)
+
+
+def stripe_api_key(settings, environ):
+    from checkout_conversions.config import stripe_api_key as read_stripe_api_key
+
+    return read_stripe_api_key(settings, environ)
+
+
+def test_issue_9_defaults():
+    settings = load_settings({})
+    assert settings.stripe_api_base == "https://api.stripe.com"
+    assert settings.stripe_api_timeout_seconds == 5.0
+    assert settings.stripe_api_key_name == ""
+    assert settings.content_id_source == "price"
+    assert settings.require_ad_consent is False
+    assert settings.tiktok_limited_data_use is False
+    assert settings.problems == ()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("http://127.0.0.1:12111", "http://127.0.0.1:12111"),
+        ("http://127.0.0.1:12111/", "http://127.0.0.1:12111"),  # the library adds /v1/...
+        (" https://proxy.example/stripe/ ", "https://proxy.example/stripe"),
+        ("https://api.stripe.com//", "https://api.stripe.com"),
+        ("", "https://api.stripe.com"),
+        ("   ", "https://api.stripe.com"),
+    ],
+)
+def test_stripe_api_base(value, expected):
+    assert load_settings({"STRIPE_API_BASE": value}).stripe_api_base == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [("2", 2.0), (" 0.5 ", 0.5), ("10", 10.0)])
+def test_stripe_api_timeout(value, expected):
+    settings = load_settings({"STRIPE_API_TIMEOUT_SECONDS": value})
+    assert settings.stripe_api_timeout_seconds == expected
+    assert settings.problems == ()
+
+
+@pytest.mark.parametrize("value", ["0", "11", "five", "-1"])
+def test_bad_stripe_api_timeout_falls_back_and_is_reported(value):
+    settings = load_settings({"STRIPE_API_TIMEOUT_SECONDS": value})
+    assert settings.stripe_api_timeout_seconds == 5.0
+    [problem] = settings.problems
+    assert "STRIPE_API_TIMEOUT_SECONDS" in problem
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("price", "price"),
+        ("product", "product"),
+        (" PRODUCT ", "product"),
+        ("metadata:sku", "metadata:sku"),
+        ("", "price"),
+    ],
+)
+def test_content_id_source(value, expected):
+    from checkout_conversions.line_items import ContentIdSource
+
+    settings = load_settings({"CONTENT_ID_SOURCE": value})
+    assert settings.content_id_source == expected
+    assert settings.problems == ()
+    ContentIdSource.parse(settings.content_id_source)  # what the sender does with it: never raises
+
+
+def test_content_id_source_keeps_the_case_of_the_metadata_key():
+    assert load_settings({"CONTENT_ID_SOURCE": "metadata:SKU"}).content_id_source == "metadata:SKU"
+
+
+@pytest.mark.parametrize("value", ["sku", "prices", "price:x", "metadata:", "metadata: ", "lookup_key", "id"])
+def test_invalid_content_id_source_is_reported_and_price_is_used(value):
+    settings = load_settings({"CONTENT_ID_SOURCE": value})
+    assert settings.content_id_source == "price"
+    assert settings == replace(load_settings({}), problems=settings.problems)
+    [problem] = settings.problems
+    assert "CONTENT_ID_SOURCE" in problem and "price" in problem
+
+
+@pytest.mark.parametrize("name", ["REQUIRE_AD_CONSENT", "TIKTOK_LIMITED_DATA_USE"])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("true", True),
+        ("TRUE", True),
+        (" True ", True),
+        ("1", True),
+        ("yes", True),
+        ("on", True),
+        ("false", False),
+        ("False", False),
+        ("0", False),
+        ("no", False),
+        ("off", False),
+        ("", False),
+    ],
+)
+def test_boolean_settings(name, value, expected):
+    settings = load_settings({name: value})
+    assert getattr(settings, name.lower()) is expected
+    assert settings.problems == ()
+
+
+@pytest.mark.parametrize("name", ["REQUIRE_AD_CONSENT", "TIKTOK_LIMITED_DATA_USE"])
+@pytest.mark.parametrize("value", ["maybe", "ture", "2", "enabled", "y e s"])
+def test_bad_boolean_is_false_and_reported(name, value):
+    settings = load_settings({name: value})
+    assert getattr(settings, name.lower()) is False
+    [problem] = settings.problems
+    assert name in problem
+
+
+def test_stripe_api_key_unset_is_empty():
+    assert stripe_api_key(load_settings({}), {}) == ""
+
+
+@pytest.mark.parametrize(
+    "raw", ["", "  ", "disabled", "DISABLED", " Disabled ", "none", "off", "-"], ids=repr
+)
+def test_stripe_api_key_switched_off(raw):
+    environ = {"STRIPE_API_KEY": raw}
+    assert stripe_api_key(load_settings(environ), environ) == ""
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("rk_test_abc", "rk_test_abc"), ("  rk_test_abc\n", "rk_test_abc")]
+)
+def test_stripe_api_key_from_env_is_trimmed(raw, expected):
+    environ = {"STRIPE_API_KEY": raw}
+    assert stripe_api_key(load_settings(environ), environ) == expected
+
+
+@pytest.mark.parametrize("source", ["ssm", "secretsmanager"])
+def test_stored_stripe_api_key_is_optional(source, monkeypatch):
+    """Without STRIPE_API_KEY_NAME there is no key (no contents), not a configuration error, and
+    the store is never asked (no network: the unit tests' sockets are blocked too)."""
+    from checkout_conversions import config
+
+    def never(*args, **kwargs):
+        raise AssertionError("the secret store must not be read")
+
+    monkeypatch.setattr(config, "_read_stored_secret", never)
+    environ = {"SECRETS_SOURCE": source, "STRIPE_API_KEY": "rk_test_ignored_when_not_env"}
+    assert stripe_api_key(load_settings(environ), environ) == ""
+
+
+@pytest.mark.parametrize(("stored", "expected"), [(" rk_live_abc\n", "rk_live_abc"), ("disabled", "")])
+def test_stored_stripe_api_key_is_read_by_name(stored, expected, monkeypatch):
+    from checkout_conversions import config
+
+    reads = []
+    monkeypatch.setattr(config, "_read_stored_secret", lambda *args: reads.append(args) or stored)
+    environ = {
+        "SECRETS_SOURCE": "ssm",
+        "STRIPE_API_KEY_NAME": "/shop/stripe-api-key",
+        "SECRETS_CACHE_SECONDS": "60",
+    }
+    assert stripe_api_key(load_settings(environ), environ) == expected
+    assert reads == [("ssm", "/shop/stripe-api-key", 60)]

@@ -1,19 +1,16 @@
-"""A paid checkout session to a customer record and to a TikTok purchase."""
+"""A paid checkout session to a customer record and to the platform-neutral purchase (raw values)."""
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal
 
 import pytest
 
-from checkout_conversions.conversion import customer_key, customer_record, purchase
-from checkout_conversions.tiktok_payload import Purchase, User
+from checkout_conversions.conversion import ad_consent, customer_key, customer_record, person_names, purchase
+from checkout_conversions.purchase import Buyer, Purchase
 
 SESSION_ID = "cs_test_a1B2c3D4e5F6"
-SHA_JANE = "86e0b9e56c17cc4d12387e1949b85053fbe73bc3ce5a1188713a9d300cc6133d"  # jane.doe@example.com
-SHA_US_PHONE = "36a2cef4ff9bf7a1abd2a93359136b870393be4106e6c5d19b72ff564f9deca4"  # +14155550123
-SHA_USER_42 = "fafe5e551759817bdc65038b8cb1a8263b1a8b3b60c269d67ff0f8c57ae0f733"  # User-42
-SHA_CUSTOMER = "3ca33e3c988c788fa1e3b0821bce9623dcbe5a08a8f9702c3d0baa8bb6ad10b5"  # cus_TestCustomer0001
 NOW = datetime(2025, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def session(**overrides):
@@ -31,8 +28,17 @@ def session(**overrides):
             "email": "  Jane.Doe@Example.COM ",
             "name": "Jane Doe",
             "phone": "+1 (415) 555-0123",
+            "address": {
+                "line1": "1 Market St",
+                "line2": None,
+                "city": "San Francisco",
+                "state": "CA",
+                "postal_code": "94107-1234",
+                "country": "US",
+            },
         },
         "client_reference_id": "User-42",
+        "locale": "fr",  # the Checkout page's language, not the buyer's: never the locale sent
         "metadata": {
             "ttclid": "E.C.P.test-ttclid",
             "ttp": "2abcDEFttpCookie",
@@ -47,12 +53,26 @@ def session(**overrides):
     return base
 
 
+def details(**overrides):
+    """customer_details with the given fields replaced (the rest as in session())."""
+    return {**session()["customer_details"], **overrides}
+
+
+def address(**overrides):
+    return details(address={**session()["customer_details"]["address"], **overrides})
+
+
+def with_metadata(**values):
+    return session(metadata={**session()["metadata"], **values})
+
+
 def stripe_event(obj=None, **overrides):
     base = {
         "id": "evt_test_1",
         "type": "checkout.session.completed",
         "created": 1735689600,
         "livemode": False,
+        "request": {"id": "req_FromStripesServers", "idempotency_key": None},
         "data": {"object": obj if obj is not None else session()},
     }
     base.update(overrides)
@@ -198,7 +218,7 @@ def test_name_is_capped(name, expected):
 def test_hostile_amount_never_reaches_the_record(amount):
     record = customer_record(session(amount_total=amount), stripe_event(), NOW)
     assert "amount_total" not in record
-    assert purchase(session(amount_total=amount), stripe_event(), "US").value is None
+    assert purchase(session(amount_total=amount), stripe_event()).amount is None
 
 
 @pytest.mark.parametrize("amount", [0, 1, 1999, 10**12])
@@ -214,7 +234,7 @@ def test_plausible_amounts_are_kept(amount):
 def test_hostile_currency_never_reaches_the_record(currency):
     record = customer_record(session(currency=currency), stripe_event(), NOW)
     assert "currency" not in record
-    result = purchase(session(currency=currency), stripe_event(), "US")
+    result = purchase(session(currency=currency), stripe_event())
     assert result.currency is None
     assert result.value is None
 
@@ -264,53 +284,256 @@ def test_hostile_customer_details():
 
 
 def test_purchase_full():
-    result = purchase(session(), stripe_event(), "US")
-    assert result == Purchase(
+    s = session(metadata={**session()["metadata"], "locale": "en-US", "limited_data_use": "true"})
+    assert purchase(s, stripe_event()) == Purchase(
         event_id=SESSION_ID,
         event_time=1735689600,
         order_id=SESSION_ID,
-        value=Decimal("19.99"),
+        amount=1999,
         currency="USD",
-        user=User(
-            email=SHA_JANE,
-            phone=SHA_US_PHONE,
-            external_id=SHA_USER_42,
+        buyer=Buyer(
+            email="jane.doe@example.com",  # trimmed and lower-cased: the only rewrite of a value
+            phone="+1 (415) 555-0123",  # as entered: parsed and hashed at send time
+            first_name="Jane",
+            last_name="Doe",
+            zip_code="94107-1234",
+            city="San Francisco",
+            state="CA",
+            country="US",
+            external_id="User-42",
             ttclid="E.C.P.test-ttclid",
             ttp="2abcDEFttpCookie",
             ip="203.0.113.7",
             user_agent="Mozilla/5.0 (iPhone)",
+            locale="en-US",
         ),
         page_url="https://shop.example.com/checkout",
         page_referrer="https://www.tiktok.com/",
+        limited_data_use=True,
     )
 
 
+def test_nothing_is_hashed_in_the_purchase():
+    stored = purchase(session(), stripe_event()).to_json()
+    assert not _HEX64.search(stored)
+    assert "Jane" in stored and "94107-1234" in stored
+
+
+def test_a_bare_session_gives_a_bare_purchase():
+    result = purchase({"id": SESSION_ID}, {"id": "evt_1", "created": 1735689600})
+    assert result == Purchase(event_id=SESSION_ID, event_time=1735689600, order_id=SESSION_ID, buyer=Buyer())
+
+
 def test_event_time_is_the_stripe_event_created_not_now():
-    assert purchase(session(), stripe_event(created=1700000000), "US").event_time == 1700000000
+    assert purchase(session(), stripe_event(created=1700000000)).event_time == 1700000000
+
+
+def test_event_id_and_order_id_are_the_session_id():
+    result = purchase(session(id="cs_live_XYZ"), stripe_event())
+    assert result.event_id == "cs_live_XYZ"
+    assert result.order_id == "cs_live_XYZ"
+
+
+# ---------------------------------------------------------------- names
 
 
 @pytest.mark.parametrize(
-    ("metadata_key", "attribute", "value"),
+    ("customer_details", "expected"),
     [
-        ("ttclid", "user.ttclid", "E.C.P.only"),
-        ("ttp", "user.ttp", "ttp-only"),
-        ("client_ip", "user.ip", "2001:db8::1"),
-        ("user_agent", "user.user_agent", "Agent/1.0"),
-        ("page_url", "page_url", "https://shop.example.com/p"),
-        ("page_referrer", "page_referrer", "https://ref.example.com/"),
+        # Stripe's individual_name wins over name
+        ({"individual_name": "Jane Doe", "name": "Acme Inc"}, ("Jane", "Doe")),
+        ({"individual_name": "Jane Doe", "business_name": "Acme Inc", "name": "Acme Inc"}, ("Jane", "Doe")),
+        ({"individual_name": "Cher", "name": "Jane Doe"}, ("Cher", None)),
+        # A business: `name` may be the business's, so no person's name at all
+        ({"business_name": "Acme Inc", "name": "Jane Doe"}, (None, None)),
+        ({"business_name": "Acme Inc", "name": "Acme Inc"}, (None, None)),
+        ({"business_name": "Acme Inc"}, (None, None)),
+        # An empty business or individual name does not count
+        ({"business_name": "", "name": "Jane Doe"}, ("Jane", "Doe")),
+        ({"business_name": "   ", "name": "Jane Doe"}, ("Jane", "Doe")),
+        ({"business_name": None, "individual_name": None, "name": "Jane Doe"}, ("Jane", "Doe")),
+        ({"individual_name": "  ", "name": "Jane Doe"}, ("Jane", "Doe")),
+        # The first and the last word of name
+        ({"name": "Jane Doe"}, ("Jane", "Doe")),
+        ({"name": "Mary Ann Smith"}, ("Mary", "Smith")),
+        ({"name": "Juan Carlos de la Cruz"}, ("Juan", "Cruz")),
+        ({"name": "  Jean-Luc   Picard "}, ("Jean-Luc", "Picard")),
+        ({"name": "José Álvarez"}, ("José", "Álvarez")),
+        ({"name": "JANE DOE"}, ("JANE", "DOE")),  # raw: lower-cased only when hashed
+        # One word is a first name only
+        ({"name": "Jane"}, ("Jane", None)),
+        ({"name": " Jane\t"}, ("Jane", None)),
+        # Nothing
+        ({"name": ""}, (None, None)),
+        ({"name": "   "}, (None, None)),
+        ({"name": None}, (None, None)),
+        ({"name": 42}, (None, None)),
+        ({}, (None, None)),
     ],
+    ids=repr,
 )
-def test_each_metadata_key_maps_to_its_field_alone(metadata_key, attribute, value):
-    result = purchase(session(metadata={metadata_key: value}), stripe_event(), "US")
-    fields = {
-        "user.ttclid": result.user.ttclid,
-        "user.ttp": result.user.ttp,
-        "user.ip": result.user.ip,
-        "user.user_agent": result.user.user_agent,
+def test_person_names(customer_details, expected):
+    assert person_names(customer_details) == expected
+    buyer = purchase(session(customer_details=customer_details), stripe_event()).buyer
+    assert (buyer.first_name, buyer.last_name) == expected
+
+
+def test_a_business_name_is_kept_on_the_customer_record_but_never_sent_as_a_person():
+    s = session(customer_details=details(business_name="Acme Inc", name="Acme Inc"))
+    assert customer_record(s, stripe_event(), NOW)["name"] == "Acme Inc"
+    buyer = purchase(s, stripe_event()).buyer
+    assert (buyer.first_name, buyer.last_name) == (None, None)
+    assert "Acme" not in purchase(s, stripe_event()).to_json()
+
+
+# ---------------------------------------------------------------- address
+
+
+def test_address_fields_are_kept_raw_and_trimmed():
+    s = session(customer_details=address(postal_code=" SW1A 1AA ", city="  London ", state="", country="gb"))
+    buyer = purchase(s, stripe_event()).buyer
+    assert (buyer.zip_code, buyer.city, buyer.state, buyer.country) == ("SW1A 1AA", "London", None, "GB")
+
+
+@pytest.mark.parametrize(
+    ("country", "expected"),
+    [
+        ("US", "US"),
+        ("us", "US"),
+        (" gb ", "GB"),
+        ("De", "DE"),
+        ("USA", None),  # ISO 3166 alpha-2 only
+        ("U", None),
+        ("U1", None),
+        ("ÜS", None),
+        ("", None),
+        (None, None),
+        (840, None),
+    ],
+    ids=repr,
+)
+def test_country_is_two_letters_upper_cased(country, expected):
+    assert (
+        purchase(session(customer_details=address(country=country)), stripe_event()).buyer.country == expected
+    )
+
+
+@pytest.mark.parametrize("field", ["postal_code", "city", "state"])
+def test_over_long_address_fields_are_dropped(field):
+    buyer = purchase(session(customer_details=address(**{field: "x" * 201})), stripe_event()).buyer
+    assert getattr(buyer, {"postal_code": "zip_code"}.get(field, field)) is None
+    buyer = purchase(session(customer_details=address(**{field: "x" * 200})), stripe_event()).buyer
+    assert getattr(buyer, {"postal_code": "zip_code"}.get(field, field)) == "x" * 200
+
+
+@pytest.mark.parametrize("value", [None, {}, "1 Market St, San Francisco", ["US"]], ids=repr)
+def test_missing_or_hostile_address(value):
+    buyer = purchase(session(customer_details=details(address=value)), stripe_event()).buyer
+    assert (buyer.zip_code, buyer.city, buyer.state, buyer.country) == (None, None, None, None)
+    assert buyer.email == "jane.doe@example.com"
+
+
+# ---------------------------------------------------------------- email, phone, external_id
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({}, "jane.doe@example.com"),
+        (
+            {"customer_details": {"email": None}, "customer_email": "Jane.Doe@Example.com"},
+            "jane.doe@example.com",
+        ),
+        ({"customer_details": {"email": ""}, "customer_email": " jane@example.com "}, "jane@example.com"),
+        ({"customer_details": None, "customer_email": "jane@example.com"}, "jane@example.com"),
+        (
+            {"customer_details": {"email": "jane@example.com"}, "customer_email": "x@x.example"},
+            "jane@example.com",
+        ),
+        ({"customer_details": {"email": None}, "customer_email": None}, None),
+        ({"customer_details": {}, "customer_email": "not-an-email"}, None),
+    ],
+    ids=repr,
+)
+def test_email_from_customer_details_then_customer_email(overrides, expected):
+    assert purchase(session(**overrides), stripe_event()).buyer.email == expected
+
+
+@pytest.mark.parametrize("details_email", ["   ", "not-an-email"], ids=repr)
+def test_purchase_email_agrees_with_the_customer_record(details_email):
+    # The record falls back to customer_email when customer_details.email is unusable; the
+    # purchase must carry the same buyer, not drop the email.
+    s = session(customer_details={"email": details_email}, customer_email="jane.doe@example.com")
+    assert customer_record(s, stripe_event(), NOW)["email"] == "jane.doe@example.com"
+    assert purchase(s, stripe_event()).buyer.email == "jane.doe@example.com"
+
+
+@pytest.mark.parametrize(
+    ("phone", "expected"),
+    [
+        ("+1 (415) 555-0123", "+1 (415) 555-0123"),
+        ("  020 7946 0958 ", "020 7946 0958"),
+        ("", None),
+        ("   ", None),
+        (None, None),
+        (14155550123, None),
+        ("1" * 501, None),
+    ],
+    ids=lambda v: repr(v)[:20],
+)
+def test_phone_is_kept_as_entered(phone, expected):
+    assert purchase(session(customer_details=details(phone=phone)), stripe_event()).buyer.phone == expected
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({}, "User-42"),  # client_reference_id wins, case kept
+        ({"client_reference_id": "  User-42  "}, "User-42"),
+        ({"client_reference_id": None}, "cus_TestCustomer0001"),
+        ({"client_reference_id": ""}, "cus_TestCustomer0001"),
+        ({"client_reference_id": "   "}, "cus_TestCustomer0001"),
+        ({"client_reference_id": None, "customer": {"id": "cus_Expanded"}}, "cus_Expanded"),
+        ({"client_reference_id": None, "customer": None}, None),
+    ],
+    ids=repr,
+)
+def test_external_id(overrides, expected):
+    assert purchase(session(**overrides), stripe_event()).buyer.external_id == expected
+
+
+# ---------------------------------------------------------------- metadata
+
+
+def _metadata_fields(result):
+    return {
+        "buyer.ttclid": result.buyer.ttclid,
+        "buyer.ttp": result.buyer.ttp,
+        "buyer.ip": result.buyer.ip,
+        "buyer.user_agent": result.buyer.user_agent,
+        "buyer.locale": result.buyer.locale,
         "page_url": result.page_url,
         "page_referrer": result.page_referrer,
+        "limited_data_use": result.limited_data_use,
     }
-    assert fields.pop(attribute) == value
+
+
+@pytest.mark.parametrize(
+    ("metadata_key", "attribute", "value", "expected"),
+    [
+        ("ttclid", "buyer.ttclid", "E.C.P.only", "E.C.P.only"),
+        ("ttp", "buyer.ttp", "ttp-only", "ttp-only"),
+        ("client_ip", "buyer.ip", "2001:db8::1", "2001:db8::1"),
+        ("user_agent", "buyer.user_agent", "Agent/1.0", "Agent/1.0"),
+        ("locale", "buyer.locale", "en-GB", "en-GB"),
+        ("page_url", "page_url", "https://shop.example.com/p", "https://shop.example.com/p"),
+        ("page_referrer", "page_referrer", "https://ref.example.com/", "https://ref.example.com/"),
+        ("limited_data_use", "limited_data_use", "true", True),
+    ],
+)
+def test_each_metadata_key_maps_to_its_field_alone(metadata_key, attribute, value, expected):
+    fields = _metadata_fields(purchase(session(metadata={metadata_key: value}), stripe_event()))
+    assert fields.pop(attribute) == expected
     assert all(v is None for v in fields.values()), fields
 
 
@@ -320,113 +543,141 @@ def test_each_metadata_key_maps_to_its_field_alone(metadata_key, attribute, valu
     ids=repr,
 )
 def test_missing_metadata_is_omitted(metadata):
-    result = purchase(session(metadata=metadata), stripe_event(), "US")
-    user = result.user
-    assert (user.ttclid, user.ttp, user.ip, user.user_agent) == (None, None, None, None)
-    assert result.page_url is None
-    assert result.page_referrer is None
-    # Hashed keys come from the session itself, not from metadata
-    assert user.email == SHA_JANE
+    result = purchase(session(metadata=metadata), stripe_event())
+    assert all(v is None for v in _metadata_fields(result).values())
+    # The buyer's details come from the session itself, not from metadata
+    assert result.buyer.email == "jane.doe@example.com"
+    assert ad_consent(session(metadata=metadata)) is None
 
 
 def test_webhook_request_ip_and_user_agent_are_never_used():
-    # Only metadata counts; other names that look similar are ignored.
-    metadata = {"ip": "198.51.100.1", "userAgent": "Stripe/1.0", "ttclid ": "x", "TTCLID": "y"}
-    user = purchase(session(metadata=metadata), stripe_event(), "US").user
-    assert (user.ttclid, user.ip, user.user_agent) == (None, None, None)
+    # The webhook request comes from Stripe's servers: only the merchant's metadata counts, and
+    # keys that merely look similar are ignored.
+    metadata = {
+        "ip": "198.51.100.1",
+        "userAgent": "Stripe/1.0",
+        "ttclid ": "x",
+        "TTCLID": "y",
+        "IP": "1.2.3.4",
+    }
+    event = stripe_event(request={"id": "req_1", "ip": "198.51.100.9", "user_agent": "Stripe/1.0"})
+    buyer = purchase(session(metadata=metadata), event).buyer
+    assert (buyer.ttclid, buyer.ip, buyer.user_agent) == (None, None, None)
 
 
 def test_metadata_values_are_trimmed_and_over_long_ones_dropped_not_cut():
     # Stripe caps metadata values at 500 characters; a longer one is not Stripe's, and a cut
     # ttclid or URL would be wrong data, so it is left out.
-    metadata = {"ttclid": "  E.C.P.abc  ", "page_url": "https://shop.example.com/" + "a" * 1000}
-    result = purchase(session(metadata=metadata), stripe_event(), "US")
-    assert result.user.ttclid == "E.C.P.abc"
+    metadata = {
+        "ttclid": "  E.C.P.abc  ",
+        "page_url": "https://shop.example.com/" + "a" * 1000,
+        "user_agent": "U" * 500,
+        "client_ip": "1" * 501,
+    }
+    result = purchase(session(metadata=metadata), stripe_event())
+    assert result.buyer.ttclid == "E.C.P.abc"
     assert result.page_url is None
+    assert result.buyer.user_agent == "U" * 500
+    assert result.buyer.ip is None
+
+
+# ---------------------------------------------------------------- locale
 
 
 @pytest.mark.parametrize(
-    ("overrides", "expected"),
+    ("value", "expected"),
     [
-        ({}, SHA_USER_42),  # client_reference_id wins
-        ({"client_reference_id": "  User-42  "}, SHA_USER_42),
-        ({"client_reference_id": None}, SHA_CUSTOMER),
-        ({"client_reference_id": ""}, SHA_CUSTOMER),
-        ({"client_reference_id": "   "}, SHA_CUSTOMER),
-        ({"client_reference_id": None, "customer": {"id": "cus_TestCustomer0001"}}, SHA_CUSTOMER),
-        ({"client_reference_id": None, "customer": None}, None),
+        ("en-US", "en-US"),
+        ("pt_BR", "pt-BR"),  # written the BCP 47 way
+        ("en", "en"),
+        ("zh-Hant-TW", "zh-Hant-TW"),
+        (" fr-FR ", "fr-FR"),
+        ("english", None),
+        ("", None),
+        ("   ", None),
+        ("e", None),
+        ("en US", None),
+        ("en-US;q=0.9", None),
+        ("en-US,fr", None),
+        ("<script>", None),
     ],
     ids=repr,
 )
-def test_external_id(overrides, expected):
-    assert purchase(session(**overrides), stripe_event(), "US").user.external_id == expected
+def test_locale_only_from_metadata_and_only_bcp47(value, expected):
+    assert purchase(with_metadata(locale=value), stripe_event()).buyer.locale == expected
+
+
+def test_stripe_checkout_locale_is_not_the_buyers_locale():
+    assert session()["locale"] == "fr"
+    assert purchase(session(), stripe_event()).buyer.locale is None
+
+
+# ---------------------------------------------------------------- ad_consent, limited_data_use
 
 
 @pytest.mark.parametrize(
-    ("overrides", "expected"),
+    ("value", "expected"),
     [
-        ({}, SHA_JANE),
-        ({"customer_details": {"email": None}, "customer_email": "Jane.Doe@Example.com"}, SHA_JANE),
-        ({"customer_details": {"email": ""}, "customer_email": " jane.doe@example.com "}, SHA_JANE),
-        ({"customer_details": None, "customer_email": "jane.doe@example.com"}, SHA_JANE),
-        ({"customer_details": {"email": "jane.doe@example.com"}, "customer_email": "x@x.example"}, SHA_JANE),
-        ({"customer_details": {"email": None}, "customer_email": None}, None),
-        ({"customer_details": {}, "customer_email": "not-an-email"}, None),
+        ("granted", "granted"),
+        ("denied", "denied"),
+        ("GRANTED", "granted"),
+        (" Denied ", "denied"),
+        ("yes", None),
+        ("no", None),
+        ("true", None),
+        ("revoked", None),
+        ("", None),
+        (None, None),
     ],
     ids=repr,
 )
-def test_email_from_customer_details_then_customer_email(overrides, expected):
-    assert purchase(session(**overrides), stripe_event(), "US").user.email == expected
+def test_ad_consent(value, expected):
+    assert ad_consent(with_metadata(ad_consent=value)) == expected
+
+
+def test_ad_consent_absent():
+    assert ad_consent(session()) is None
 
 
 @pytest.mark.parametrize(
-    "details_email",
-    ["   ", "not-an-email"],
+    ("value", "expected"),
+    [
+        ("true", True),
+        ("TRUE", True),
+        (" True ", True),
+        ("1", True),
+        ("yes", True),
+        ("false", False),
+        ("False", False),
+        ("0", False),
+        ("no", False),
+        ("on", True),  # the words TIKTOK_LIMITED_DATA_USE takes, too
+        ("off", False),
+        ("maybe", None),  # not a choice: the setting's default applies
+        ("", None),
+        (None, None),
+    ],
     ids=repr,
 )
-def test_purchase_email_agrees_with_the_customer_record(details_email):
-    # The record falls back to customer_email when customer_details.email is unusable; the TikTok
-    # event must carry the same buyer, not drop the email.
-    s = session(customer_details={"email": details_email}, customer_email="jane.doe@example.com")
-    assert customer_record(s, stripe_event(), NOW)["email"] == "jane.doe@example.com"
-    assert purchase(s, stripe_event(), "US").user.email == SHA_JANE
+def test_limited_data_use_metadata(value, expected):
+    assert purchase(with_metadata(limited_data_use=value), stripe_event()).limited_data_use is expected
+
+
+# ---------------------------------------------------------------- amount, currency
 
 
 @pytest.mark.parametrize(
-    ("phone", "country", "expected"),
+    ("amount", "currency", "expected_amount", "expected_currency"),
     [
-        ("+1 (415) 555-0123", "", SHA_US_PHONE),
-        ("415-555-0123", "US", SHA_US_PHONE),
-        ("415-555-0123", "", None),
-        (None, "US", None),
-        ("", "US", None),
-    ],
-)
-def test_phone_uses_the_default_country(phone, country, expected):
-    s = session(customer_details={"email": "jane.doe@example.com", "phone": phone})
-    assert purchase(s, stripe_event(), country).user.phone == expected
-
-
-@pytest.mark.parametrize(
-    ("amount", "currency", "value", "code"),
-    [
-        (1999, "usd", Decimal("19.99"), "USD"),
-        (1500, "jpy", Decimal("1500"), "JPY"),
-        (12345, "bhd", Decimal("12.345"), "BHD"),
-        (1000, "isk", Decimal("10"), "ISK"),
-        (0, "eur", Decimal("0"), "EUR"),
+        (1999, "usd", 1999, "USD"),  # minor units, as Stripe counts them
+        (1500, "jpy", 1500, "JPY"),
+        (12345, "kwd", 12345, "KWD"),
+        (0, "eur", 0, "EUR"),
+        (1999, "xcd", 1999, "XCD"),  # not TikTok's: still recorded, the sender decides
         (None, "usd", None, "USD"),
     ],
 )
-def test_value_and_currency(amount, currency, value, code):
-    result = purchase(session(amount_total=amount, currency=currency), stripe_event(), "US")
-    assert result.value == value
-    if value is not None:
-        assert type(result.value) is Decimal
-    assert result.currency == code
-
-
-def test_event_id_and_order_id_are_the_session_id():
-    result = purchase(session(id="cs_live_XYZ"), stripe_event(), "US")
-    assert result.event_id == "cs_live_XYZ"
-    assert result.order_id == "cs_live_XYZ"
+def test_amount_in_minor_units_and_currency_upper_cased(amount, currency, expected_amount, expected_currency):
+    result = purchase(session(amount_total=amount, currency=currency), stripe_event())
+    assert result.amount == expected_amount
+    assert result.currency == expected_currency

@@ -1,220 +1,310 @@
-"""Match keys: normalisation before SHA-256, checked against hard-coded digests (tiktok-events-api.md)."""
+"""Match keys: TikTok's normalisation before SHA-256 (tiktok-events-api.md, "Normalisation").
+
+Every expected digest is computed here with hashlib from the normalised string the rule gives, so
+the tables show the rule itself: raw value -> normalised string -> SHA-256 of it.
+"""
+
+import hashlib
 
 import pytest
 
 from checkout_conversions.match_keys import (
+    e164_phone,
     hashed,
     hashed_email,
     hashed_external_id,
+    hashed_name,
     hashed_phone,
+    hashed_zip_code,
     is_sha256_hex,
-    normalise_email,
-    normalise_phone,
+    location,
     sha256_hex,
 )
 
-# Known SHA-256 vectors (computed with `printf %s VALUE | sha256sum`, never with the code under test).
-SHA_JANE = "86e0b9e56c17cc4d12387e1949b85053fbe73bc3ce5a1188713a9d300cc6133d"  # jane.doe@example.com
-SHA_US_PHONE = "36a2cef4ff9bf7a1abd2a93359136b870393be4106e6c5d19b72ff564f9deca4"  # +14155550123
-SHA_GB_PHONE = "f0bf0228144d9fe2bdf1da2d8ca698f17bf1410ee688b075c27062e47b6f0b6d"  # +442079460958
-SHA_IT_PHONE = "37b702607839d6dc5fc81d95b52e550e336413bf7ae2e04cafeca79f066ea44b"  # +390612345678
-SHA_DE_PHONE = "a909469fabf3f43d0b7b6c42a85a6e7e8ceb36c7a2f0f1b9c15b80dc16384cb7"  # +4930123456
-SHA_USER_42_MIXED = "fafe5e551759817bdc65038b8cb1a8263b1a8b3b60c269d67ff0f8c57ae0f733"  # User-42
-SHA_USER_42_LOWER = "6d894aa3ee802549d7f340e7c1cf0d1c1cb14cd84f768d92ffaa6785337c4997"  # user-42
-SHA_EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"  # "" - must never be sent
+# One hard-coded vector (`printf %s jane.doe@example.com | sha256sum`), so that the helper below is
+# itself checked against something that is not hashlib in this process.
+SHA_JANE = "86e0b9e56c17cc4d12387e1949b85053fbe73bc3ce5a1188713a9d300cc6133d"
+SHA_EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"  # sha256(""): never sent
 
 
-def test_sha256_hex_known_vectors():
+def sha(normalised: str) -> str:
+    return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
+
+
+def test_known_vectors():
+    assert sha("jane.doe@example.com") == SHA_JANE
     assert sha256_hex("jane.doe@example.com") == SHA_JANE
-    assert sha256_hex("+14155550123") == SHA_US_PHONE
+    assert sha256_hex("") == SHA_EMPTY
+    assert sha256_hex("josé") == sha("jos\u00e9")  # UTF-8 bytes of the text, not Latin-1
+
+
+# ---------------------------------------------------------------- email
 
 
 @pytest.mark.parametrize(
-    ("raw", "expected"),
+    ("raw", "normalised"),
     [
         ("jane.doe@example.com", "jane.doe@example.com"),
         ("  Jane.Doe@Example.COM ", "jane.doe@example.com"),
         ("\tJANE.DOE@EXAMPLE.COM\n", "jane.doe@example.com"),
+        ("Jane+Shop@Example.com", "jane+shop@example.com"),  # sub-addresses are kept, not stripped
+        ("José@Example.com", "josé@example.com"),
     ],
 )
-def test_normalise_email_trims_and_lowercases(raw, expected):
-    assert normalise_email(raw) == expected
+def test_email_is_trimmed_lowercased_and_hashed(raw, normalised):
+    assert hashed_email(raw) == sha(normalised)
+
+
+# ---------------------------------------------------------------- phone
 
 
 @pytest.mark.parametrize(
-    "raw",
+    ("raw", "region", "normalised"),
     [
-        "  Jane.Doe@Example.COM ",
-        "jane.doe@example.com",
-        "JANE.DOE@EXAMPLE.COM",
-        " jane.doe@example.com\n",
-    ],
-)
-def test_hashed_email_is_sha256_of_normalised_email(raw):
-    assert hashed_email(raw) == SHA_JANE
-
-
-@pytest.mark.parametrize(
-    "raw",
-    [
-        None,
-        "",
-        "   ",
-        "\n\t",
-        "not-an-email",
-        "jane.doe.example.com",
-        "a" * 250 + "@example.com",  # longer than 254 characters
-        12345,
-        ["jane.doe@example.com"],
-        {"email": "jane.doe@example.com"},
-    ],
-    ids=repr,
-)
-def test_invalid_or_empty_email_gives_none(raw):
-    assert normalise_email(raw) is None
-    assert hashed_email(raw) is None
-
-
-@pytest.mark.parametrize("raw", ["@", "jane.doe@", "@example.com"])
-def test_email_without_local_part_or_domain_is_not_hashed(raw):
-    # An address with nothing before or after the '@' matches nobody: hashing it is as useless as
-    # hashing "" (tiktok-events-api.md: "Drop keys whose value is missing ... never hash an empty string").
-    assert hashed_email(raw) is None
-
-
-@pytest.mark.parametrize("raw", [None, "", " ", "   ", "\t\n"], ids=repr)
-def test_empty_values_are_never_hashed(raw):
-    for result in (hashed_email(raw), hashed_phone(raw, "US"), hashed_external_id(raw)):
-        assert result != SHA_EMPTY
-        assert result is None
-
-
-@pytest.mark.parametrize("raw", ["+", "00", "()", "--", " ( ) - . / "], ids=repr)
-def test_phone_made_only_of_punctuation_is_never_hashed(raw):
-    assert hashed_phone(raw, "US") is None
-    assert hashed_phone(raw) is None
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        (SHA_JANE, SHA_JANE),
-        (SHA_JANE.upper(), SHA_JANE),
-        ("  " + SHA_JANE.upper() + " ", SHA_JANE),
-    ],
-)
-def test_hashed_email_passes_existing_sha256_through_lowercased(raw, expected):
-    assert hashed_email(raw) == expected
-
-
-@pytest.mark.parametrize(
-    ("raw", "country", "expected"),
-    [
-        # Already international
+        # United States: with and without the country code, and with the trunk prefix 1
         ("+1 (415) 555-0123", None, "+14155550123"),
         ("+14155550123", None, "+14155550123"),
-        ("  +1.415.555.0123  ", None, "+14155550123"),
-        ("+1/415/555/0123", "GB", "+14155550123"),  # an explicit '+' wins over the default country
-        ("+44 20 7946 0958", "US", "+442079460958"),
-        ("0044 20 7946 0958", None, "+442079460958"),
-        ("0044 20 7946 0958", "US", "+442079460958"),
-        ("0039 06 1234 5678", None, "+390612345678"),
-        # National numbers with a default country
-        ("415-555-0123", "US", "+14155550123"),
         ("(415) 555-0123", "US", "+14155550123"),
+        ("415-555-0123", "us", "+14155550123"),
         ("1 415 555 0123", "US", "+14155550123"),
-        ("1-415-555-0123", "us", "+14155550123"),
-        ("415 555 0123", "CA", "+14155550123"),
+        ("011 44 20 7946 0958", "US", "+442079460958"),  # the US international prefix 011
+        # United Kingdom: the trunk 0 goes
         ("020 7946 0958", "GB", "+442079460958"),
-        ("020 7946 0958", " gb ", "+442079460958"),
-        ("06 1234 5678", "IT", "+390612345678"),
+        ("+44 20 7946 0958", None, "+442079460958"),
+        ("0044 20 7946 0958", "GB", "+442079460958"),
+        ("07911 123456", "GB", "+447911123456"),
+        # Germany: a mobile number 0151..., the trunk 0 goes
+        ("0151 23456789", "DE", "+4915123456789"),
+        ("+49 151 23456789", None, "+4915123456789"),
         ("030 123456", "DE", "+4930123456"),
+        # France: a mobile number 06..., the trunk 0 goes
+        ("06 12 34 56 78", "FR", "+33612345678"),
+        ("0612345678", "FR", "+33612345678"),
+        # Russia: the trunk prefix is 8, not 0
+        ("8 912 345-67-89", "RU", "+79123456789"),
+        ("8 (912) 345-67-89", "RU", "+79123456789"),
+        ("89123456789", "RU", "+79123456789"),
+        ("+7 912 345-67-89", None, "+79123456789"),
+        # Italy: the leading 0 is part of the number and stays
+        ("06 1234 5678", "IT", "+390612345678"),
+        ("+39 06 1234 5678", None, "+390612345678"),
+        # Canada shares +1
+        ("(613) 555-0199", "CA", "+16135550199"),
+        # A country code wins over the region: the region is only for national numbers
+        ("+44 20 7946 0958", "US", "+442079460958"),
+        ("+1 212 555 0100", "GB", "+12125550100"),
+        ("+39 06 1234 5678", "DE", "+390612345678"),
     ],
 )
-def test_normalise_phone_to_e164(raw, country, expected):
-    assert normalise_phone(raw, country) == expected
+def test_phone_to_e164_with_plus_then_hashed(raw, region, normalised):
+    assert e164_phone(raw, region) == normalised
+    assert hashed_phone(raw, region) == sha(normalised)
 
 
 @pytest.mark.parametrize(
-    ("raw", "country"),
+    ("raw", "region"),
     [
-        # No country code and no default country: dropped, never guessed
-        ("415-555-0123", None),
-        ("415-555-0123", ""),
+        # No country code and no region: dropped, never guessed
+        ("415 555 0123", None),
+        ("415 555 0123", ""),
         ("020 7946 0958", None),
-        ("415-555-0123", "ZZ"),  # unknown country
-        # Letters, extensions
-        ("415-555-CALL", "US"),
-        ("+1 415 555 0123 ext. 5", None),
-        ("+1 415 555 0123 x5", None),
-        ("+1 415 555 0123;ext=5", None),
-        ("+1 415 555 0123 #5", None),
-        ("tel:+14155550123", None),
-        # Too short / too long (E.164: at most 15 digits, country code never starts with 0)
-        ("+123456", None),
-        ("+1", None),
-        ("12", "US"),
-        ("+1234567890123456", None),
-        ("0012345678901234567", None),
-        ("+0 415 555 0123", None),
+        ("415 555 0123", "ZZ"),  # not a region
+        # A national number that is not valid in the buyer's region
+        ("020 7946 0958", "US"),
+        ("0151 23456789", "FR"),
+        # Too short, too long
+        ("12345", "US"),
+        ("555-0123", "US"),  # a US number has 10 digits after +1
+        ("+44", "US"),
+        ("+12", None),
+        ("+1 415 555 01234", None),
+        # Letters, no number at all
+        ("call me", "US"),
+        ("abc", "US"),
+        ("n/a", "GB"),
+        ("none", "US"),
         # Nothing usable
         ("", "US"),
         ("   ", "US"),
         ("+", "US"),
-        ("++14155550123", None),
+        ("-", "US"),
+        ("000", "US"),
         (None, "US"),
         (14155550123, "US"),
     ],
     ids=repr,
 )
-def test_unusable_phone_gives_none(raw, country):
-    assert normalise_phone(raw, country) is None
-    assert hashed_phone(raw, country) is None
+def test_invalid_phone_is_dropped(raw, region):
+    assert e164_phone(raw, region) is None
+    assert hashed_phone(raw, region) is None
 
 
-def test_us_seven_digit_local_number_is_too_short():
-    # A NANP number has 10 digits after +1; "+15550123" is no one's phone number.
-    assert normalise_phone("555-0123", "US") is None
+# ---------------------------------------------------------------- external_id
 
 
 @pytest.mark.parametrize(
-    ("raw", "country", "expected"),
+    ("raw", "normalised"),
     [
-        ("+1 (415) 555-0123", None, SHA_US_PHONE),
-        ("415-555-0123", "US", SHA_US_PHONE),
-        ("1 415 555 0123", "US", SHA_US_PHONE),
-        ("0044 20 7946 0958", None, SHA_GB_PHONE),
-        ("020 7946 0958", "GB", SHA_GB_PHONE),
-        ("06 1234 5678", "IT", SHA_IT_PHONE),
-        ("030 123456", "DE", SHA_DE_PHONE),
-        (SHA_US_PHONE, None, SHA_US_PHONE),
-        (" " + SHA_US_PHONE.upper() + " ", None, SHA_US_PHONE),
+        ("User-42", "User-42"),
+        ("  User-42\n", "User-42"),  # trimmed
+        ("user-42", "user-42"),  # case kept: it must equal what ttq.identify sends
+        ("cus_TestCustomer0001", "cus_TestCustomer0001"),
     ],
 )
-def test_hashed_phone_known_vectors(raw, country, expected):
-    assert hashed_phone(raw, country) == expected
+def test_external_id_is_trimmed_and_hashed_case_kept(raw, normalised):
+    assert hashed_external_id(raw) == sha(normalised)
+
+
+def test_external_id_case_makes_a_different_key():
+    assert hashed_external_id("User-42") != hashed_external_id("user-42")
+
+
+# ---------------------------------------------------------------- first_name, last_name
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalised"),
+    [
+        ("Jane", "jane"),
+        ("JANE", "jane"),
+        ("  Jane\t", "jane"),
+        ("José", "josé"),  # accents are kept, only lower-cased
+        ("JOSÉ", "josé"),
+        ("Zoë", "zoë"),
+        ("Jean-Luc", "jean-luc"),  # hyphens are kept
+        ("O'Brien", "o'brien"),
+        ("Mary Ann", "maryann"),  # several words: the whitespace between them goes
+        ("Van  Der\u00a0Berg", "vanderberg"),  # inner runs of spaces and a no-break space
+        (" de la Cruz ", "delacruz"),
+    ],
+)
+def test_name_is_lowercased_whitespace_removed_and_hashed(raw, normalised):
+    assert hashed_name(raw) == sha(normalised)
+
+
+# ---------------------------------------------------------------- zip_code
+
+
+@pytest.mark.parametrize(
+    ("raw", "country", "normalised"),
+    [
+        # United States: ZIP+4 keeps its first five digits
+        ("94107", "US", "94107"),
+        ("94107-1234", "US", "94107"),
+        ("941071234", "US", "94107"),
+        (" 94107-1234 ", "US", "94107"),
+        ("94107 1234", "US", "94107"),
+        ("94107-1234", "us", "94107"),
+        ("9410", "US", "9410"),  # not a ZIP: only normalised
+        # Elsewhere the same digits are not a ZIP+4 and are kept whole
+        ("94107-1234", "GB", "94107-1234"),
+        ("941071234", "DE", "941071234"),
+        ("94107-1234", None, "94107-1234"),
+        # United Kingdom and Canada: lower-cased, the space removed
+        ("SW1A 1AA", "GB", "sw1a1aa"),
+        ("sw1a1aa", "GB", "sw1a1aa"),
+        (" EC1A  1BB ", "GB", "ec1a1bb"),
+        ("K1A 0B1", "CA", "k1a0b1"),
+        # Germany, France: five digits as they are
+        ("10115", "DE", "10115"),
+        ("75008", "FR", "75008"),
+    ],
+)
+def test_zip_code_is_normalised_and_hashed(raw, country, normalised):
+    assert hashed_zip_code(raw, country) == sha(normalised)
+
+
+# ---------------------------------------------------------------- city, state, country
 
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ("User-42", SHA_USER_42_MIXED),
-        ("  User-42  ", SHA_USER_42_MIXED),  # trimmed
-        ("user-42", SHA_USER_42_LOWER),  # not lowercased: the case is part of the id
-        (SHA_JANE.upper(), SHA_JANE),  # already hashed
+        ("New York", "newyork"),
+        ("NEW YORK", "newyork"),
+        ("San Francisco", "sanfrancisco"),
+        ("São Paulo", "sãopaulo"),  # accented letters are letters: kept
+        ("Île-de-France", "îledefrance"),  # hyphens go
+        ("St. John's", "stjohns"),
+        ("  Köln  ", "köln"),
+        ("CA", "ca"),  # a state code
+        ("California", "california"),  # a state name: not turned into a code
+        ("US", "us"),
+        ("75", "75"),  # digits stay (French departments, numbered regions)
     ],
 )
-def test_hashed_external_id(raw, expected):
-    assert hashed_external_id(raw) == expected
+def test_city_state_country_are_lowercased_letters_and_digits_not_hashed(raw, expected):
+    assert location(raw) == expected
+    assert not is_sha256_hex(location(raw))
 
 
-def test_external_id_case_is_preserved():
-    assert hashed_external_id("User-42") != hashed_external_id("user-42")
+# ---------------------------------------------------------------- already hashed
 
 
-@pytest.mark.parametrize("raw", [None, "", "   ", 42, ["User-42"]], ids=repr)
-def test_hashed_external_id_empty_or_not_text(raw):
-    assert hashed_external_id(raw) is None
+DIGEST = sha("already hashed by the merchant")
+
+
+@pytest.mark.parametrize(
+    "hasher",
+    [
+        hashed_email,
+        hashed_phone,
+        hashed_external_id,
+        hashed_name,
+        hashed_zip_code,
+        hashed,
+    ],
+    ids=lambda f: f.__name__,
+)
+@pytest.mark.parametrize(
+    "raw", [DIGEST, DIGEST.upper(), f"  {DIGEST.upper()}\n"], ids=["lower", "upper", "padded"]
+)
+def test_an_existing_sha256_passes_through_lowercased(hasher, raw):
+    if hasher is hashed:
+        raw = raw.strip()  # hashed() takes an already normalised value
+    assert hasher(raw) == DIGEST
+
+
+def test_an_existing_sha256_is_not_shortened_as_a_us_zip():
+    assert hashed_zip_code(DIGEST, "US") == DIGEST
+
+
+# ---------------------------------------------------------------- empty values
+
+
+EMPTY_VALUES = [None, "", " ", "   ", "\t\n", "\u00a0"]
+
+
+@pytest.mark.parametrize(
+    "normalise",
+    [
+        hashed_email,
+        lambda raw: hashed_phone(raw, "US"),
+        hashed_phone,
+        hashed_external_id,
+        hashed_name,
+        lambda raw: hashed_zip_code(raw, "US"),
+        hashed_zip_code,
+        location,
+    ],
+    ids=["email", "phone-US", "phone", "external_id", "name", "zip-US", "zip", "location"],
+)
+@pytest.mark.parametrize("raw", EMPTY_VALUES, ids=repr)
+def test_empty_values_are_never_hashed(normalise, raw):
+    assert normalise(raw) is None
+
+
+@pytest.mark.parametrize("raw", ["---", " . ", "''"], ids=repr)
+def test_location_of_punctuation_only_is_dropped(raw):
+    assert location(raw) is None
+
+
+@pytest.mark.parametrize(("value", "expected"), [("", None), (None, None), ("jane", sha("jane"))])
+def test_hashed(value, expected):
+    assert hashed(value) == expected
+
+
+# ---------------------------------------------------------------- digests
 
 
 @pytest.mark.parametrize(
@@ -232,24 +322,28 @@ def test_is_sha256_hex(value, expected):
     assert is_sha256_hex(value) is expected
 
 
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("jane.doe@example.com", SHA_JANE),
-        ("+14155550123", SHA_US_PHONE),
-        (SHA_JANE.upper(), SHA_JANE),
-        ("", None),
-        (None, None),
-    ],
-)
-def test_hashed(value, expected):
-    assert hashed(value) == expected
-
-
-def test_hashes_are_lowercase_hex():
-    digests = (hashed_email("Jane.Doe@Example.com"), hashed_phone("+1 415 555 0123"), hashed_external_id("X"))
+def test_digests_are_lowercase_hex():
+    digests = (
+        hashed_email("Jane.Doe@Example.com"),
+        hashed_phone("+1 415 555 0123"),
+        hashed_external_id("X"),
+        hashed_name("JOSÉ"),
+        hashed_zip_code("SW1A 1AA", "GB"),
+    )
     for digest in digests:
         assert digest is not None
         assert len(digest) == 64
         assert digest == digest.lower()
         int(digest, 16)
+
+
+@pytest.mark.parametrize(
+    ("composed", "decomposed"),
+    [("José", "Jose\u0301"), ("Zoë", "Zoe\u0308"), ("São Paulo", "Sa\u0303o Paulo")],
+    ids=["acute", "diaeresis", "tilde"],
+)
+def test_a_name_typed_with_combining_accents_matches_the_composed_one(composed, decomposed):
+    """Keyboards and forms send either form: both must hash (or read) the same for TikTok to match."""
+    assert composed != decomposed
+    assert hashed_name(decomposed) == hashed_name(composed)
+    assert location(decomposed) == location(composed)

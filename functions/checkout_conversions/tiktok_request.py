@@ -1,0 +1,101 @@
+"""The TikTok request of one claimed delivery, built at send time by the sender and the redrive:
+the stored purchase, what was bought (Stripe's API, when a key is configured), TikTok's event.
+
+A Stripe API that is down (timeout, 5xx) makes the attempt a retryable failure: the redrive tries
+again later, with the line items. A Stripe API that refuses (4xx: a bad key, a key without
+permission) never stops a conversion: it is sent without its contents, said once in the log and
+counted every time (StripeLineItemsRefused).
+"""
+
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from checkout_conversions import line_items, tiktok_payload
+from checkout_conversions.config import ConfigurationError, Settings, stripe_api_key
+from checkout_conversions.delivery import Outcome
+from checkout_conversions.observability import count, logger
+from checkout_conversions.purchase import Purchase
+from checkout_conversions.tiktok_payload import Content
+
+LineItems = Callable[[str], list[Content]]
+_refusal_reported = False
+
+
+@dataclass(frozen=True)
+class Prepared:
+    body: bytes
+    match_keys: tuple[str, ...]  # the user keys the event carries (names, never values)
+
+
+def line_items_reader(settings: Settings) -> LineItems | None:
+    """What reads a session's line items, or None when no Stripe API key is configured."""
+    try:
+        api_key = stripe_api_key(settings)
+    except ConfigurationError as error:
+        logger.error(
+            "Cannot read the Stripe API key; sending without contents", extra={"problem": str(error)}
+        )
+        count("ConfigurationErrors")
+        return None
+    if not api_key:
+        return None
+    client = _stripe_client(api_key, settings.stripe_api_base, settings.stripe_api_timeout_seconds)
+    source = line_items.ContentIdSource.parse(settings.content_id_source)
+    return lambda session_id: line_items.read_line_items(client, session_id, source)
+
+
+@functools.lru_cache(maxsize=4)
+def _stripe_client(api_key: str, api_base: str, timeout_seconds: float) -> Any:
+    return line_items.new_client(api_key, api_base, timeout_seconds)
+
+
+def prepare(
+    item: dict[str, Any], settings: Settings, read_line_items: LineItems | None
+) -> Prepared | Outcome:
+    """The request body for a claimed delivery's item, or the failed Outcome when it cannot be
+    built now (Stripe's API unavailable)."""
+    if "purchase" not in item:  # a delivery stored before the outbox kept the purchase: sent as built
+        event = json.loads(item["tiktok_event"])
+        return _prepared(event, settings)
+    purchase = Purchase.from_json(item["purchase"])
+    contents = None
+    if read_line_items is not None:
+        try:
+            contents = read_line_items(purchase.order_id)
+        except line_items.StripeApiUnavailable as error:
+            return Outcome.failure(f"Stripe API unavailable: {error}")
+        except line_items.StripeApiRefused as error:
+            _report_refusal(str(error))
+    if purchase.currency and not tiktok_payload.supported_currency(purchase.currency):
+        count("TikTokUnsupportedCurrency")
+        logger.info(
+            "Currency TikTok does not take: sent without value", extra={"currency": purchase.currency}
+        )
+    event = tiktok_payload.build_event(
+        purchase,
+        settings.tiktok_event_name,
+        settings.default_phone_country,
+        contents,
+        settings.tiktok_limited_data_use,
+    )
+    return _prepared(event, settings)
+
+
+def _prepared(event: dict[str, Any], settings: Settings) -> Prepared:
+    body = tiktok_payload.build_request([event], settings.tiktok_pixel_id, settings.tiktok_test_event_code)
+    return Prepared(tiktok_payload.encode(body), tuple(tiktok_payload.match_key_names(event)))
+
+
+def _report_refusal(reason: str) -> None:
+    global _refusal_reported
+    count("StripeLineItemsRefused")
+    if not _refusal_reported:
+        _refusal_reported = True
+        logger.warning(
+            "Stripe's API refused to list line items: conversions go without contents until "
+            "STRIPE_API_KEY is fixed (a restricted key with read access to Checkout Sessions)",
+            extra={"reason": reason},
+        )
