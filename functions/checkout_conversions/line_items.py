@@ -6,6 +6,7 @@ the content id the merchant's catalogue uses (CONTENT_ID_SOURCE: the price id, t
 or a product metadata key such as `sku`).
 """
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,10 @@ import stripe
 from checkout_conversions.tiktok_payload import Content
 
 PAGE_SIZE = 100  # Stripe's maximum; a session can have more, so every page is read
+# A page is requested only this many timeouts after the first: with one page's own worst case
+# (connect, send, answer: a timeout each) a whole read ends within READ_TIMEOUTS + 3 timeouts.
+NEXT_PAGE_WITHIN_TIMEOUTS = 2
+READ_TIMEOUTS = NEXT_PAGE_WITHIN_TIMEOUTS + 3
 MAX_ITEMS = 1000  # TikTok's limit per event is far below any real basket; a hostile one stops here
 
 
@@ -44,26 +49,32 @@ class ContentIdSource:
 
 
 def new_client(api_key: str, api_base: str, timeout_seconds: float) -> stripe.StripeClient:
-    """A Stripe client with bounded timeouts and one quick retry (Stripe's own, idempotent GETs)."""
+    """A Stripe client with bounded timeouts and no retries of its own: a delivery whose line
+    items could not be read is retried by the redrive, with backoff."""
     return stripe.StripeClient(
         api_key,
         base_addresses={"api": api_base},
-        max_network_retries=1,
+        max_network_retries=0,
         http_client=stripe.HTTPXClient(timeout=httpx.Timeout(timeout_seconds), allow_sync_methods=True),
     )
 
 
-def read_line_items(client: stripe.StripeClient, session_id: str, source: ContentIdSource) -> list[Content]:
+def read_line_items(
+    client: stripe.StripeClient, session_id: str, source: ContentIdSource, timeout_seconds: float
+) -> list[Content]:
     """Every line item of the session (all pages), price and product expanded."""
-    params = {"limit": PAGE_SIZE, "expand": ["data.price.product"]}
+    params: dict[str, Any] = {"limit": PAGE_SIZE, "expand": ["data.price.product"]}
+    last_page_by = time.monotonic() + NEXT_PAGE_WITHIN_TIMEOUTS * timeout_seconds
+    items: list[Content] = []
     try:
-        page = client.v1.checkout.sessions.line_items.list(session_id, params)
-        items = []
-        for item in page.auto_paging_iter():
-            items.append(_content(item.to_dict(), source))
-            if len(items) >= MAX_ITEMS:
-                break
-        return items
+        while True:
+            page = client.v1.checkout.sessions.line_items.list(session_id, params)
+            items += [_content(item.to_dict(), source) for item in page.data]
+            if not page.has_more or not page.data or len(items) >= MAX_ITEMS:
+                return items[:MAX_ITEMS]
+            if time.monotonic() > last_page_by:
+                raise StripeApiUnavailable(f"{len(items)} line items read, the rest not in time")
+            params["starting_after"] = page.data[-1].id
     except (stripe.APIConnectionError, stripe.RateLimitError) as error:
         raise StripeApiUnavailable(type(error).__name__) from None
     except stripe.StripeError as error:

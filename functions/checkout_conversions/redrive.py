@@ -54,7 +54,7 @@ def run_redrive(
             http_client, settings.tiktok_api_url, token, body, settings.tiktok_timeout_seconds
         )
 
-    one_send = 4 * settings.tiktok_timeout_seconds
+    one_send = tiktok_request.worst_case_seconds(settings, read_line_items is not None)
 
     def seconds_left() -> float:
         return remaining_millis() / 1000

@@ -32,9 +32,8 @@ from checkout_conversions.delivery import DeliveryStatus
 from checkout_conversions.observability import count, logger, report_ignored_settings
 from checkout_conversions.store import Store
 
-# One POST takes at most about four times TIKTOK_TIMEOUT_SECONDS (tiktok_api.post); recording it
-# a few seconds more. A send is only started when that much is left of the invocation.
-SENDS_PER_TIMEOUT = 4
+# A send is only started when what it can take at most (tiktok_request.worst_case_seconds: the
+# line items read and the POST) and this much more for the claim and the record is left.
 RECORD_MARGIN_SECONDS = 10
 
 
@@ -82,6 +81,9 @@ def send_new_deliveries(
     access_token = _TokenOncePerBatch(settings)
 
     read_line_items = tiktok_request.line_items_reader(settings)
+    needed_seconds = (
+        tiktok_request.worst_case_seconds(settings, read_line_items is not None) + RECORD_MARGIN_SECONDS
+    )
 
     def prepare(item: dict[str, Any]) -> tiktok_request.Prepared | delivery.Outcome:
         return tiktok_request.prepare(item, settings, read_line_items)
@@ -98,7 +100,9 @@ def send_new_deliveries(
             return "ignored"
         logger.append_keys(checkout_session_id=session_id)
         try:
-            outcome = _send_one(session_id, store, settings, context, access_token, prepare, post, clock)
+            outcome = _send_one(
+                session_id, store, settings, context, needed_seconds, access_token, prepare, post, clock
+            )
         except Exception:
             tally["retry_later"] += 1
             raise
@@ -142,13 +146,14 @@ def _send_one(
     store: Store,
     settings: Settings,
     context: Any,
+    needed_seconds: float,
     access_token: Callable[[], str],
     prepare: delivery.Prepare,
     post: delivery.Post,
     clock: Callable[[], float],
 ) -> str:
     left_seconds = context.get_remaining_time_in_millis() / 1000
-    if left_seconds < SENDS_PER_TIMEOUT * settings.tiktok_timeout_seconds + RECORD_MARGIN_SECONDS:
+    if left_seconds < needed_seconds:
         raise OutOfTime(f"{left_seconds:.1f}s left in this invocation")
     token = access_token()  # before the claim: an unreadable token holds nothing
     claimed = delivery.claim_new(store, session_id, int(clock()), hold_seconds=left_seconds)

@@ -42,9 +42,17 @@ def line_items_reader(settings: Settings) -> LineItems | None:
         return None
     if not api_key:
         return None
-    client = _stripe_client(api_key, settings.stripe_api_base, settings.stripe_api_timeout_seconds)
+    timeout = settings.stripe_api_timeout_seconds
+    client = _stripe_client(api_key, settings.stripe_api_base, timeout)
     source = line_items.ContentIdSource.parse(settings.content_id_source)
-    return lambda session_id: line_items.read_line_items(client, session_id, source)
+    return lambda session_id: line_items.read_line_items(client, session_id, source, timeout)
+
+
+def worst_case_seconds(settings: Settings, reads_line_items: bool) -> float:
+    """How long building and sending one request can take at most: the line items read (when a
+    Stripe key is configured) and the POST (tiktok_api.post: four timeouts)."""
+    stripe_read = line_items.READ_TIMEOUTS * settings.stripe_api_timeout_seconds if reads_line_items else 0
+    return stripe_read + 4 * settings.tiktok_timeout_seconds
 
 
 @functools.lru_cache(maxsize=4)
@@ -66,6 +74,7 @@ def prepare(
         try:
             contents = read_line_items(purchase.order_id)
         except line_items.StripeApiUnavailable as error:
+            count("StripeLineItemsUnavailable")
             return Outcome.failure(f"Stripe API unavailable: {error}")
         except line_items.StripeApiRefused as error:
             _report_refusal(str(error))

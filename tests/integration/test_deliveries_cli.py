@@ -111,9 +111,10 @@ def test_status_filter_and_limit(made):
         assert f"Newest {made_per_status[status]} {status.value} deliveries" in output, output
 
 
-def test_never_prints_personal_data_or_the_stored_event(made, db):
+def test_never_prints_personal_data_or_the_stored_purchase(made, db):
     record = db.session(made["skipped"])
     assert record["customer_id"] == "email#jane.doe@example.com"  # the session item does hold PII
+    assert "Doe" in db.session(made["pending"])["purchase"]  # and so does a pending one's purchase
 
     _, output = run("--limit", "100")
 
@@ -127,9 +128,47 @@ def test_never_prints_personal_data_or_the_stored_event(made, db):
         "E.C.P.test-ttclid",
         "Mozilla",
         "cus_TestCustomer0001",
-        "tiktok_event",
+        "Doe",
+        "94107",
+        "555-0123",
+        "2abcDEFttpCookie",
+        '"buyer"',
     ):
         assert secret not in output
+
+
+def test_match_key_coverage_of_the_newest_sent_deliveries(redrive_env, checkout, db):
+    # Given: four sent deliveries; every one with an email, half with a phone, one with a click id
+    buyers = [
+        ({"email": "a@example.com", "phone": "+1 415 555 0123"}, {"ttclid": "E.C.P.one"}),
+        ({"email": "b@example.com", "phone": "+1 415 555 0124"}, {}),
+        ({"email": "c@example.com"}, {}),
+        ({"email": "d@example.com"}, {}),
+    ]
+    for details, metadata in buyers:
+        session = checkout_session(
+            customer=None, client_reference_id=None, customer_details=details, metadata=metadata
+        )
+        assert checkout(stripe_event(session=session)).body["tiktok"] == {"status": "pending"}
+    assert [item["delivery_status"] for item in db.sessions()] == ["sent"] * 4
+
+    code, output = run()
+
+    # Then: the share of sent events that carried each key (names and shares, never values)
+    assert code == 0
+    lines = output.splitlines()
+    header = lines.index("Match keys of the newest 4 sent events (share that carried each):")
+    coverage = dict(part.rsplit(" ", 1) for part in lines[header + 1].strip().split(", "))
+    assert coverage["email"] == "100%"
+    assert coverage["phone"] == "50%"
+    assert coverage["ttclid"] == "25%"
+    assert coverage["first_name"] == coverage["external_id"] == coverage["ip"] == "0%"
+    assert "a@example.com" not in output and "E.C.P.one" not in output
+
+    # Over the newest two only (the last two checkouts: no phone, no click id)
+    _, output = run("--coverage", "2")
+    assert "Match keys of the newest 2 sent events" in output
+    assert "phone 0%" in output and "email 100%" in output
 
 
 def test_requeue_puts_a_failed_delivery_back_and_the_redrive_sends_it(made, db, redrive, tiktok_server):
@@ -177,7 +216,7 @@ def test_requeue_of_an_expired_delivery_is_refused_its_event_is_gone(made, db):
     assert "expired unsent and its stored event was deleted" in output
     record = db.session(made["expired"])
     assert record["delivery_status"] == "expired"
-    assert "tiktok_event" not in record and "redrive_queue" not in record
+    assert "purchase" not in record and "redrive_queue" not in record
 
 
 class FakeCloudFormation:

@@ -68,7 +68,7 @@ def test_permanent_rejection_is_recorded_by_the_sender_alerted_and_never_retried
     assert record["delivery_message"] == f"stand-in error {code}"
     assert record["delivery_http_status"] == 200
     assert "redrive_queue" not in record and "next_attempt_at" not in record and "claim_token" not in record
-    assert "tiktok_event" in record  # kept, so that an operator can requeue it once fixed
+    assert "purchase" in record  # kept, so that an operator can requeue it once fixed
 
     blob = emf_blob_with(emf, "TikTokPermanentFailures")
     assert emf.value(blob, "TikTokPermanentFailures") == 1 and emf.value(blob, "TikTokFailed") == 1

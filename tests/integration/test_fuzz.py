@@ -449,6 +449,11 @@ STATUSES = st.one_of(
 )
 STATUS_VALUES = st.one_of(STATUSES.map(lambda text: {"S": text}), DYNAMODB_VALUES)
 STORED_EVENT = {"S": json.dumps({"event": "CompletePayment", "event_id": "cs_test_forged"})}
+STORED_PURCHASE = {
+    "S": json.dumps(
+        {"event_id": "cs_test_forged", "event_time": 1735689600, "order_id": "cs_test_forged", "buyer": {}}
+    )
+}
 
 
 @st.composite
@@ -467,6 +472,10 @@ def stream_records(draw, session_ids):
             image["session_id"] = draw(st.one_of(session_ids.map(lambda text: {"S": text}), DYNAMODB_VALUES))
         if draw(st.integers(0, 3)):
             image["delivery_status"] = draw(STATUS_VALUES)
+    # What the item stores to send (the purchase; `tiktok_event` on items stored before it): a
+    # record's image is never what the sender sends, the item it claims is.
+    if draw(st.booleans()):
+        image["purchase"] = draw(st.one_of(st.just(STORED_PURCHASE), DYNAMODB_VALUES))
     if draw(st.booleans()):
         image["tiktok_event"] = draw(st.one_of(st.just(STORED_EVENT), DYNAMODB_VALUES))
     stream_record: dict[str, Any] = {

@@ -130,15 +130,28 @@ def dynamodb_table_grants(grants: set[tuple[str, str]], tables: set[str]) -> set
 
 def named_parameters(policy: str) -> set[str]:
     """The template parameters a managed policy's resources are built from (${Name} in !Sub,
-    !Ref), AWS's pseudo parameters aside."""
+    !Ref, in either branch of a conditional resource), AWS's pseudo parameters aside."""
     names = set()
     for statement, _ in statements(resources()[policy]["Properties"]["PolicyDocument"]["Statement"]):
-        for resource in _listed(statement["Resource"]):
+        for resource in _resources(statement["Resource"]):
             if "Fn::Sub" in resource:
                 names |= set(re.findall(r"\$\{([A-Za-z0-9]+)\}", resource["Fn::Sub"]))
             elif "Ref" in resource:
                 names.add(resource["Ref"])
     return names
+
+
+def _resources(value: Any) -> list[Any]:
+    """A statement's resources, a conditional one (`!If [Condition, resource, !Ref AWS::NoValue]`)
+    counting with each branch."""
+    found = []
+    for resource in _listed(value):
+        if isinstance(resource, dict) and "Fn::If" in resource:
+            _, *branches = resource["Fn::If"]
+            found += [branch for branch in branches if branch != NO_VALUE]
+        else:
+            found.append(resource)
+    return found
 
 
 def secret_policies(function: str) -> set[str]:
@@ -287,20 +300,54 @@ def test_the_sender_role_grants_nothing_on_every_resource_but_conditional_tracin
 # ---------------------------------------------------------------------- secrets, per function
 
 
-def test_the_webhook_cannot_read_the_tiktok_token():
+SECRET_VARIABLES = ("TIKTOK_ACCESS_TOKEN", "STRIPE_WEBHOOK_SECRET", "STRIPE_API_KEY")
+
+
+def test_the_webhook_cannot_read_the_tiktok_token_or_the_stripe_api_key():
     assert secret_policies(WEBHOOK) == {"StripeSecretReadPolicy"}
     assert named_parameters("StripeSecretReadPolicy") == {"StripeWebhookSecretName", "SecretsKmsKeyArn"}
     variables = environment_of(WEBHOOK)
-    assert not [name for name in variables if name.startswith("TIKTOK_ACCESS_TOKEN")]
+    assert not [name for name in variables if name.startswith(("TIKTOK_ACCESS_TOKEN", "STRIPE_API_KEY"))]
     assert {"STRIPE_WEBHOOK_SECRET", "STRIPE_WEBHOOK_SECRET_NAME"} <= set(variables)
     shared = template()["Globals"]["Function"]["Environment"]["Variables"]
-    assert not [name for name in shared if name.startswith(("TIKTOK_ACCESS_TOKEN", "STRIPE_WEBHOOK_SECRET"))]
+    assert not [name for name in shared if name.startswith(SECRET_VARIABLES)]
 
 
 @pytest.mark.parametrize("function", [SENDER, REDRIVE])
-def test_the_sender_and_the_redrive_read_only_the_tiktok_token(function):
+def test_the_sender_and_the_redrive_read_only_the_tiktok_token_and_the_stripe_api_key(function):
+    # The line items are read at send time (the sender, the redrive), with the optional restricted
+    # key; the webhook's secret is not theirs.
     assert secret_policies(function) == {"TikTokTokenReadPolicy"}
-    assert named_parameters("TikTokTokenReadPolicy") == {"TikTokAccessTokenName", "SecretsKmsKeyArn"}
+    assert named_parameters("TikTokTokenReadPolicy") == {
+        "TikTokAccessTokenName",
+        "StripeApiKeyName",
+        "SecretsKmsKeyArn",
+    }
     variables = environment_of(function)
     assert not [name for name in variables if name.startswith("STRIPE_WEBHOOK_SECRET")]
-    assert {"TIKTOK_ACCESS_TOKEN", "TIKTOK_ACCESS_TOKEN_NAME"} <= set(variables)
+    assert {
+        "TIKTOK_ACCESS_TOKEN",
+        "TIKTOK_ACCESS_TOKEN_NAME",
+        "STRIPE_API_KEY",
+        "STRIPE_API_KEY_NAME",
+    } <= set(variables)
+    assert variables["STRIPE_API_KEY_NAME"] == {"Ref": "StripeApiKeyName"}
+
+
+def test_the_stripe_api_key_grant_exists_only_when_a_key_name_is_given():
+    """An empty StripeApiKeyName (no key: no contents) must not grant `parameter` (every SSM
+    parameter's ARN prefix) or `secret:-??????`."""
+    conditional = []
+    for statement, _ in statements(
+        resources()["TikTokTokenReadPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    ):
+        for resource in _listed(statement["Resource"]):
+            if isinstance(resource, dict) and "StripeApiKeyName" in str(resource):
+                conditional.append(resource)
+    assert len(conditional) == 2  # SSM and Secrets Manager
+    for resource in conditional:
+        condition, _, otherwise = resource["Fn::If"]
+        assert condition == "HasStripeApiKeyName" and otherwise == NO_VALUE
+    assert template()["Conditions"]["HasStripeApiKeyName"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "StripeApiKeyName"}, ""]}]
+    }

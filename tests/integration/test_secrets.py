@@ -2,7 +2,7 @@
 server on loopback, through Powertools Parameters with its short cache.
 
 The webhook reads only the Stripe signing secret; the stream sender and the redrive read the TikTok
-token, at send time."""
+token and the optional Stripe API key (line items), at send time."""
 
 import time
 import uuid
@@ -10,8 +10,9 @@ import uuid
 import boto3
 import pytest
 
+from devtools.stripe_standin import line_item
 from tests.factories import checkout_session, stripe_event
-from tests.integration.conftest import WEBHOOK_SECRET
+from tests.integration.conftest import STRIPE_API_KEY, WEBHOOK_SECRET
 
 pytest_plugins = ("tests.integration.redrive_fixtures",)
 
@@ -224,7 +225,7 @@ def test_unreadable_token_leaves_the_delivery_pending_for_lambda_and_the_redrive
     assert tiktok_server.requests == []
     record = db.session(session["id"])
     assert record["delivery_status"] == "pending" and record["delivery_attempts"] == 0
-    assert record["redrive_queue"] == "tiktok" and "tiktok_event" in record and "claim_token" not in record
+    assert record["redrive_queue"] == "tiktok" and "purchase" in record and "claim_token" not in record
     assert any(line.get("message", "").startswith("Cannot read the TikTok token") for line in logs())
 
     # The redrive logs it and sends nothing.
@@ -242,3 +243,77 @@ def test_unreadable_token_leaves_the_delivery_pending_for_lambda_and_the_redrive
     [request] = tiktok_server.requests
     assert request.headers["access-token"] == "token-at-last"
     assert db.session(session["id"])["delivery_status"] == "sent"
+
+
+# --- the optional Stripe API key (the sender reads the session's line items with it) ----------
+
+
+def test_the_sender_reads_the_stripe_api_key_from_the_store(
+    secrets, stripe_api, deliver, stream, pending, redrive, db, tiktok_server, logs, monkeypatch
+):
+    monkeypatch.setenv("STRIPE_API_KEY_NAME", secrets.name("stripe-api-key"))
+    secrets.write(secrets.name("stripe-webhook-secret"), WEBHOOK_SECRET)
+    secrets.write(secrets.name("tiktok-access-token"), "tiktok-token")
+    secrets.write(secrets.name("stripe-api-key"), f"rk_test_from_{secrets.source}")
+    session = checkout_session()
+    stripe_api.set_line_items(session["id"], [line_item("price_tee", "prod_tee", "T-shirt")])
+
+    assert deliver(stripe_event(session=session)).body["tiktok"] == {"status": "pending"}
+    stream.drain()
+
+    # The key in the store, not the one in the environment, as a Bearer token; and contents sent.
+    [request] = stripe_api.requests
+    assert request["headers"]["authorization"] == f"Bearer rk_test_from_{secrets.source}"
+    [event] = tiktok_server.events()
+    assert [content["content_id"] for content in event["properties"]["contents"]] == ["price_tee"]
+
+    # The redrive reads it too.
+    [(redriven, _)] = pending()
+    stripe_api.set_line_items(redriven["id"], [line_item("price_mug", "prod_mug", "Mug")])
+    assert redrive(at=db.session(redriven["id"])["next_attempt_at"]) == {"sent": 1}
+    assert stripe_api.requests[-1]["headers"]["authorization"] == f"Bearer rk_test_from_{secrets.source}"
+    assert tiktok_server.events()[-1]["properties"]["contents"][0]["content_id"] == "price_mug"
+    for secret in (f"rk_test_from_{secrets.source}", STRIPE_API_KEY, "tiktok-token"):
+        assert secret not in logs.text()
+
+
+def test_without_a_stripe_api_key_name_the_store_is_not_asked_and_no_contents_are_sent(
+    secrets, stripe_api, checkout, db, tiktok_server, emf, monkeypatch
+):
+    # SECRETS_SOURCE is a store and STRIPE_API_KEY_NAME empty: no key (the environment's is ignored).
+    monkeypatch.setenv("STRIPE_API_KEY_NAME", "")
+    secrets.write(secrets.name("stripe-webhook-secret"), WEBHOOK_SECRET)
+    secrets.write(secrets.name("tiktok-access-token"), "tiktok-token")
+    session = checkout_session()
+    stripe_api.set_line_items(session["id"], [line_item("price_tee", "prod_tee", "T-shirt")])
+
+    checkout(stripe_event(session=session))
+
+    assert stripe_api.requests == []
+    [event] = tiktok_server.events()
+    assert "contents" not in event["properties"]
+    assert db.session(session["id"])["delivery_status"] == "sent"
+    assert emf.total("ConfigurationErrors") == 0
+
+
+def test_an_unreadable_stripe_api_key_sends_without_contents_and_reports_it(
+    secrets, stripe_api, checkout, db, tiktok_server, emf, logs, monkeypatch
+):
+    monkeypatch.setenv("STRIPE_API_KEY_NAME", secrets.name("stripe-api-key"))  # never written
+    secrets.write(secrets.name("stripe-webhook-secret"), WEBHOOK_SECRET)
+    secrets.write(secrets.name("tiktok-access-token"), "tiktok-token")
+    session = checkout_session()
+    stripe_api.set_line_items(session["id"], [line_item("price_tee", "prod_tee", "T-shirt")])
+
+    answer = checkout(stripe_event(session=session))
+
+    # The conversion goes, without what was bought; the operator is told.
+    assert answer.body["tiktok"] == {"status": "pending"}
+    assert stripe_api.requests == []
+    [event] = tiktok_server.events()
+    assert event["event_id"] == session["id"] and "contents" not in event["properties"]
+    assert db.session(session["id"])["delivery_status"] == "sent"
+    assert emf.total("ConfigurationErrors") == 1
+    [line] = [line for line in logs() if line.get("message", "").startswith("Cannot read the Stripe API key")]
+    assert line["level"] == "ERROR" and secrets.name("stripe-api-key") in line["problem"]
+    assert STRIPE_API_KEY not in logs.text()

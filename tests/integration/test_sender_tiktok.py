@@ -26,6 +26,10 @@ EMAIL_SHA256 = "86e0b9e56c17cc4d12387e1949b85053fbe73bc3ce5a1188713a9d300cc6133d
 PHONE_SHA256 = "36a2cef4ff9bf7a1abd2a93359136b870393be4106e6c5d19b72ff564f9deca4"  # +14155550123
 USER_42_SHA256 = "6d894aa3ee802549d7f340e7c1cf0d1c1cb14cd84f768d92ffaa6785337c4997"  # user-42
 CUSTOMER_SHA256 = "3ca33e3c988c788fa1e3b0821bce9623dcbe5a08a8f9702c3d0baa8bb6ad10b5"  # cus_TestCustomer0001
+# The factory's "Jane Doe" (first and last word, lower-cased) and billing address US / 94107.
+FIRST_NAME_SHA256 = "81f8f6dde88365f3928796ec7aa53f72820b06db8664f5fe76a7eb13e24546a2"  # jane
+LAST_NAME_SHA256 = "799ef92a11af918e3fb741df42934f3b568ed2d93ac1df74f1b8d41a27932a6f"  # doe
+ZIP_SHA256 = "c884a209ebe08750a7d13db63bd02233b375bd79786cbe329ab11586cc35dead"  # 94107
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 PENDING = {"status": "pending"}
@@ -99,6 +103,10 @@ def test_complete_payment_carries_session_id_time_value_and_match_keys(env, chec
         "email": EMAIL_SHA256,
         "phone": PHONE_SHA256,
         "external_id": USER_42_SHA256,
+        "first_name": FIRST_NAME_SHA256,
+        "last_name": LAST_NAME_SHA256,
+        "zip_code": ZIP_SHA256,
+        "country": "us",  # lower-cased, not hashed
         "ttclid": "E.C.P.test-ttclid",
         "ttp": "2abcDEFttpCookie",
         "ip": "203.0.113.7",
@@ -199,7 +207,8 @@ def test_the_webhook_stores_a_pending_delivery_and_the_sender_records_it_sent(
 ):
     session = checkout_session()
 
-    # Given the webhook has answered: the delivery waits in the item, with the event to send.
+    # Given the webhook has answered: the delivery waits in the item, with the purchase to send
+    # (platform-neutral, as Stripe gave it: nothing hashed yet; TikTok's event is built at send time).
     answer = deliver(stripe_event(session=session))
     provisioned_at = time.time()
 
@@ -208,7 +217,12 @@ def test_the_webhook_stores_a_pending_delivery_and_the_sender_records_it_sent(
     waiting = db.session(session["id"])
     assert waiting["delivery_status"] == "pending"
     assert waiting["delivery_attempts"] == 0
-    assert json.loads(waiting["tiktok_event"])["event_id"] == session["id"]
+    stored = json.loads(waiting["purchase"])
+    assert stored["event_id"] == stored["order_id"] == session["id"]
+    assert (stored["amount"], stored["currency"]) == (1999, "USD")
+    assert stored["buyer"]["email"] == "jane.doe@example.com"  # trimmed and lower-cased, not hashed
+    assert (stored["buyer"]["first_name"], stored["buyer"]["last_name"]) == ("Jane", "Doe")
+    assert "tiktok_event" not in waiting
     assert waiting["redrive_queue"] == "tiktok"
     assert abs(waiting["next_attempt_at"] - (provisioned_at + 120)) <= 5  # REDRIVE_GRACE_SECONDS
     assert not claimed(waiting)
@@ -216,7 +230,8 @@ def test_the_webhook_stores_a_pending_delivery_and_the_sender_records_it_sent(
     # When the stream hands it to the sender
     stream.drain()
 
-    # Then it is sent once, and the item says so; the stored copy (raw IP, User-Agent, click id) goes.
+    # Then it is sent once, and the item says so; the stored purchase (the buyer's details, raw IP,
+    # User-Agent, click id) goes, and the names of the match keys the event carried stay.
     assert len(tiktok_server.requests) == 1
     assert_batch_succeeded(stream)
     record = db.session(session["id"])
@@ -225,7 +240,11 @@ def test_the_webhook_stores_a_pending_delivery_and_the_sender_records_it_sent(
     assert record["delivery_request_id"] == "req-standin"
     assert record["delivery_code"] == 0
     assert abs(datetime.fromisoformat(record["delivery_sent_at"]).timestamp() - time.time()) < 60
-    assert "tiktok_event" not in record
+    assert "purchase" not in record
+    assert record["delivery_match_keys"] == [
+        "email", "phone", "external_id", "first_name", "last_name", "zip_code", "country",
+        "ttclid", "ttp", "ip", "user_agent",
+    ]  # fmt: skip
     assert not queued(record) and not claimed(record)
     assert "delivery_retryable" not in record
 
@@ -263,7 +282,7 @@ def test_test_mode_event_without_test_code_is_skipped_by_the_webhook(
     assert stream.invocations == []  # the stream's filter passes only pending deliveries
     record = db.session(session["id"])
     assert record["delivery_status"] == "skipped"
-    assert "tiktok_event" not in record and not queued(record)
+    assert "purchase" not in record and not queued(record)
 
 
 def test_clearing_the_pixel_id_skips_at_the_webhook(
@@ -284,7 +303,7 @@ def test_clearing_the_pixel_id_skips_at_the_webhook(
     record = db.session(session["id"])
     assert record["delivery_status"] == "skipped"
     assert "TIKTOK_PIXEL_ID" in record["delivery_reason"]
-    assert "tiktok_event" not in record and not queued(record)
+    assert "purchase" not in record and not queued(record)
     said = [line for line in logs() if line.get("message") == "TikTok delivery skipped"]
     assert len(said) == 1 and "TIKTOK_PIXEL_ID" in said[0]["reason"]
 
@@ -329,7 +348,7 @@ def test_clearing_the_token_lets_the_webhook_answer_pending_and_the_sender_skip(
     record = db.session(session["id"])
     assert record["delivery_status"] == "skipped"
     assert "TIKTOK_ACCESS_TOKEN" in record["delivery_reason"]
-    assert "tiktok_event" not in record and not queued(record) and not claimed(record)
+    assert "purchase" not in record and not queued(record) and not claimed(record)
     said = [line for line in lines_of(logs, SENDER) if line.get("message") == "TikTok delivery skipped"]
     assert len(said) == 1 and "TIKTOK_ACCESS_TOKEN" in said[0]["reason"]
 
@@ -355,7 +374,7 @@ def test_a_setting_cleared_after_provisioning_skips_the_pending_delivery(
     record = db.session(session["id"])
     assert record["delivery_status"] == "skipped"
     assert record["delivery_reason"] == reason
-    assert "tiktok_event" not in record and not queued(record)
+    assert "purchase" not in record and not queued(record)
 
 
 # ---------------------------------------------------------------------- TikTok's answers
@@ -399,7 +418,7 @@ def test_tiktok_failures_are_recorded_on_the_item_and_never_change_the_answer(
     assert record["delivery_http_status"] == http_status
     assert record["delivery_message"]
     assert not claimed(record)
-    assert "tiktok_event" in record  # kept for the redrive, or for an operator's requeue
+    assert "purchase" in record  # kept for the redrive, or for an operator's requeue
     if retryable:
         assert record["redrive_queue"] == "tiktok"
         assert abs(record["next_attempt_at"] - (drained_at + 60)) <= 5
@@ -555,6 +574,7 @@ def test_logs_carry_no_secret_token_or_raw_pii(env, checkout, stream, logs, tikt
         "jane.doe@example.com",
         "Jane.Doe@Example.COM",
         "Jane Doe",
+        "94107",
         "555-0123",
         "203.0.113.7",
         "Mozilla/5.0 (iPhone",

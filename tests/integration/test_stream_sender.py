@@ -76,7 +76,7 @@ def assert_untouched(record):
     assert record["delivery_status"] == "pending"
     assert record["delivery_attempts"] == 0
     assert "claim_token" not in record and "claim_expires_at" not in record
-    assert record["redrive_queue"] == "tiktok" and "tiktok_event" in record
+    assert record["redrive_queue"] == "tiktok" and "purchase" in record
 
 
 # --- the normal path --------------------------------------------------------------------------
@@ -113,7 +113,7 @@ def test_a_paid_session_is_sent_once_after_the_stream_is_drained(
     record = db.session(session["id"])
     assert record["delivery_status"] == "sent" and record["delivery_attempts"] == 1
     assert record["delivery_code"] == 0 and record["delivery_request_id"] == "req-standin"
-    for gone in ("claim_token", "claim_expires_at", "redrive_queue", "next_attempt_at", "tiktok_event"):
+    for gone in ("claim_token", "claim_expires_at", "redrive_queue", "next_attempt_at", "purchase"):
         assert gone not in record, gone
     assert emf.total("TikTokSent") == 1
     assert [line["sent"] for line in batch_tallies(logs)] == [1]
@@ -374,7 +374,7 @@ def test_a_token_cleared_after_provisioning_settles_the_delivery_skipped(
     record = db.session(session["id"])
     assert record["delivery_status"] == "skipped"
     assert "TIKTOK_ACCESS_TOKEN" in record["delivery_reason"]
-    for gone in ("redrive_queue", "next_attempt_at", "claim_token", "tiktok_event"):
+    for gone in ("redrive_queue", "next_attempt_at", "claim_token", "purchase"):
         assert gone not in record, gone
     assert emf.total("TikTokSkipped") == 1
 

@@ -162,3 +162,81 @@ def test_product_name_wins_over_the_description():
 def test_item_without_a_price():
     item = {"id": "li_1", "object": "item", "description": "Something", "quantity": 1, "currency": "usd"}
     assert _content(item, PRODUCT) == Content(None, "Something", 1, None, "USD")
+
+
+class _Pages:
+    """Stands in for `client.v1.checkout.sessions.line_items`: pages of Stripe objects, and a clock
+    that moves by `seconds_per_page` at each request."""
+
+    def __init__(self, pages, clock, seconds_per_page):
+        self._pages, self._clock, self._step = pages, clock, seconds_per_page
+        self.requests = []
+
+    def list(self, session_id, params):
+        import stripe
+
+        self.requests.append(dict(params))
+        self._clock[0] += self._step
+        index = len(self.requests) - 1
+        return stripe.StripeObject.construct_from(
+            {"object": "list", "data": self._pages[index], "has_more": index + 1 < len(self._pages)},
+            "rk_test",
+        )
+
+
+def _client_with(pages, clock, seconds_per_page):
+    from types import SimpleNamespace
+
+    line_items_api = _Pages(pages, clock, seconds_per_page)
+    client = SimpleNamespace(
+        v1=SimpleNamespace(checkout=SimpleNamespace(sessions=SimpleNamespace(line_items=line_items_api)))
+    )
+    return client, line_items_api
+
+
+def _pages(count, per_page=2):
+    return [
+        [line_item(f"price_{page}_{n}", f"prod_{page}_{n}", f"Item {page}.{n}") for n in range(per_page)]
+        for page in range(count)
+    ]
+
+
+def test_every_page_is_read_each_after_the_last_item_of_the_one_before(monkeypatch):
+    from checkout_conversions import line_items
+
+    clock = [0.0]
+    monkeypatch.setattr(line_items.time, "monotonic", lambda: clock[0])
+    client, api = _client_with(_pages(3), clock, seconds_per_page=0.1)
+
+    items = line_items.read_line_items(client, "cs_test_1", ContentIdSource.parse("price"), timeout_seconds=1)
+
+    assert [item.content_id for item in items] == [f"price_{p}_{n}" for p in range(3) for n in range(2)]
+    assert [request.get("starting_after") for request in api.requests] == [None, "li_0_1_1", "li_1_1_1"]
+    assert all(
+        request["limit"] == 100 and request["expand"] == ["data.price.product"] for request in api.requests
+    )
+
+
+def test_a_read_that_runs_out_of_time_between_pages_is_unavailable_not_partial(monkeypatch):
+    """A slow Stripe must not hold the sender past its budget, nor send half a basket as the whole."""
+    from checkout_conversions import line_items
+
+    clock = [0.0]
+    monkeypatch.setattr(line_items.time, "monotonic", lambda: clock[0])
+    client, api = _client_with(_pages(5), clock, seconds_per_page=1.5)
+
+    with pytest.raises(line_items.StripeApiUnavailable, match="not in time"):
+        line_items.read_line_items(client, "cs_test_1", ContentIdSource.parse("price"), timeout_seconds=1)
+    assert len(api.requests) == 2  # no further page is asked for once 2 timeouts have passed
+
+
+def test_the_senders_budget_counts_the_line_items_read_only_when_there_is_a_key():
+    from checkout_conversions.config import load_settings
+    from checkout_conversions.tiktok_request import worst_case_seconds
+
+    settings = load_settings({"TIKTOK_TIMEOUT_SECONDS": "5", "STRIPE_API_TIMEOUT_SECONDS": "3"})
+
+    assert worst_case_seconds(settings, reads_line_items=False) == 4 * 5
+    assert worst_case_seconds(settings, reads_line_items=True) == 4 * 5 + 5 * 3
+    # With every default, a record still fits in the sender's 60 s with its 10 s for the record.
+    assert worst_case_seconds(load_settings({}), reads_line_items=True) + 10 <= 60
