@@ -39,7 +39,7 @@ def main() -> None:
             "session_id": {"S": f"floor-{session_id}"},
             "stripe_event_id": {"S": stripe_event["id"]},
             "event_time": {"N": str(stripe_event["created"])},
-            "tiktok_event": {"S": job["tiktok_event"]},
+            "purchase": {"S": job["purchase"]},
         },
         ConditionExpression="attribute_not_exists(session_id)",
     )

@@ -76,7 +76,7 @@ def run(runs: int = RUNS, warmup: int = WARMUP, importtime_runs: int = IMPORTTIM
                     "request_id": str(uuid.uuid4()),
                     "secret": common.WEBHOOK_SECRET,
                     "table": tables["SESSIONS_TABLE_NAME"],
-                    "tiktok_event": common.stored_tiktok_event(stripe_event),
+                    "purchase": common.stored_purchase(stripe_event),
                 }
                 env = child_env
                 if kind == "product_traced":  # a new trace id per invocation, as Lambda sets it

@@ -332,14 +332,12 @@ def json_bytes(value: Any) -> bytes:
     return json.dumps(value).encode("utf-8")
 
 
-def stored_tiktok_event(stripe_event: dict[str, Any]) -> str:
-    """The TikTok event the webhook stores on the session item for this Stripe event (a JSON
-    string), for the floors' items."""
-    from checkout_conversions import conversion, tiktok_payload
+def stored_purchase(stripe_event: dict[str, Any]) -> str:
+    """The purchase the webhook stores on the session item for this Stripe event (a JSON string),
+    for the floors' items, which carry as much as the product's."""
+    from checkout_conversions import conversion
 
-    session = stripe_event["data"]["object"]
-    purchase = conversion.purchase(session, stripe_event, "US")
-    return tiktok_payload.encode(tiktok_payload.build_event(purchase, "CompletePayment")).decode()
+    return conversion.purchase(stripe_event["data"]["object"], stripe_event).to_json()
 
 
 def session_id(stripe_event: dict[str, Any]) -> str:

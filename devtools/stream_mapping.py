@@ -241,8 +241,9 @@ class LocalStreamMapping:
                 return
             if invocation.error is not None and self.settings.bisect_on_error and len(batch) > 1:
                 middle = len(batch) // 2
-                self.deliver(batch[:middle], retries_left - 1)
-                self.deliver(batch[middle:], retries_left - 1)
+                halves_retries = retries_left if retries_left < 0 else max(retries_left - 1, 0)  # -1: forever
+                self.deliver(batch[:middle], halves_retries)
+                self.deliver(batch[middle:], halves_retries)
                 return
             # Lambda retries from the first failed record; an id it cannot find fails the batch.
             ids = [record["dynamodb"]["SequenceNumber"] for record in batch]

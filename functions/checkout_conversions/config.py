@@ -121,7 +121,7 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         tiktok_event_name=text("TIKTOK_EVENT_NAME") or "CompletePayment",
         tiktok_api_url=text("TIKTOK_API_URL") or DEFAULT_TIKTOK_API_URL,
         tiktok_test_event_code=text("TIKTOK_TEST_EVENT_CODE"),
-        # Each phase of one POST (connect, send, wait, read); the sender's Lambda timeout is 60 s.
+        # Each phase of one POST (connect, send, wait, read); the sender's Lambda timeout is 120 s.
         tiktok_timeout_seconds=number("TIKTOK_TIMEOUT_SECONDS", 5.0, float, minimum=0.1, maximum=10),
         tiktok_limited_data_use=flag("TIKTOK_LIMITED_DATA_USE"),
         require_ad_consent=flag("REQUIRE_AD_CONSENT"),

@@ -9,7 +9,7 @@ States (`delivery_status` on the session item):
   sent     - TikTok accepted it; never sent again
   failed   - `delivery_retryable` says whether the redrive tries again
   skipped  - not to be sent (TikTok switched off, a test-mode event with no test event code, a
-             payment older than the maximum age)
+             payment older than the maximum age, the buyer's ad consent denied or not given)
   expired  - given up after DELIVERY_MAX_AGE_DAYS
 
 Whoever sends holds a claim (`claim_token`, `claim_expires_at`) taken by a conditional write, so

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import stripe
 
-from checkout_conversions.tiktok_payload import Content
+from checkout_conversions.purchase import Content
 
 PAGE_SIZE = 100  # Stripe's maximum; a session can have more, so every page is read
 # A page is requested only this many timeouts after the first: with one page's own worst case

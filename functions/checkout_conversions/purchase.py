@@ -66,5 +66,16 @@ class Purchase:
         return cls(buyer=buyer, **{key: value for key, value in data.items() if key in known})
 
 
+@dataclass(frozen=True)
+class Content:
+    """One line item of the purchase (read from Stripe's API at send time, never stored)."""
+
+    content_id: str | None
+    content_name: str | None
+    quantity: int
+    unit_amount: int | None  # minor units of `currency`
+    currency: str | None
+
+
 def _present(values: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}

@@ -15,13 +15,28 @@ from typing import Any
 import httpx
 
 from checkout_conversions import delivery, tiktok_api, tiktok_request
-from checkout_conversions.config import ConfigurationError, Settings, tiktok_access_token
-from checkout_conversions.observability import count, logger
+from checkout_conversions.config import (
+    ConfigurationError,
+    Settings,
+    load_settings,
+    require_tables,
+    tiktok_access_token,
+)
+from checkout_conversions.observability import count, logger, report_ignored_settings
 from checkout_conversions.store import Store
 
 # Stop starting new sends when less than this (plus one whole send) is left of the Lambda's time.
 STOP_MARGIN_SECONDS = 10
 MAX_PAGES = 20
+
+
+def redrive_due_deliveries(dynamodb: Any, http_client: httpx.Client, context: Any) -> dict[str, Any]:
+    """The scheduled invocation: the settings of the moment, then one run."""
+    settings = load_settings()
+    report_ignored_settings(settings.problems)
+    require_tables(settings)
+    store = Store(dynamodb, settings.sessions_table, settings.customers_table)
+    return run_redrive(store, http_client, settings, context.get_remaining_time_in_millis)
 
 
 def run_redrive(
@@ -35,16 +50,15 @@ def run_redrive(
     tally: Counter[str] = Counter()
     try:
         token = tiktok_access_token(settings)
+        read_line_items = tiktok_request.line_items_reader(settings)
     except ConfigurationError as error:
-        logger.error("Cannot read the TikTok token; nothing sent this run", extra={"problem": str(error)})
+        logger.error("Cannot read a secret; nothing sent this run", extra={"problem": str(error)})
         count("ConfigurationErrors")
-        return {"disabled": "token unreadable"}
+        return {"disabled": "secret unreadable"}
     disabled = delivery.skip_reason_at_send_time(settings, token, livemode=True)
     if disabled:
         logger.info("Redrive idle", extra={"reason": disabled})
         return {"disabled": disabled}
-
-    read_line_items = tiktok_request.line_items_reader(settings)
 
     def prepare(item: dict[str, Any]) -> tiktok_request.Prepared | delivery.Outcome:
         return tiktok_request.prepare(item, settings, read_line_items)

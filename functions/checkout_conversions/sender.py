@@ -11,6 +11,7 @@ again, only when the work could not be done: DynamoDB errors while claiming or r
 unreadable token, or too little time left in this invocation to start another send.
 """
 
+import functools
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -30,7 +31,7 @@ from checkout_conversions.config import (
 )
 from checkout_conversions.delivery import DeliveryStatus
 from checkout_conversions.observability import count, logger, report_ignored_settings
-from checkout_conversions.store import Store
+from checkout_conversions.store import Store, StoreError
 
 # A send is only started when what it can take at most (tiktok_request.worst_case_seconds: the
 # line items read and the POST) and this much more for the claim and the record is left.
@@ -77,21 +78,8 @@ def send_new_deliveries(
     report_ignored_settings(settings.problems)
     require_tables(settings)
     store = Store(dynamodb, settings.sessions_table, settings.customers_table)
+    secrets = _SecretsOncePerBatch(settings)
     tally: Counter[str] = Counter()
-    access_token = _TokenOncePerBatch(settings)
-
-    read_line_items = tiktok_request.line_items_reader(settings)
-    needed_seconds = (
-        tiktok_request.worst_case_seconds(settings, read_line_items is not None) + RECORD_MARGIN_SECONDS
-    )
-
-    def prepare(item: dict[str, Any]) -> tiktok_request.Prepared | delivery.Outcome:
-        return tiktok_request.prepare(item, settings, read_line_items)
-
-    def post(body: bytes) -> delivery.Outcome:
-        return tiktok_api.post(
-            http_client, settings.tiktok_api_url, access_token(), body, settings.tiktok_timeout_seconds
-        )
 
     def handle(record: DynamoDBRecord) -> str:
         session_id = pending_delivery(record)
@@ -100,11 +88,13 @@ def send_new_deliveries(
             return "ignored"
         logger.append_keys(checkout_session_id=session_id)
         try:
-            outcome = _send_one(
-                session_id, store, settings, context, needed_seconds, access_token, prepare, post, clock
-            )
-        except Exception:
+            outcome = _send_one(session_id, store, settings, context, secrets, http_client, clock)
+        except Exception as error:
             tally["retry_later"] += 1
+            logger.warning(
+                "Record not processed: Lambda delivers it again", extra={"error": _described(error)}
+            )
+            count("SenderRecordFailures")
             raise
         finally:
             logger.remove_keys(["checkout_session_id"])
@@ -116,29 +106,33 @@ def send_new_deliveries(
     return answer
 
 
-class _TokenOncePerBatch:
-    """The TikTok token, read at send time, once per batch. A read that failed fails the batch's
-    other records too, without trying again: logged and counted once, retried by Lambda."""
+class _SecretsOncePerBatch:
+    """The TikTok token and the Stripe API key (what reads line items, or None without a key),
+    read at send time, once per batch. A read that failed fails the batch's other records too,
+    without trying again: logged and counted once, retried by Lambda."""
 
     def __init__(self, settings: Settings):
         self._settings = settings
-        self._token: str | None = None
+        self._secrets: tuple[str, tiktok_request.LineItems | None] | None = None
         self._problem: ConfigurationError | None = None
 
-    def __call__(self) -> str:
+    def __call__(self) -> tuple[str, tiktok_request.LineItems | None]:
         if self._problem is not None:
             raise self._problem
-        if self._token is None:
+        if self._secrets is None:
             try:
-                self._token = tiktok_access_token(self._settings)
+                self._secrets = (
+                    tiktok_access_token(self._settings),
+                    tiktok_request.line_items_reader(self._settings),
+                )
             except ConfigurationError as problem:
                 logger.error(
-                    "Cannot read the TikTok token; Lambda retries the batch", extra={"problem": str(problem)}
+                    "Cannot read a secret; Lambda retries the batch", extra={"problem": str(problem)}
                 )
                 count("ConfigurationErrors")
                 self._problem = problem
                 raise
-        return self._token
+        return self._secrets
 
 
 def _send_one(
@@ -146,18 +140,33 @@ def _send_one(
     store: Store,
     settings: Settings,
     context: Any,
-    needed_seconds: float,
-    access_token: Callable[[], str],
-    prepare: delivery.Prepare,
-    post: delivery.Post,
+    secrets: _SecretsOncePerBatch,
+    http_client: httpx.Client,
     clock: Callable[[], float],
 ) -> str:
+    token, read_line_items = secrets()  # before the claim: an unreadable secret holds nothing
     left_seconds = context.get_remaining_time_in_millis() / 1000
-    if left_seconds < needed_seconds:
-        raise OutOfTime(f"{left_seconds:.1f}s left in this invocation")
-    token = access_token()  # before the claim: an unreadable token holds nothing
+    needed_seconds = tiktok_request.worst_case_seconds(settings, read_line_items is not None)
+    if left_seconds < needed_seconds + RECORD_MARGIN_SECONDS:
+        raise OutOfTime(f"{left_seconds:.1f}s left in this invocation, a send needs {needed_seconds:g}s")
     claimed = delivery.claim_new(store, session_id, int(clock()), hold_seconds=left_seconds)
     if claimed is None:
         logger.info("Delivery already claimed or finished: nothing to send")
         return "not_claimed"
+    prepare = functools.partial(tiktok_request.prepare, settings=settings, read_line_items=read_line_items)
+    post = functools.partial(
+        tiktok_api.post,
+        http_client,
+        settings.tiktok_api_url,
+        token,
+        timeout_seconds=settings.tiktok_timeout_seconds,
+    )
     return delivery.deliver_claimed(store, claimed, token, prepare, post, settings, clock)
+
+
+def _described(error: Exception) -> str:
+    """Our own errors say what failed (an error code, a time, a setting's name); anything else is
+    named by its type only, since its text could quote a value."""
+    if isinstance(error, OutOfTime | StoreError | ConfigurationError):
+        return f"{type(error).__name__}: {error}"
+    return type(error).__name__

@@ -5,13 +5,12 @@ from Stripe when a key is configured, and the match-key rules of match_keys.py. 
 """
 
 import json
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from checkout_conversions import match_keys
 from checkout_conversions.currency import to_decimal_amount
-from checkout_conversions.purchase import Purchase
+from checkout_conversions.purchase import Content, Purchase
 
 # The currencies TikTok accepts for `value` (TikTok's list in its Business API SDK's
 # PixelProperties documentation; see ../shared/reference/tiktok-events-api.md). Stripe supports
@@ -27,17 +26,6 @@ USER_KEYS = (
     "email", "phone", "external_id", "first_name", "last_name", "zip_code", "city", "state",
     "country", "ttclid", "ttp", "ip", "user_agent", "locale",
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Content:
-    """One line item of the purchase, as TikTok's `properties.contents[]` takes it."""
-
-    content_id: str | None
-    content_name: str | None
-    quantity: int
-    unit_amount: int | None  # minor units of `currency`
-    currency: str | None
 
 
 def supported_currency(currency: str | None) -> bool:
@@ -75,7 +63,8 @@ def build_event(
 ) -> dict[str, Any]:
     """One element of the request's `data[]`; missing keys are left out, never sent empty.
 
-    `limited_data_use` is the setting's default; the purchase's own choice (metadata) wins."""
+    `limited_data_use` is the setting: on, every event carries the flag; off, a purchase whose
+    metadata asks for it does (a session cannot switch the operator's choice off)."""
     priced = supported_currency(purchase.currency)
     properties: dict[str, Any] = {"order_id": purchase.order_id, "content_type": "product"}
     if purchase.value is not None and priced:
@@ -94,7 +83,7 @@ def build_event(
     page = _present({"url": purchase.page_url, "referrer": purchase.page_referrer})
     if page:
         event["page"] = page
-    if purchase.limited_data_use if purchase.limited_data_use is not None else limited_data_use:
+    if limited_data_use or purchase.limited_data_use:
         event["limited_data_use"] = True
     return event
 

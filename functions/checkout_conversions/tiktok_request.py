@@ -2,9 +2,10 @@
 the stored purchase, what was bought (Stripe's API, when a key is configured), TikTok's event.
 
 A Stripe API that is down (timeout, 5xx) makes the attempt a retryable failure: the redrive tries
-again later, with the line items. A Stripe API that refuses (4xx: a bad key, a key without
-permission) never stops a conversion: it is sent without its contents, said once in the log and
-counted every time (StripeLineItemsRefused).
+again later, with the line items; after CONTENTS_ATTEMPTS attempts the conversion goes without
+them, rather than be lost at the maximum age for want of an enrichment. A Stripe API that
+refuses (4xx: a bad key, a key without permission) never stops a conversion: it is sent without
+its contents, said once in the log and counted every time (StripeLineItemsRefused).
 """
 
 import functools
@@ -14,13 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from checkout_conversions import line_items, tiktok_payload
-from checkout_conversions.config import ConfigurationError, Settings, stripe_api_key
+from checkout_conversions.config import Settings, stripe_api_key
 from checkout_conversions.delivery import Outcome
 from checkout_conversions.observability import count, logger
-from checkout_conversions.purchase import Purchase
-from checkout_conversions.tiktok_payload import Content
+from checkout_conversions.purchase import Content, Purchase
 
 LineItems = Callable[[str], list[Content]]
+# With the redrive's backoff (1, 2, 4, 8 minutes by default) about a quarter of an hour of Stripe
+# outage before a conversion is sent without its contents.
+CONTENTS_ATTEMPTS = 5
 _refusal_reported = False
 
 
@@ -31,15 +34,9 @@ class Prepared:
 
 
 def line_items_reader(settings: Settings) -> LineItems | None:
-    """What reads a session's line items, or None when no Stripe API key is configured."""
-    try:
-        api_key = stripe_api_key(settings)
-    except ConfigurationError as error:
-        logger.error(
-            "Cannot read the Stripe API key; sending without contents", extra={"problem": str(error)}
-        )
-        count("ConfigurationErrors")
-        return None
+    """What reads a session's line items, or None when no Stripe API key is configured. A key
+    that is configured but cannot be read raises ConfigurationError: the delivery waits for it."""
+    api_key = stripe_api_key(settings)
     if not api_key:
         return None
     timeout = settings.stripe_api_timeout_seconds
@@ -75,7 +72,13 @@ def prepare(
             contents = read_line_items(purchase.order_id)
         except line_items.StripeApiUnavailable as error:
             count("StripeLineItemsUnavailable")
-            return Outcome.failure(f"Stripe API unavailable: {error}")
+            if int(item.get("delivery_attempts") or 1) < CONTENTS_ATTEMPTS:
+                return Outcome.failure(f"Stripe API unavailable: {error}")
+            count("StripeLineItemsGivenUp")
+            logger.warning(
+                "Stripe's API still unavailable: sending without contents",
+                extra={"attempts": item.get("delivery_attempts"), "reason": str(error)},
+            )
         except line_items.StripeApiRefused as error:
             _report_refusal(str(error))
     if purchase.currency and not tiktok_payload.supported_currency(purchase.currency):

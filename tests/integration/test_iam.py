@@ -317,8 +317,8 @@ def test_the_webhook_cannot_read_the_tiktok_token_or_the_stripe_api_key():
 def test_the_sender_and_the_redrive_read_only_the_tiktok_token_and_the_stripe_api_key(function):
     # The line items are read at send time (the sender, the redrive), with the optional restricted
     # key; the webhook's secret is not theirs.
-    assert secret_policies(function) == {"TikTokTokenReadPolicy"}
-    assert named_parameters("TikTokTokenReadPolicy") == {
+    assert secret_policies(function) == {"SenderSecretsReadPolicy"}
+    assert named_parameters("SenderSecretsReadPolicy") == {
         "TikTokAccessTokenName",
         "StripeApiKeyName",
         "SecretsKmsKeyArn",
@@ -339,7 +339,7 @@ def test_the_stripe_api_key_grant_exists_only_when_a_key_name_is_given():
     parameter's ARN prefix) or `secret:-??????`."""
     conditional = []
     for statement, _ in statements(
-        resources()["TikTokTokenReadPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+        resources()["SenderSecretsReadPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     ):
         for resource in _listed(statement["Resource"]):
             if isinstance(resource, dict) and "StripeApiKeyName" in str(resource):

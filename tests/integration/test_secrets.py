@@ -226,16 +226,12 @@ def test_unreadable_token_leaves_the_delivery_pending_for_lambda_and_the_redrive
     record = db.session(session["id"])
     assert record["delivery_status"] == "pending" and record["delivery_attempts"] == 0
     assert record["redrive_queue"] == "tiktok" and "purchase" in record and "claim_token" not in record
-    assert any(line.get("message", "").startswith("Cannot read the TikTok token") for line in logs())
+    assert any(line.get("message", "").startswith("Cannot read a secret") for line in logs())
 
     # The redrive logs it and sends nothing.
-    assert redrive() == {"disabled": "token unreadable"}
+    assert redrive() == {"disabled": "secret unreadable"}
     assert tiktok_server.requests == []
-    [line] = [
-        line
-        for line in logs()
-        if line.get("message") == "Cannot read the TikTok token; nothing sent this run"
-    ]
+    [line] = [line for line in logs() if line.get("message") == "Cannot read a secret; nothing sent this run"]
     assert line["level"] == "ERROR" and secrets.name("tiktok-access-token") in line["problem"]
 
     secrets.write(secrets.name("tiktok-access-token"), "token-at-last")
@@ -296,10 +292,12 @@ def test_without_a_stripe_api_key_name_the_store_is_not_asked_and_no_contents_ar
     assert emf.total("ConfigurationErrors") == 0
 
 
-def test_an_unreadable_stripe_api_key_sends_without_contents_and_reports_it(
-    secrets, stripe_api, checkout, db, tiktok_server, emf, logs, monkeypatch
+def test_an_unreadable_stripe_api_key_makes_the_delivery_wait_then_it_goes_with_contents(
+    secrets, stripe_api, checkout, db, tiktok_server, emf, logs, redrive, monkeypatch
 ):
-    monkeypatch.setenv("STRIPE_API_KEY_NAME", secrets.name("stripe-api-key"))  # never written
+    """A key that is configured but cannot be read (a store error, a missing permission) is not
+    "no key": the delivery waits, as for an unreadable token, rather than go without contents."""
+    monkeypatch.setenv("STRIPE_API_KEY_NAME", secrets.name("stripe-api-key"))  # not written yet
     secrets.write(secrets.name("stripe-webhook-secret"), WEBHOOK_SECRET)
     secrets.write(secrets.name("tiktok-access-token"), "tiktok-token")
     session = checkout_session()
@@ -307,13 +305,20 @@ def test_an_unreadable_stripe_api_key_sends_without_contents_and_reports_it(
 
     answer = checkout(stripe_event(session=session))
 
-    # The conversion goes, without what was bought; the operator is told.
+    # The webhook answered as ever; the sender claimed nothing and Lambda retried the record.
     assert answer.body["tiktok"] == {"status": "pending"}
-    assert stripe_api.requests == []
-    [event] = tiktok_server.events()
-    assert event["event_id"] == session["id"] and "contents" not in event["properties"]
-    assert db.session(session["id"])["delivery_status"] == "sent"
-    assert emf.total("ConfigurationErrors") == 1
-    [line] = [line for line in logs() if line.get("message", "").startswith("Cannot read the Stripe API key")]
+    assert tiktok_server.requests == [] and stripe_api.requests == []
+    record = db.session(session["id"])
+    assert record["delivery_status"] == "pending" and "claim_token" not in record
+    assert emf.total("ConfigurationErrors") >= 1
+    [line, *_] = [line for line in logs() if line.get("message", "").startswith("Cannot read a secret")]
     assert line["level"] == "ERROR" and secrets.name("stripe-api-key") in line["problem"]
+    assert redrive(at=record["next_attempt_at"] + 1) == {"disabled": "secret unreadable"}
+    assert tiktok_server.requests == []
+
+    # The key written, the redrive sends it with what was bought.
+    secrets.write(secrets.name("stripe-api-key"), STRIPE_API_KEY)
+    assert redrive(at=record["next_attempt_at"] + 1) == {"sent": 1}
+    [event] = tiktok_server.events()
+    assert [item["content_id"] for item in event["properties"]["contents"]] == ["price_tee"]
     assert STRIPE_API_KEY not in logs.text()

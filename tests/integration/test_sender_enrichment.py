@@ -280,6 +280,34 @@ def test_stripe_api_unavailable_fails_the_delivery_for_the_redrive_which_sends_i
     assert len(tiktok_server.requests) == 1
 
 
+def test_a_long_stripe_outage_never_costs_the_conversion_it_goes_without_contents(
+    env, stripe_api, deliver, stream, tiktok_server, db, redrive, emf
+):
+    """The contents are an enrichment: after CONTENTS_ATTEMPTS attempts the purchase is reported
+    without them, rather than expire unreported at the maximum age."""
+    stripe_api.behave("http:503")
+    session = checkout_session()
+    stripe_api.set_line_items(session["id"], [line_item("price_tee", "prod_tee", "T-shirt")])
+    deliver(stripe_event(session=session))
+    stream.drain()
+
+    for attempt in range(1, tiktok_request.CONTENTS_ATTEMPTS):
+        record = db.session(session["id"])
+        assert record["delivery_attempts"] == attempt and record["delivery_status"] == "failed"
+        assert tiktok_server.requests == []
+        last = attempt + 1 == tiktok_request.CONTENTS_ATTEMPTS
+        assert redrive(at=record["next_attempt_at"] + 1) == {"sent" if last else "failed_retryable": 1}
+
+    event = only_event(tiktok_server)
+    assert "contents" not in event["properties"] and event["properties"]["value"] == 19.99
+    record = db.session(session["id"])
+    assert record["delivery_status"] == "sent"
+    assert record["delivery_attempts"] == tiktok_request.CONTENTS_ATTEMPTS
+    emf.flush()  # the redrive ran outside a Lambda handler: publish what it counted
+    assert emf.total("StripeLineItemsUnavailable") == tiktok_request.CONTENTS_ATTEMPTS
+    assert emf.total("StripeLineItemsGivenUp") == 1
+
+
 @pytest.mark.parametrize("status", [401, 403])
 def test_stripe_api_refusing_sends_without_contents_counts_it_and_says_so_once(
     env, stripe_api, checkout, tiktok_server, db, emf, logs, monkeypatch, status
@@ -431,12 +459,12 @@ def test_require_ad_consent_sends_only_what_the_buyer_granted(
 @pytest.mark.parametrize(
     ("setting", "metadata", "limited"),
     [
-        ("true", None, True),  # the merchant's default
-        ("true", "false", False),  # the purchase's own choice wins
-        ("", "true", True),
+        ("true", None, True),  # the merchant's choice, for every event
+        ("true", "false", True),  # a session cannot switch it off
+        ("", "true", True),  # a session can ask for it
         ("", None, False),
     ],
-    ids=["setting-on", "metadata-false-overrides", "metadata-true", "neither"],
+    ids=["setting-on", "metadata-false-cannot-switch-it-off", "metadata-true", "neither"],
 )
 def test_limited_data_use_from_the_setting_or_the_purchase(
     env, checkout, tiktok_server, monkeypatch, setting, metadata, limited

@@ -53,7 +53,7 @@ def test_the_templates_settings_are_read():
     assert settings.batch_size == 10 and settings.max_retries == 3
     assert settings.bisect_on_error is True and settings.reports_item_failures is True
     assert settings.filters == (PATTERN,)
-    assert settings.timeout_seconds == 60
+    assert settings.timeout_seconds == 120
 
 
 def test_only_inserts_of_pending_deliveries_reach_the_function(streams, dynamodb, table):
@@ -168,3 +168,17 @@ def test_filter_patterns(record, passes):
 def test_unsupported_filter_operators_are_refused_not_guessed():
     with pytest.raises(ValueError, match="not supported"):
         matches({"eventName": [{"prefix": "INS"}]}, {"eventName": "INSERT"})
+
+
+def test_a_function_that_always_crashes_is_bisected_and_given_up_not_retried_forever(
+    streams, dynamodb, table
+):
+    recorder = Recorder(crash_times=10_000)
+    mapping = mapping_with(streams, dynamodb, table, recorder)
+    for number in range(1, 11):
+        put(dynamodb, table, f"cs_{number:02d}")
+
+    mapping.drain(timeout_seconds=10)
+
+    assert len(mapping.given_up) == 10
+    assert len(recorder.batches) < 60  # halves share the retries left, they do not restart them

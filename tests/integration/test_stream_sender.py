@@ -437,7 +437,7 @@ def test_an_unreadable_token_fails_the_records_unclaimed_and_counts_a_configurat
     problems = [
         line["problem"]
         for line in logs()
-        if line.get("message") == "Cannot read the TikTok token; Lambda retries the batch"
+        if line.get("message") == "Cannot read a secret; Lambda retries the batch"
     ]
     assert len(problems) == len(stream.invocations)
     assert all(f"{prefix}/tiktok-token" in problem for problem in problems)
@@ -447,3 +447,27 @@ def test_an_unreadable_token_fails_the_records_unclaimed_and_counts_a_configurat
     due = db.session(sessions[0]["id"])["next_attempt_at"]
     assert redrive(at=due + 1) == {"sent": 2}
     assert {request.headers["access-token"] for request in tiktok_server.requests} == {"token-at-last"}
+
+
+def test_a_record_left_to_lambdas_retry_is_logged_and_counted_without_the_buyers_data(
+    env, deliver, stream, sender_app, logs, emf
+):
+    """An operator sees why records come back (and why the failure queue fills), never a value."""
+    from devtools.function_url import LambdaContext
+
+    session = checkout_session()
+    deliver(stripe_event(session=session))
+    [record] = stream.poll()
+
+    answer = sender_app.lambda_handler(
+        {"Records": [record]}, LambdaContext(5.0, function_name="TikTokSenderFunction")
+    )
+
+    assert answer == {"batchItemFailures": [{"itemIdentifier": record["dynamodb"]["SequenceNumber"]}]}
+    [line] = [
+        line for line in logs() if line.get("message") == "Record not processed: Lambda delivers it again"
+    ]
+    assert line["level"] == "WARNING" and line["error"].startswith("OutOfTime: ")
+    assert line["checkout_session_id"] == session["id"]
+    assert emf.total("SenderRecordFailures") == 1
+    assert session["customer_details"]["email"].strip() not in logs.text()

@@ -208,7 +208,7 @@ def test_is_transient_code_per_reference(code, transient):
 @pytest.mark.parametrize(
     ("code", "transient"),
     [
-        # Product policy (tiktok.py): unlisted 5xxxx/6xxxx codes are server-side and retried;
+        # Product policy (tiktok_api.py): unlisted 5xxxx/6xxxx codes are server-side and retried;
         # everything outside 50000-69999 that is not listed is not.
         (49999, False),
         (50001, True),

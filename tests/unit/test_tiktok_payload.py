@@ -373,8 +373,8 @@ def test_num_items_is_the_sum_of_quantities():
     [
         (False, None, False),  # the default: off
         (True, None, True),  # the setting
-        (True, False, False),  # the purchase's metadata wins, both ways
-        (False, True, True),
+        (True, False, True),  # a session cannot switch the operator's choice off
+        (False, True, True),  # but it can ask for it
         (True, True, True),
         (False, False, False),
     ],
