@@ -9,11 +9,12 @@ The objects have the shapes of Stripe's own (a `list` of `item`s, each with its 
 """
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from devtools.loopback import LoopbackStandIn
 
 _ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 403: "invalid_request_error",
                 404: "invalid_request_error", 429: "invalid_request_error"}  # fmt: skip
@@ -73,38 +74,21 @@ def line_item(
     }
 
 
-class StripeStandIn:
+class StripeStandIn(LoopbackStandIn):
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.requests: list[dict[str, Any]] = []
         self._line_items: dict[str, list[dict[str, Any]]] = {}
         self._behaviour = "ok"
-        self._lock = threading.Lock()
-        self._release = threading.Event()
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(self._handler_class(), host, port)
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> "StripeStandIn":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._release.set()
-        self._server.shutdown()
-        self._server.server_close()
+        return self.base_url
 
     def behave(self, behaviour: str) -> None:
         with self._lock:
             self._behaviour = behaviour
         self._release.clear()
-
-    def release_hung(self) -> None:
-        self._release.set()
 
     def reset(self) -> None:
         with self._lock:

@@ -9,10 +9,11 @@ behaviours can be queued; the last one sticks.
 """
 
 import json
-import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from devtools.loopback import LoopbackStandIn
 
 PATH = "/open_api/v1.3/event/track/"
 
@@ -27,29 +28,15 @@ class RecordedRequest:
         return json.loads(self.body)
 
 
-class TikTokStandIn:
+class TikTokStandIn(LoopbackStandIn):
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.requests: list[RecordedRequest] = []
         self._script: list[str] = ["ok"]
-        self._lock = threading.Lock()
-        self._release = threading.Event()
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(self._handler_class(), host, port)
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{PATH}"
-
-    def start(self) -> "TikTokStandIn":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._release.set()
-        self._server.shutdown()
-        self._server.server_close()
+        return f"{self.base_url}{PATH}"
 
     def behave(self, *script: str) -> None:
         """Answer the next requests with these behaviours in turn; the last one repeats."""
@@ -57,9 +44,6 @@ class TikTokStandIn:
             self._script = list(script) or ["ok"]
             self.requests.clear()
         self._release.clear()
-
-    def release_hung(self) -> None:
-        self._release.set()
 
     def events(self) -> list[dict[str, Any]]:
         return [event for request in list(self.requests) for event in request.json()["data"]]
