@@ -48,7 +48,9 @@ LAMBDA_TIMEOUT_SECONDS = 10.0  # template.yaml: StripeWebhookFunction Timeout
 DELIVERY_WAIT_SECONDS = 20.0  # the stream is polled 4 times a second; a send takes at most ~4x its timeout
 MAX_REQUEST_BYTES = 6 * 1024 * 1024  # a Function URL's request payload limit
 STRIPE_USER_AGENT = "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
-OUTCOMES = ("provisioned", "duplicate", "ignored")
+# The webhook's `status`: checkouts are provisioned (or duplicate); a subscription's invoices and
+# status changes are recorded (or unchanged: a state as new or newer is recorded).
+OUTCOMES = ("provisioned", "duplicate", "recorded", "unchanged", "ignored")
 JSON_TYPE = ("content-type", "application/json")
 FAKE_AWS_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -226,6 +228,7 @@ class Sample:
     outcome: str
     tiktok: str
     delivery: str
+    created_offset: int = 0  # seconds: the sample's created is now + this (keeps samples in order)
 
 
 @dataclass(frozen=True)
@@ -268,6 +271,7 @@ def load_manifest(path: Path) -> list[Sample]:
                 outcome=str(entry["outcome"]),
                 tiktok=str(entry.get("tiktok", "-")),
                 delivery=str(entry.get("delivery", "-")),
+                created_offset=int(entry.get("created_offset", 0)),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{path}: sample {number} needs file, status and outcome ({error})") from None
@@ -323,7 +327,7 @@ def send_samples(
     results = []
     for sample in samples:
         if sample.path not in prepared:
-            event = as_sent_now(load_event(sample.path), now)
+            event = as_sent_now(load_event(sample.path), now + sample.created_offset)
             prepared[sample.path] = event, payload(event)
         event, body = prepared[sample.path]
         headers = {
@@ -350,10 +354,10 @@ def _result(sample: Sample, event_type: str, status: int, raw: bytes) -> Result:
         answer = {}
     answer = answer if isinstance(answer, dict) else {}
     outcome = answer.get("status") if 200 <= status < 300 and answer.get("status") in OUTCOMES else "error"
-    tiktok = answer.get("tiktok")
+    tiktok = answer.get("tiktok") or answer.get("renewal")  # a renewal's delivery is keyed by its invoice
     tiktok_status = str(tiktok.get("status", "-")) if isinstance(tiktok, dict) else "-"
     detail = str(answer.get("error") or answer.get("reason") or (tiktok or {}).get("reason") or "")
-    session_id = answer.get("session_id") if isinstance(tiktok, dict) else None
+    session_id = (answer.get("session_id") or answer.get("invoice_id")) if isinstance(tiktok, dict) else None
     return Result(sample, event_type, status, outcome, tiktok_status, detail, session_id=session_id)
 
 
@@ -482,6 +486,25 @@ def _log_sender(delivery_state: "DeliveryState") -> Callable[[Any], None]:
     return log
 
 
+def _subscription_records(dynamodb: Any, table: str) -> list[str]:
+    """One line per subscription record in the Customers table: what the webhook made of the
+    subscription's invoices and status changes."""
+    items = dynamodb.scan(TableName=table).get("Items", [])
+    lines = []
+    for item in items:
+        if not item["checkout_session_id"]["S"].startswith("subscription#"):
+            continue
+        value = {name: next(iter(typed.values())) for name, typed in item.items()}
+        paid_through = value.get("paid_through")
+        until = time.strftime("%Y-%m-%d", time.gmtime(int(paid_through))) if paid_through else "-"
+        lines.append(
+            f"{value.get('subscription_id')}: status {value.get('status', '-')}, paid through {until}, "
+            f"last paid invoice {value.get('last_paid_invoice', '-')}, "
+            f"checkout {value.get('checkout_session', 'none (not provisioned here)')}"
+        )
+    return lines
+
+
 def _log_request(method: str, path: str, status: int, raw: bytes) -> None:
     try:
         answer = json.loads(raw)
@@ -547,6 +570,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if standin:
             os.environ.update(STANDIN_TIKTOK, TIKTOK_API_URL=standin.url)
+            os.environ.setdefault("RENEWAL_EVENT_NAME", "Subscribe")  # show renewals reported too
         with moto_dynamodb() as endpoint:
             point_boto3_at(endpoint)
             os.environ.update(create_tables(boto3.client("dynamodb"), prefix=TABLE_PREFIX))
@@ -629,13 +653,14 @@ def _run(
               f"the same for a deployed stack):\n  {format_coverage(sent, shares)}")
         if standin:
             events = standin.events()
-            delivered = sum(
-                1 for result in results if result.outcome == "provisioned" and result.delivery == "sent"
-            )
+            first_answers = [result for result in results if result.outcome in ("provisioned", "recorded")]
+            delivered = sum(1 for result in first_answers if result.delivery == "sent")
             distinct = len({event["event_id"] for event in events})
             print(f"\nThe TikTok stand-in received {len(standin.requests)} requests: {len(events)} events, "
-                  f"{distinct} distinct event ids for {delivered} sessions sent "
-                  "(each event_id is the checkout session id).")
+                  f"{distinct} distinct event ids for {delivered} deliveries sent (a purchase's event_id is "
+                  "its checkout session id, a renewal's its invoice id).")
+        for record in _subscription_records(dynamodb, os.environ["CUSTOMERS_TABLE_NAME"]):
+            print(f"Subscription record {record}")
 
         if args.demo:
             mapping.stop()

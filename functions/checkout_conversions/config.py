@@ -36,6 +36,7 @@ class Settings:
     tiktok_access_token_name: str
     tiktok_pixel_id: str
     tiktok_event_name: str
+    renewal_event_name: str
     tiktok_api_url: str
     tiktok_test_event_code: str
     tiktok_timeout_seconds: float
@@ -119,6 +120,7 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         tiktok_access_token_name=text("TIKTOK_ACCESS_TOKEN_NAME"),
         tiktok_pixel_id=text("TIKTOK_PIXEL_ID"),
         tiktok_event_name=text("TIKTOK_EVENT_NAME") or "CompletePayment",
+        renewal_event_name=text("RENEWAL_EVENT_NAME"),
         tiktok_api_url=text("TIKTOK_API_URL") or DEFAULT_TIKTOK_API_URL,
         tiktok_test_event_code=text("TIKTOK_TEST_EVENT_CODE"),
         # Each phase of one POST (connect, send, wait, read); the sender's Lambda timeout is 120 s.

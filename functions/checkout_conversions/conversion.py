@@ -159,6 +159,32 @@ def purchase(session: dict[str, Any], event: dict[str, Any]) -> Purchase:
     )
 
 
+def renewal_purchase(invoice: dict[str, Any], event_time: int, external_id: str | None) -> Purchase:
+    """A paid renewal invoice as a platform-neutral purchase: the buyer as the invoice names them,
+    and the external id of the original purchase (kept on the subscription record), so that the
+    ad platform joins the two."""
+    address = _mapping(invoice.get("customer_address"))
+    first_name, last_name = person_names({"name": invoice.get("customer_name")})
+    return Purchase(
+        event_id=invoice["id"],
+        event_time=event_time,
+        order_id=invoice["id"],
+        amount=_amount(invoice.get("amount_paid")),
+        currency=_currency(invoice.get("currency")),
+        buyer=Buyer(
+            email=normalise_email(invoice.get("customer_email")),
+            phone=_text(invoice.get("customer_phone"), _NAME_LIMIT),
+            first_name=first_name,
+            last_name=last_name,
+            zip_code=_text(address.get("postal_code"), _ADDRESS_LIMIT),
+            city=_text(address.get("city"), _ADDRESS_LIMIT),
+            state=_text(address.get("state"), _ADDRESS_LIMIT),
+            country=_country(address.get("country")),
+            external_id=_text(external_id) or _text(invoice.get("customer")),
+        ),
+    )
+
+
 def person_names(details: dict[str, Any]) -> tuple[str | None, str | None]:
     """(first name, last name) of the buyer, never of a business.
 

@@ -34,6 +34,7 @@ from checkout_conversions.observability import count, logger
 from checkout_conversions.store import REDRIVE_QUEUE, Store, StoreError
 
 CLAIM_MARGIN_SECONDS = 30
+RENEWAL = "renewal"  # `delivery_kind` of a subscription renewal's delivery; a purchase has none
 
 
 class DeliveryStatus(StrEnum):
@@ -92,10 +93,22 @@ def skip_reason_at_provisioning(
     return _settings_skip_reason(settings, livemode) or too_old(settings, event_time, now)
 
 
-def skip_reason_at_send_time(settings: Settings, access_token: str, livemode: bool) -> str | None:
-    """Why a delivery is not sent now: TikTok switched off, or a test-mode event and no test code."""
+def skip_reason_for_renewal(settings: Settings, livemode: bool, event_time: int, now: int) -> str | None:
+    """Why a renewal will not be reported, as far as the settings tell."""
+    if not settings.renewal_event_name:
+        return "renewals are not reported: RENEWAL_EVENT_NAME is empty"
+    return _settings_skip_reason(settings, livemode) or too_old(settings, event_time, now)
+
+
+def skip_reason_at_send_time(
+    settings: Settings, access_token: str, livemode: bool, kind: str | None = None
+) -> str | None:
+    """Why a delivery is not sent now: TikTok switched off, renewals switched off, or a test-mode
+    event and no test code."""
     if not access_token:
         return "TikTok is switched off: TIKTOK_ACCESS_TOKEN is empty"
+    if kind == RENEWAL and not settings.renewal_event_name:
+        return "renewals are not reported: RENEWAL_EVENT_NAME is empty"
     return _settings_skip_reason(settings, livemode)
 
 
@@ -170,7 +183,9 @@ def deliver_claimed(
     skipped when it must not be sent. Returns how it ended: sent, failed_retryable,
     failed_permanent or skipped. DynamoDB errors raise StoreError."""
     session_id = claimed["session_id"]
-    skip = skip_reason_at_send_time(settings, access_token, livemode=claimed.get("livemode") is True)
+    skip = skip_reason_at_send_time(
+        settings, access_token, livemode=claimed.get("livemode") is True, kind=claimed.get("delivery_kind")
+    )
     if skip or not has_stored_purchase(claimed):
         reason = skip or "no stored purchase"
         now = int(clock())

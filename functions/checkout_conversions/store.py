@@ -53,6 +53,22 @@ class ProvisionResult:
     existing: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class SubscriptionWrite:
+    applied: bool  # False: a state as new or newer was already recorded
+    item: dict[str, Any] | None  # the subscription record as it is now
+
+    @property
+    def known_customer(self) -> bool:
+        """The subscription started in a Checkout this function provisioned."""
+        return bool(self.item and self.item.get("checkout_session"))
+
+
+def subscription_key(customer_id: str, subscription_id: str) -> dict[str, Any]:
+    """A customer's subscription record sits beside their checkout records in Customers."""
+    return to_item({"customer_id": customer_id, "checkout_session_id": f"subscription#{subscription_id}"})
+
+
 def to_item(values: dict[str, Any]) -> dict[str, Any]:
     return {key: _serializer.serialize(value) for key, value in values.items() if value is not None}
 
@@ -81,22 +97,40 @@ class Store:
 
     # ------------------------------------------------------------------ provisioning (webhook)
 
-    def provision(self, customer: dict[str, Any], session: dict[str, Any]) -> ProvisionResult:
-        """Write the customer record and the session item atomically, unless the session exists."""
-        try:
-            self._client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self.sessions_table,
-                            "Item": to_item(session),
-                            "ConditionExpression": "attribute_not_exists(session_id)",
-                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                        }
-                    },
-                    {"Put": {"TableName": self.customers_table, "Item": to_item(customer)}},
-                ]
+    def provision(
+        self, customer: dict[str, Any], session: dict[str, Any], subscription: dict[str, Any] | None = None
+    ) -> ProvisionResult:
+        """Write the customer record and the session item atomically, unless the session exists;
+        for a subscription, link its subscription record to this checkout in the same transaction."""
+        items: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self.sessions_table,
+                    "Item": to_item(session),
+                    "ConditionExpression": "attribute_not_exists(session_id)",
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            },
+            {"Put": {"TableName": self.customers_table, "Item": to_item(customer)}},
+        ]
+        if subscription is not None:
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self.customers_table,
+                        "Key": subscription_key(customer["customer_id"], subscription["subscription_id"]),
+                        "UpdateExpression": "SET checkout_session = :session, external_id = :external_id, "
+                        "subscription_id = :subscription_id",
+                        "ExpressionAttributeValues": _values(
+                            session=session["session_id"],
+                            external_id=subscription["external_id"],
+                            subscription_id=subscription["subscription_id"],
+                        ),
+                    }
+                }
             )
+        try:
+            self._client.transact_write_items(TransactItems=items)
             return ProvisionResult(created=True)
         except ClientError as error:
             if _error_code(error) != "TransactionCanceledException":
@@ -119,6 +153,80 @@ class Store:
             raise StoreError(type(error).__name__) from error
         except (TypeError, ValueError, ArithmeticError) as error:  # a value DynamoDB cannot hold
             raise StoreError(f"unstorable value: {type(error).__name__}") from error
+
+    # ------------------------------------------------------------------ subscriptions (webhook)
+
+    def record_subscription_payment(
+        self, customer_id: str, subscription_id: str, fields: dict[str, Any], created: int, event_id: str
+    ) -> SubscriptionWrite:
+        """What an invoice paid, unless a payment event as new or newer is recorded."""
+        return self._record_subscription("payment", customer_id, subscription_id, fields, created, event_id)
+
+    def record_subscription_status(
+        self, customer_id: str, subscription_id: str, fields: dict[str, Any], created: int, event_id: str
+    ) -> SubscriptionWrite:
+        """A subscription's status, unless a status event as new or newer is recorded."""
+        return self._record_subscription("status", customer_id, subscription_id, fields, created, event_id)
+
+    def _record_subscription(
+        self,
+        what: str,
+        customer_id: str,
+        subscription_id: str,
+        fields: dict[str, Any],
+        created: int,
+        event_id: str,
+    ) -> SubscriptionWrite:
+        present = {name: value for name, value in fields.items() if value is not None}
+        present[f"{what}_event_created"] = created
+        present[f"{what}_event_id"] = event_id
+        names = {f"#{name}": name for name in present}  # `status` is a reserved word
+        newer = (
+            f"attribute_not_exists(#{what}_event_created) OR #{what}_event_created < :{what}_event_created "
+            f"OR (#{what}_event_created = :{what}_event_created AND #{what}_event_id < :{what}_event_id)"
+        )
+        for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
+            try:
+                answer = self._client.update_item(
+                    TableName=self.customers_table,
+                    Key=subscription_key(customer_id, subscription_id),
+                    UpdateExpression="SET " + ", ".join(f"#{name} = :{name}" for name in present),
+                    ConditionExpression=newer,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=_values(**present),
+                    ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+                return SubscriptionWrite(True, from_item(answer.get("Attributes")))
+            except ClientError as error:
+                code = _error_code(error)
+                if code == "ConditionalCheckFailedException":
+                    return SubscriptionWrite(False, from_item(error.response.get("Item")))
+                # The checkout's provisioning transaction may be writing this record right now.
+                if code == "TransactionConflictException" and attempt < _CONFLICT_ATTEMPTS:
+                    time.sleep(0.05 * attempt)
+                    continue
+                raise StoreError(code) from error
+            except BotoCoreError as error:
+                raise StoreError(type(error).__name__) from error
+        raise AssertionError("unreachable")
+
+    def start_delivery(self, item: dict[str, Any]) -> dict[str, Any] | None:
+        """Put a new pending delivery (a renewal's), unless one exists for its key: then that one."""
+        try:
+            self._client.put_item(
+                TableName=self.sessions_table,
+                Item=to_item(item),
+                ConditionExpression="attribute_not_exists(session_id)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+            return None
+        except ClientError as error:
+            if _error_code(error) == "ConditionalCheckFailedException":
+                return from_item(error.response.get("Item")) or {}
+            raise StoreError(_error_code(error)) from error
+        except BotoCoreError as error:
+            raise StoreError(type(error).__name__) from error
 
     # ------------------------------------------------------------------ claims (sender, redrive)
 

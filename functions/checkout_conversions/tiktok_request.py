@@ -16,7 +16,7 @@ from typing import Any
 
 from checkout_conversions import line_items, tiktok_payload
 from checkout_conversions.config import Settings, stripe_api_key
-from checkout_conversions.delivery import Outcome
+from checkout_conversions.delivery import RENEWAL, Outcome
 from checkout_conversions.observability import count, logger
 from checkout_conversions.purchase import Content, Purchase
 
@@ -66,8 +66,9 @@ def prepare(
         event = json.loads(item["tiktok_event"])
         return _prepared(event, settings)
     purchase = Purchase.from_json(item["purchase"])
+    renewal = item.get("delivery_kind") == RENEWAL
     contents = None
-    if read_line_items is not None:
+    if read_line_items is not None and not renewal:  # a renewal's invoice has no checkout session
         try:
             contents = read_line_items(purchase.order_id)
         except line_items.StripeApiUnavailable as error:
@@ -88,7 +89,7 @@ def prepare(
         )
     event = tiktok_payload.build_event(
         purchase,
-        settings.tiktok_event_name,
+        settings.renewal_event_name if renewal else settings.tiktok_event_name,
         settings.default_phone_country,
         contents,
         settings.tiktok_limited_data_use,

@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from checkout_conversions import conversion, delivery
+from checkout_conversions import conversion, delivery, subscriptions
 from checkout_conversions.config import (
     ConfigurationError,
     Settings,
@@ -22,7 +22,13 @@ from checkout_conversions.config import (
 from checkout_conversions.http_api import BadHttpRequest, HttpResponse, parse_request
 from checkout_conversions.observability import count, logger, report_ignored_settings
 from checkout_conversions.store import ConcurrentUpdate, Store, StoreError
-from checkout_conversions.stripe_events import InvalidSignature, MalformedEvent, decide, verify_event
+from checkout_conversions.stripe_events import (
+    InvalidSignature,
+    MalformedEvent,
+    decide,
+    is_stripe_id,
+    verify_event,
+)
 
 
 def handle_webhook(event: Any, dynamodb: Any) -> HttpResponse:
@@ -58,13 +64,19 @@ def handle_webhook(event: Any, dynamodb: Any) -> HttpResponse:
         return HttpResponse(400, {"error": str(error)})
     if decision.session is not None:
         logger.append_keys(checkout_session_id=decision.session["id"])
+    store = Store(dynamodb, settings.sessions_table, settings.customers_table)
+    if decision.invoice is not None:
+        logger.append_keys(invoice_id=decision.invoice["id"])
+        return subscriptions.record_payment(stripe_event, decision.invoice, settings, store)
+    if decision.subscription is not None:
+        logger.append_keys(subscription_id=decision.subscription["id"])
+        return subscriptions.record_status(stripe_event, decision.subscription, store)
     if not decision.provision:
         logger.info("Ignored", extra={"event_type": stripe_event["type"], "reason": decision.reason})
         return HttpResponse(
             200, {"status": "ignored", "event_type": stripe_event["type"], "reason": decision.reason}
         )
 
-    store = Store(dynamodb, settings.sessions_table, settings.customers_table)
     return fulfil(stripe_event, decision.session, settings, store)
 
 
@@ -80,7 +92,7 @@ def fulfil(
     skip = delivery.skip_reason_at_provisioning(
         settings, livemode, stripe_event["created"], epoch, conversion.ad_consent(session)
     )
-    purchase = None if skip else conversion.purchase(session, stripe_event).to_json()
+    purchase = conversion.purchase(session, stripe_event)
 
     customer = conversion.customer_record(session, stripe_event, now)
     marker = {
@@ -93,11 +105,23 @@ def fulfil(
         "provisioned_at": customer["provisioned_at"],
         "expires_at": epoch + settings.record_retention_days * 86400,
         "provisioning_id": uuid.uuid4().hex,  # tells this request's own write from a duplicate's
-        **delivery.initial_fields(purchase, skip, epoch, settings),
+        **delivery.initial_fields(None if skip else purchase.to_json(), skip, epoch, settings),
     }
+    subscription = None
+    if (
+        session.get("mode") == "subscription"
+        and is_stripe_id(customer.get("subscription_id"), "sub_")
+        and is_stripe_id(customer.get("stripe_customer_id"), "cus_")
+    ):
+        # The subscription's record learns which checkout started it, and the buyer's external
+        # id, which its renewals report so that the ad platform joins them to this purchase.
+        subscription = {
+            "subscription_id": customer["subscription_id"],
+            "external_id": purchase.buyer.external_id or customer["stripe_customer_id"],
+        }
 
     try:
-        result = store.provision(customer, marker)
+        result = store.provision(customer, marker, subscription)
     except ConcurrentUpdate:
         logger.info("Another delivery of this session is being provisioned right now")
         return HttpResponse(
