@@ -72,7 +72,17 @@ def assert_only_provisioned_sessions_reach_tiktok(provisioned, stream, db, tikto
     stream.drain()
 
     assert {item["session_id"] for item in db.sessions()} == set(provisioned.tiktok)
-    assert {item["checkout_session_id"] for item in db.customers()} == set(provisioned.tiktok)
+    checkout_records = [
+        item for item in db.customers() if not item["checkout_session_id"].startswith("subscription#")
+    ]
+    assert {item["checkout_session_id"] for item in checkout_records} == set(provisioned.tiktok)
+    # A subscription record is linked only for a real subscription id of a subscription checkout.
+    for item in db.customers():
+        if item["checkout_session_id"].startswith("subscription#"):
+            assert (
+                item["checkout_session_id"].startswith("subscription#sub_")
+                and item["checkout_session"] in provisioned.tiktok
+            )
     pending = [session for session, state in provisioned.tiktok.items() if state == {"status": "pending"}]
     assert sorted(event["event_id"] for event in tiktok_server.events()) == sorted(pending)
     assert all(invocation.error is None for invocation in stream.invocations)

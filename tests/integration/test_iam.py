@@ -15,7 +15,7 @@ import pytest
 
 from devtools.function_url import signed_webhook_event
 from devtools.template_tables import load_template
-from tests.factories import checkout_session, stripe_event
+from tests.factories import checkout_session, invoice, stripe_event, subscription
 from tests.integration.conftest import WEBHOOK_SECRET
 
 pytest_plugins = ("tests.integration.redrive_fixtures",)
@@ -190,17 +190,38 @@ def logical_ids(tables):
 def test_the_webhook_is_granted_exactly_what_it_calls(
     env, app, invoke, recording_dynamodb, logical_ids, monkeypatch
 ):
+    # Renewals reported: a renewal also starts its own delivery (PutItem on Sessions).
+    monkeypatch.setenv("RENEWAL_EVENT_NAME", "Subscribe")
     monkeypatch.setattr(app, "dynamodb", recording_dynamodb)
-    event = stripe_event(session=checkout_session())
+    customer, subscription_id = "cus_TestSubscriber0001", "sub_TestSubscription0001"
+    session = checkout_session(mode="subscription", customer=customer, subscription=subscription_id)
+    renewal = stripe_event(
+        "invoice.paid",
+        invoice(subscription=subscription_id, customer=customer, billing_reason="subscription_cycle"),
+    )
+    cancelled = stripe_event(
+        "customer.subscription.deleted",
+        subscription(id=subscription_id, customer=customer, status="canceled"),
+    )
+    events = [stripe_event(session=session)] * 2 + [renewal, cancelled]
 
-    for _ in range(2):  # a new session (one transaction), then a duplicate (the same transaction)
+    # A new subscription session (one transaction, which also links its subscription record),
+    # a duplicate (the same transaction), a renewal, a cancellation
+    for event in events:
         assert invoke(signed_webhook_event(event, WEBHOOK_SECRET)).status == 200
 
-    assert recording_dynamodb.operations() == ["transact_write_items"] * 2
+    assert recording_dynamodb.operations() == ["transact_write_items"] * 2 + [
+        "update_item",
+        "put_item",
+        "update_item",
+    ]
+    [(_, transaction), *_] = recording_dynamodb.calls
+    assert [next(iter(item)) for item in transaction["TransactItems"]] == ["Put", "Put", "Update"]
     assert needed(recording_dynamodb.calls, logical_ids) == granted(WEBHOOK)
     assert granted(WEBHOOK) == {
         ("dynamodb:PutItem", "SessionsTable"),
         ("dynamodb:PutItem", "CustomersTable"),
+        ("dynamodb:UpdateItem", "CustomersTable"),
     }
 
 

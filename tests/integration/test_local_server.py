@@ -3,12 +3,15 @@ answering as the Function URL would; the stream's sender behind it; the demo's v
 sample events; and the events `make event` writes for `sam local invoke`."""
 
 import base64
+import hashlib
 import http.client
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -87,35 +90,164 @@ def test_binary_body_reaches_the_handler_base64_encoded(server):
     assert json.loads(raw) == {"error": "body is not UTF-8"}
 
 
-def run_demo(tmp_path: Path, *extra: str, **settings: str) -> subprocess.CompletedProcess:
-    """`make demo` in a subprocess, without this test run's settings or a developer's .env."""
-    inherited = ("TIKTOK_", "STRIPE_", "POWERTOOLS_", "AWS_", "SESSIONS_", "CUSTOMERS_")
+# The demo as `make demo` runs it, its TikTok stand-in recording what it received (the requests'
+# bodies, written to argv[1] when the stand-in stops).
+RECORDING_DEMO = """
+import json, sys
+from devtools import local_server, tiktok_standin
+
+class Recording(tiktok_standin.TikTokStandIn):
+    def stop(self):
+        super().stop()
+        with open(sys.argv[1], "w") as out:
+            json.dump([request.json() for request in self.requests], out)
+
+tiktok_standin.TikTokStandIn = Recording
+sys.exit(local_server.main(sys.argv[2:]))
+"""
+
+
+def run_demo(
+    tmp_path: Path, *extra: str, record_to: Path | None = None, **settings: str
+) -> subprocess.CompletedProcess:
+    """`make demo` in a subprocess, without this test run's settings or a developer's .env; with
+    `record_to`, the stand-in's requests are written there."""
+    inherited = ("TIKTOK_", "STRIPE_", "POWERTOOLS_", "AWS_", "SESSIONS_", "CUSTOMERS_", "RENEWAL_")
     environ = {name: value for name, value in os.environ.items() if not name.startswith(inherited)}
     environ.update(settings)
+    program = ["-c", RECORDING_DEMO, str(record_to)] if record_to else ["-m", "devtools.local_server"]
     return subprocess.run(
-        [sys.executable, "-m", "devtools.local_server", "--demo", "--port", "0",
-         "--env-file", str(tmp_path / "no.env"), *extra],
-        cwd=REPO, env=environ, capture_output=True, text=True, timeout=60, check=False,
+        [sys.executable, *program, "--demo", "--port", "0", "--env-file", str(tmp_path / "no.env"), *extra],
+        cwd=REPO,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
-def test_demo_shows_each_purchase_answered_pending_then_sent_by_the_stream(tmp_path):
-    demo = run_demo(tmp_path)
+def table_rows(stdout: str) -> list[list[str]]:
+    """The demo's table: #, sample, event type, HTTP, outcome, TikTok (answer), TikTok (sender), check."""
+    return [line.split() for line in stdout.splitlines() if line.strip()[:2].strip().isdigit()]
 
-    assert demo.returncode == 0, demo.stdout + demo.stderr
-    assert "Demo OK: all 10 samples" in demo.stdout
-    assert "TikTok     local stand-in at http://127.0.0.1:" in demo.stdout
-    assert "MISMATCH" not in demo.stdout
-    rows = [line.split() for line in demo.stdout.splitlines() if line.strip()[:2].strip().isdigit()]
+
+def sample_object(name: str) -> dict:
+    return load_event(EVENTS_DIR / f"{name}.json")["data"]["object"]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """One `make demo` with the TikTok stand-in: its output, what the stand-in received, and when."""
+    tmp_path = tmp_path_factory.mktemp("demo")
+    started = int(time.time())
+    run = run_demo(tmp_path, record_to=tmp_path / "tiktok.json")
+    finished = int(time.time())
+    assert run.returncode == 0, run.stdout + run.stderr
+    requests = json.loads((tmp_path / "tiktok.json").read_text())
+    return run, requests, (started, finished)
+
+
+def test_demo_shows_each_purchase_answered_pending_then_sent_by_the_stream(demo):
+    run, requests, _ = demo
+
+    assert "Demo OK: all 14 samples" in run.stdout
+    assert "TikTok     local stand-in at http://127.0.0.1:" in run.stdout
+    assert "MISMATCH" not in run.stdout
+    rows = table_rows(run.stdout)
+    assert len(rows) == 14
     purchases = [row for row in rows if row[4] == "provisioned"]
     assert len(purchases) == 6
     # Answered at once, sent a moment later; the buyer who denied ad consent is never reported.
     assert [row[5:7] for row in purchases].count(["pending", "sent"]) == 5
     [denied] = [row for row in purchases if row[1] == "checkout_session_completed_consent_denied"]
     assert denied[5:7] == ["skipped", "skipped"]
-    assert "received 5 requests: 5 events, 5 distinct event ids for 5 sessions sent" in demo.stdout
-    coverage = demo.stdout.split("Match keys of the 5 events sent", 1)[1].splitlines()[1]
-    assert "email 100%" in coverage and "phone 100%" in coverage and "locale 20%" in coverage
+    # Six deliveries: five purchases and sample 11's renewal.
+    assert "received 6 requests: 6 events, 6 distinct event ids for 6 deliveries sent" in run.stdout
+    coverage = run.stdout.split("Match keys of the 6 events sent", 1)[1].splitlines()[1]
+    assert "email 100%" in coverage and "phone 100%" in coverage and "locale 17%" in coverage
+    events = [event for request in requests for event in request["data"]]
+    purchase_ids = {
+        sample_object(row[1])["id"]
+        for row in purchases
+        if row[1] != "checkout_session_completed_consent_denied"
+    }
+    assert sorted(event["event_id"] for event in events if event["event"] == "CompletePayment") == sorted(
+        purchase_ids
+    )
+
+
+def test_demo_shows_a_subscriptions_life_reported_once_and_recorded_in_order(demo):
+    """Sample 1's subscription: its first invoice (no second conversion), a renewal (reported once,
+    as a Subscribe event keyed by its invoice, even when Stripe redelivers it), its cancellation,
+    and an older update arriving late (the record stays canceled)."""
+    run, requests, (started, finished) = demo
+    checkout = sample_object("checkout_session_completed")
+    first_invoice = sample_object("invoice_paid_subscription_create")
+    renewal = sample_object("invoice_paid")
+    renewal_event = load_event(EVENTS_DIR / "invoice_paid.json")
+
+    assert table_rows(run.stdout)[9:] == [
+        ["10", "invoice_paid_subscription_create", "invoice.paid", "200", "recorded", "-", "-", "ok"],
+        ["11", "invoice_paid", "invoice.paid", "200", "recorded", "pending", "sent", "ok"],
+        ["12", "invoice_paid", "invoice.paid", "200", "unchanged", "sent", "sent", "ok"],
+        [
+            "13",
+            "customer_subscription_deleted",
+            "customer.subscription.deleted",
+            "200",
+            "recorded",
+            "-",
+            "-",
+            "ok",
+        ],
+        [
+            "14",
+            "customer_subscription_updated",
+            "customer.subscription.updated",
+            "200",
+            "unchanged",
+            "-",
+            "-",
+            "ok",
+        ],
+    ]
+
+    # What TikTok received: the checkout once, the renewal once under RENEWAL_EVENT_NAME (the demo's
+    # Subscribe), never the first invoice.
+    events = [event for request in requests for event in request["data"]]
+    assert {request.get("test_event_code") for request in requests} == {"TEST_LOCAL"}
+    assert [event["event_id"] for event in events].count(checkout["id"]) == 1
+    assert first_invoice["id"] not in {event["event_id"] for event in events}
+    [reported] = [event for event in events if event["event_id"] == renewal["id"]]
+    assert reported["event"] == "Subscribe"
+    assert [event["event"] for event in events].count("Subscribe") == 1
+    assert reported["properties"]["order_id"] == renewal["id"]
+    assert (reported["properties"]["value"], reported["properties"]["currency"]) == (29, "USD")  # 2900 usd
+    # Paid "now" (the samples are signed now), and joined to the checkout by the same external id:
+    # the checkout's client_reference_id, hashed.
+    assert started <= reported["event_time"] <= finished
+    [purchase] = [event for event in events if event["event_id"] == checkout["id"]]
+    external_id = hashlib.sha256(checkout["client_reference_id"].encode()).hexdigest()
+    assert reported["user"]["external_id"] == purchase["user"]["external_id"] == external_id
+    assert reported["user"]["email"] == hashlib.sha256(renewal["customer_email"].encode()).hexdigest()
+
+    # The subscription record: canceled (the late update did not revive it), paid through the
+    # renewal's period end (moved to now like every sample time), started by sample 1's checkout.
+    records = re.findall(
+        r"^Subscription record (\S+): status (\S+), paid through (\S+), last paid invoice (\S+), "
+        r"checkout (\S+)$",
+        run.stdout,
+        re.M,
+    )
+    period = max(line["period"]["end"] for line in renewal["lines"]["data"]) - renewal_event["created"]
+    paid_through_dates = {time.strftime("%Y-%m-%d", time.gmtime(at + period)) for at in (started, finished)}
+    [(subscription_id, status, paid_through, last_invoice, checkout_session)] = records
+    assert subscription_id == checkout["subscription"]
+    assert status == "canceled"
+    assert paid_through in paid_through_dates
+    assert last_invoice == renewal["id"]
+    assert checkout_session == checkout["id"]
 
 
 def test_demo_with_tiktok_switched_off_records_every_delivery_skipped(tmp_path):
@@ -124,11 +256,15 @@ def test_demo_with_tiktok_switched_off_records_every_delivery_skipped(tmp_path):
 
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "TikTok     disabled (TikTok is switched off: TIKTOK_ACCESS_TOKEN is empty)" in demo.stdout
-    rows = [line.split() for line in demo.stdout.splitlines() if line.strip()[:2].strip().isdigit()]
+    rows = table_rows(demo.stdout)
     purchases = [row for row in rows if row[4] == "provisioned"]
     assert len(purchases) == 6
     # The webhook never reads the token: it answers pending, and the sender records skipped.
     assert [row[5:7] for row in purchases].count(["pending", "skipped"]) == 5
+    # Without the stand-in RENEWAL_EVENT_NAME stays empty: the renewal is recorded, never reported.
+    renewals = [row[4:7] for row in rows if row[1] == "invoice_paid"]
+    assert renewals == [["recorded", "skipped", "-"], ["unchanged", "skipped", "-"]]
+    assert "Match keys of the 0 events sent" in demo.stdout
 
 
 def test_demo_exits_non_zero_when_an_expectation_is_wrong(tmp_path):
@@ -143,7 +279,7 @@ def test_demo_exits_non_zero_when_an_expectation_is_wrong(tmp_path):
     assert demo.returncode == 1, demo.stdout + demo.stderr
     assert "MISMATCH" in demo.stdout
     assert "expected 200 provisioned sent sent, got 200 duplicate sent sent" in demo.stdout
-    assert "Demo FAILED: 1 of 10 samples" in demo.stderr
+    assert "Demo FAILED: 1 of 14 samples" in demo.stderr
 
 
 def test_sign_event_writes_an_invoke_event_and_refuses_unknown_names(tmp_path, capsys, monkeypatch):

@@ -24,7 +24,12 @@ def test_paid_checkout_provisions_a_customer_record(env, deliver, db):
     assert answer.body["session_id"] == session["id"]
     assert answer.body["duplicate"] is False
     assert answer.body["tiktok"] == {"status": "pending"}
-    [customer] = db.customers()
+    # The checkout's record, and (a subscription) the subscription's record beside it.
+    [customer] = [item for item in db.customers() if item["checkout_session_id"] == session["id"]]
+    [subscription] = [
+        item for item in db.customers() if item["checkout_session_id"] == "subscription#sub_0001"
+    ]
+    assert subscription["checkout_session"] == session["id"] and subscription["external_id"] == "user-42"
     assert customer["customer_id"] == "cus_TestCustomer0001"
     assert customer["checkout_session_id"] == session["id"]
     assert customer["email"] == "jane.doe@example.com"
@@ -65,7 +70,7 @@ def test_sessions_record_expires_after_at_least_30_days(env, deliver, db):
 
 
 def test_unrelated_event_types_are_acknowledged_and_ignored(env, checkout, stream, db, tiktok_server):
-    for event_type in ("invoice.paid", "checkout.session.expired", "customer.created"):
+    for event_type in ("invoice.payment_succeeded", "checkout.session.expired", "customer.created"):
         answer = checkout(stripe_event(event_type))
         assert answer.status == 200
         assert answer.body["status"] == "ignored"
