@@ -215,8 +215,12 @@ def _tiktok_note() -> str:
 
 
 def _write_stream_event(session_id: str, out: Path | None) -> int:
-    if not session_id.startswith("cs_"):
-        print(f"{session_id!r} is not a checkout session id (cs_test_... or cs_live_...)", file=sys.stderr)
+    if not session_id.startswith(("cs_", "in_")):
+        print(
+            f"{session_id!r} is neither a checkout session id (cs_test_..., cs_live_...) nor, for a "
+            "renewal, an invoice id (in_...)",
+            file=sys.stderr,
+        )
         return 2
     try:
         dotenv.load(DOTENV)

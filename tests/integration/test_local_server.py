@@ -339,6 +339,10 @@ def test_stream_event_for_a_session_makes_the_sender_send_that_delivery(
     assert sender_app.lambda_handler(stream_event, context) == {"batchItemFailures": []}
     assert len(tiktok_server.requests) == 1
     assert sign_event.main(["--stream-for", "not-a-session"]) == 2
+    assert "invoice id (in_...)" in capsys.readouterr().err
+    assert sign_event.main(["--stream-for", "in_1RenewalInvoice", "--out", str(out)]) == 0
+    [renewal_record] = json.loads(out.read_text())["Records"]
+    assert renewal_record["dynamodb"]["Keys"] == {"session_id": {"S": "in_1RenewalInvoice"}}
 
 
 def test_the_committed_stream_sample_passes_the_templates_filter_as_a_new_delivery():
