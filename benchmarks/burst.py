@@ -5,7 +5,7 @@ ones (the same event, signed again), all shuffled, so a redelivery can come befo
 the same moment as its first delivery. 16 threads call the webhook's lambda_handler in one
 process (the handler and its client imported once) against the stand-ins (moto behind the
 counting proxy). Then devtools/stream_mapping.LocalStreamMapping drains the Sessions table's
-stream into the real sender (tiktok_sender.app.lambda_handler, TikTok stand-in answering at
+stream into the real sender (delivery_sender.app.lambda_handler, TikTok stand-in answering at
 once), as Lambda's event source mapping would: the template's filter, batches of 10. Correctness
 is read back from the tables and the TikTok stand-in.
 

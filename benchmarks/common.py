@@ -42,13 +42,13 @@ FAKE_AWS = {
 # Tracer when tracing is on) checks LAMBDA_TASK_ROOT, and outside Lambda it builds a botocore X-Ray
 # client at import.
 WEBHOOK_FUNCTION = "StripeWebhookFunction"
-SENDER_FUNCTION = "TikTokSenderFunction"
+SENDER_FUNCTION = "DeliverySenderFunction"
 
 
 def lambda_runtime(function_name: str = WEBHOOK_FUNCTION) -> dict[str, str]:
     handler = {
         WEBHOOK_FUNCTION: "stripe_webhook.app.lambda_handler",
-        SENDER_FUNCTION: "tiktok_sender.app.lambda_handler",
+        SENDER_FUNCTION: "delivery_sender.app.lambda_handler",
     }[function_name]
     return {
         "LAMBDA_TASK_ROOT": str(FUNCTIONS),
@@ -365,9 +365,9 @@ def load_handler(environment: dict[str, str]) -> Any:
 
 
 def load_sender(environment: dict[str, str]) -> Any:
-    """Import tiktok_sender.app under `environment` (its clients are made at import time)."""
+    """Import delivery_sender.app under `environment` (its clients are made at import time)."""
     os.environ.update(environment)
-    from tiktok_sender import app
+    from delivery_sender import app
 
     _quiet_logs()
     return app

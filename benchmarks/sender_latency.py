@@ -3,7 +3,7 @@
 One process, as `make run` does it: the webhook (stripe_webhook.app) answers in the main thread;
 devtools/stream_mapping.LocalStreamMapping polls the Sessions table's stream in a thread of its
 own (`mapping.start()`: a poll 0.25 s after the last one ended, as Lambda polls a shard about
-four times a second) and invokes the real sender (tiktok_sender.app.lambda_handler) with the
+four times a second) and invokes the real sender (delivery_sender.app.lambda_handler) with the
 template's filter and batch size. Each session: a random pause of up to one poll interval (so
 the answer falls at a random point of the poll cycle), the webhook's answer, then a wait until the
 sender has been invoked with it. The TikTok stand-in (answering at once) notes when each POST

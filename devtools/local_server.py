@@ -5,7 +5,7 @@
 In one process: moto's DynamoDB with the template's tables (the Sessions table with its stream),
 the real `stripe_webhook.app` handler behind a server that turns each request into the Function
 URL event Lambda would send, Lambda's stream event source mapping (devtools/stream_mapping.py)
-invoking the real `tiktok_sender.app` handler, and, unless TIKTOK_ACCESS_TOKEN is set, a local
+invoking the real `delivery_sender.app` handler, and, unless TIKTOK_ACCESS_TOKEN is set, a local
 TikTok stand-in. It POSTs every sample event of the manifest to itself, signed now, waits for the
 stream to deliver each new session, and prints the webhook's answer and TikTok's outcome.
 Without --demo it keeps serving (for `stripe listen --forward-to`); with --demo it exits 0 only if
@@ -481,7 +481,7 @@ def _log_sender(delivery_state: "DeliveryState") -> Callable[[Any], None]:
         failed = len(invocation.failed_ids())
         states = ", ".join(f"{session} {delivery_state(session, wait=False)}" for session in sessions)
         retry = f" ({failed} to retry)" if failed else ""
-        print(f"{time.strftime('%H:%M:%S')}  stream -> TikTokSenderFunction  {states}{retry}", flush=True)
+        print(f"{time.strftime('%H:%M:%S')}  stream -> DeliverySenderFunction  {states}{retry}", flush=True)
 
     return log
 
@@ -597,7 +597,7 @@ def _run(
     from checkout_conversions.observability import logger
     from devtools.stream_mapping import LocalStreamMapping
     from stripe_webhook import app
-    from tiktok_sender import app as sender
+    from delivery_sender import app as sender
 
     try:
         compare_tiktok, tiktok_line = _tiktok_line(standin.url if standin else None)
@@ -626,7 +626,7 @@ def _run(
         print(f"Stripe webhook (StripeWebhookFunction) on {server.url}  (ready in {ready:.1f} s)")
         print(f"  DynamoDB   moto at {endpoint} (in memory, empty at each start): "
               f"{table}, {os.environ['CUSTOMERS_TABLE_NAME']}")
-        print(f"  Stream     {table}'s stream -> TikTokSenderFunction, polled 4 times a second with "
+        print(f"  Stream     {table}'s stream -> DeliverySenderFunction, polled 4 times a second with "
               "template.yaml's filter, batch size and retries")
         secrets = LOCAL_WEBHOOK_SECRET + (" and your STRIPE_WEBHOOK_SECRET" if environment.own_secret else "")
         print(f"  Secret     {secrets}")

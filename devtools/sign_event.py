@@ -5,7 +5,7 @@
 
 NAME: a sample Stripe event, signed now, as the Function URL event of StripeWebhookFunction
 (events/generated/NAME.invoke.json). --stream-for: the DynamoDB stream event that hands that
-session's new delivery to TikTokSenderFunction (events/generated/stream.invoke.json). Both also
+session's new delivery to DeliverySenderFunction (events/generated/stream.invoke.json). Both also
 write events/generated/env.json for `--env-vars`: each function's variables (the signing secret
 for the webhook; TIKTOK_* from the environment or .env for the sender; your stack's tables if
 set). Also holds what the local server shares with it: where the samples live, the local secret,
@@ -36,7 +36,7 @@ LOCAL_WEBHOOK_SECRET = "whsec_local_development_only"
 SIGNATURE_TOLERANCE_SECONDS = 300  # Stripe's default, and the function's
 TIKTOK_SETTINGS = ("TIKTOK_PIXEL_ID", "TIKTOK_TEST_EVENT_CODE")
 FUNCTION_LOGICAL_ID = "StripeWebhookFunction"
-SENDER_LOGICAL_ID = "TikTokSenderFunction"
+SENDER_LOGICAL_ID = "DeliverySenderFunction"
 TABLE_VARIABLES = ("SESSIONS_TABLE_NAME", "CUSTOMERS_TABLE_NAME")
 # The stream ARN in a generated stream event, unless SESSIONS_STREAM_ARN names your stack's.
 EXAMPLE_STREAM_ARN = (
@@ -120,7 +120,7 @@ def env_vars(secret: str, environ: Mapping[str, str] = os.environ) -> dict[str, 
 
 
 def stream_event(session_id: str, environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
-    """The event Lambda's stream mapping sends TikTokSenderFunction for this session's new delivery."""
+    """The event Lambda's stream mapping sends DeliverySenderFunction for this session's new delivery."""
     from devtools.stream_mapping import new_delivery_record
 
     arn = environ.get("SESSIONS_STREAM_ARN") or EXAMPLE_STREAM_ARN

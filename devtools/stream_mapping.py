@@ -26,7 +26,7 @@ from typing import Any
 from devtools.function_url import LambdaContext
 from devtools.template_tables import load_template
 
-SENDER_FUNCTION = "TikTokSenderFunction"
+SENDER_FUNCTION = "DeliverySenderFunction"
 POLL_INTERVAL_SECONDS = 0.25  # Lambda polls a shard about four times a second
 
 Handler = Callable[[dict[str, Any], Any], Any]

@@ -99,7 +99,7 @@ def stripe_api(env, stripe_server, monkeypatch):
 
 @pytest.fixture(scope="session")
 def sender_app(dynamodb_endpoint):
-    from tiktok_sender import app as sender_function
+    from delivery_sender import app as sender_function
 
     return sender_function
 

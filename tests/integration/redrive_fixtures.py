@@ -249,7 +249,7 @@ def sent_by_event(tiktok_server):
 
 @pytest.fixture
 def redrive_app(dynamodb_endpoint):
-    from tiktok_redrive import app as redrive_function
+    from delivery_redrive import app as redrive_function
 
     return redrive_function
 
@@ -257,7 +257,7 @@ def redrive_app(dynamodb_endpoint):
 @pytest.fixture
 def redrive_context():
     def make(timeout_seconds: float = 120.0) -> LambdaContext:
-        return LambdaContext(timeout_seconds, function_name="TikTokRedriveFunction")
+        return LambdaContext(timeout_seconds, function_name="DeliveryRedriveFunction")
 
     return make
 

@@ -77,7 +77,7 @@ def test_permanent_rejection_is_recorded_by_the_sender_alerted_and_never_retried
     assert emf.total("Provisioned") == 1
     warning = [line for line in logs() if line.get("message") == "TikTok delivery failed"]
     assert warning and warning[0]["tiktok_code"] == code and warning[0]["retryable"] is False
-    assert warning[0]["function_name"] == "TikTokSenderFunction"
+    assert warning[0]["function_name"] == "DeliverySenderFunction"
 
     assert redrive() == {}
     assert redrive(at=time.time() + DAY) == {}

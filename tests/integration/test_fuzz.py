@@ -536,7 +536,7 @@ def with_sequence_numbers(records):
 
 
 def invoke_sender(sender_app, records):
-    return sender_app.lambda_handler({"Records": records}, LambdaContext(60.0, "TikTokSenderFunction"))
+    return sender_app.lambda_handler({"Records": records}, LambdaContext(60.0, "DeliverySenderFunction"))
 
 
 def test_the_sender_survives_any_stream_records_and_sends_nothing_unclaimed(

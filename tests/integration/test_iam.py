@@ -21,8 +21,8 @@ from tests.integration.conftest import WEBHOOK_SECRET
 pytest_plugins = ("tests.integration.redrive_fixtures",)
 
 WEBHOOK = "StripeWebhookFunction"
-SENDER = "TikTokSenderFunction"
-REDRIVE = "TikTokRedriveFunction"
+SENDER = "DeliverySenderFunction"
+REDRIVE = "DeliveryRedriveFunction"
 
 _TRANSACTION_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem"}
 _ACTIONS = {"update_item": "UpdateItem", "put_item": "PutItem", "get_item": "GetItem", "query": "Query"}
@@ -243,7 +243,7 @@ def test_the_sender_is_granted_exactly_the_table_actions_it_calls(
     # Then: what it called is what its role grants on the tables, nothing more
     assert len(tiktok_server.requests) == 3
     assert recording_dynamodb.operations() == ["update_item"] * (3 * 2 + 3)
-    role = role_statements("TikTokSenderRole")
+    role = role_statements("DeliverySenderRole")
     assert needed(recording_dynamodb.calls, logical_ids) == dynamodb_table_grants(
         grants_of(role), set(logical_ids.values())
     )
@@ -265,9 +265,9 @@ def test_the_redrive_is_granted_exactly_what_it_calls(
 
 def test_the_sender_runs_with_its_own_role_and_no_sam_policies():
     sender = resources()[SENDER]["Properties"]
-    role = resources()["TikTokSenderRole"]["Properties"]
+    role = resources()["DeliverySenderRole"]["Properties"]
 
-    assert sender["Role"] == {"Fn::GetAtt": "TikTokSenderRole.Arn"}
+    assert sender["Role"] == {"Fn::GetAtt": "DeliverySenderRole.Arn"}
     assert "Policies" not in sender  # SAM would add AWSLambdaDynamoDBExecutionRole: every stream
     assert role["AssumeRolePolicyDocument"]["Statement"] == [
         {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
@@ -275,7 +275,7 @@ def test_the_sender_runs_with_its_own_role_and_no_sam_policies():
 
 
 def test_the_sender_role_reads_only_the_sessions_stream():
-    grants = grants_of(role_statements("TikTokSenderRole"))
+    grants = grants_of(role_statements("DeliverySenderRole"))
     stream_event = sender_stream_event()
 
     assert stream_event["Properties"]["Stream"] == {"Fn::GetAtt": "SessionsTable.StreamArn"}
@@ -288,18 +288,18 @@ def test_the_sender_role_reads_only_the_sessions_stream():
 
 
 def test_the_sender_role_sends_only_to_its_failure_queue_and_writes_only_its_logs():
-    grants = grants_of(role_statements("TikTokSenderRole"))
+    grants = grants_of(role_statements("DeliverySenderRole"))
     sender = resources()[SENDER]["Properties"]
     destination = sender_stream_event()["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
 
-    assert destination == {"Fn::GetAtt": "TikTokSenderFailureQueue.Arn"}
+    assert destination == {"Fn::GetAtt": "DeliverySenderFailureQueue.Arn"}
     assert {grant for grant in grants if grant[0].startswith("sqs:")} == {
-        ("sqs:SendMessage", "TikTokSenderFailureQueue")
+        ("sqs:SendMessage", "DeliverySenderFailureQueue")
     }
-    assert sender["LoggingConfig"]["LogGroup"] == {"Ref": "TikTokSenderLogGroup"}
+    assert sender["LoggingConfig"]["LogGroup"] == {"Ref": "DeliverySenderLogGroup"}
     assert {grant for grant in grants if grant[0].startswith("logs:")} == {
-        ("logs:CreateLogStream", "TikTokSenderLogGroup"),
-        ("logs:PutLogEvents", "TikTokSenderLogGroup"),
+        ("logs:CreateLogStream", "DeliverySenderLogGroup"),
+        ("logs:PutLogEvents", "DeliverySenderLogGroup"),
     }
     assert {action.split(":")[0] for action, _ in grants} == {"dynamodb", "sqs", "logs", "xray"}
 
@@ -307,7 +307,7 @@ def test_the_sender_role_sends_only_to_its_failure_queue_and_writes_only_its_log
 def test_the_sender_role_grants_nothing_on_every_resource_but_conditional_tracing():
     wildcard = [
         (statement, condition)
-        for statement, condition in role_statements("TikTokSenderRole")
+        for statement, condition in role_statements("DeliverySenderRole")
         if "*" in _listed(statement["Resource"])
     ]
 

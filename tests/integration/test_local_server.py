@@ -308,14 +308,14 @@ def test_env_json_gives_each_function_only_its_own_secret(tmp_path, monkeypatch)
 
     env_vars = json.loads((tmp_path / "env.json").read_text())
     assert "TIKTOK_ACCESS_TOKEN" not in env_vars["StripeWebhookFunction"]
-    assert "STRIPE_WEBHOOK_SECRET" not in env_vars["TikTokSenderFunction"]
-    assert env_vars["TikTokSenderFunction"]["TIKTOK_ACCESS_TOKEN"] == "tiktok-token-for-the-sender"
+    assert "STRIPE_WEBHOOK_SECRET" not in env_vars["DeliverySenderFunction"]
+    assert env_vars["DeliverySenderFunction"]["TIKTOK_ACCESS_TOKEN"] == "tiktok-token-for-the-sender"
 
 
 def test_stream_event_for_a_session_makes_the_sender_send_that_delivery(
     tmp_path, env, deliver, sender_app, tiktok_server, db, capsys, monkeypatch
 ):
-    """`make event SESSION=cs_...` then `sam local invoke TikTokSenderFunction -e ...`: the event
+    """`make event SESSION=cs_...` then `sam local invoke DeliverySenderFunction -e ...`: the event
     carries one INSERT of a pending delivery, which the real sender claims and sends once."""
     from devtools.function_url import LambdaContext
     from tests.factories import stripe_event
@@ -327,9 +327,9 @@ def test_stream_event_for_a_session_makes_the_sender_send_that_delivery(
     out = tmp_path / "stream.invoke.json"
 
     assert sign_event.main(["--stream-for", session_id, "--out", str(out)]) == 0
-    assert f"sam local invoke TikTokSenderFunction -e {out}" in capsys.readouterr().out
+    assert f"sam local invoke DeliverySenderFunction -e {out}" in capsys.readouterr().out
     stream_event = json.loads(out.read_text())
-    context = LambdaContext(60, function_name="TikTokSenderFunction")
+    context = LambdaContext(60, function_name="DeliverySenderFunction")
     answer = sender_app.lambda_handler(stream_event, context)
 
     assert answer == {"batchItemFailures": []}
@@ -346,14 +346,14 @@ def test_stream_event_for_a_session_makes_the_sender_send_that_delivery(
 
 
 def test_the_committed_stream_sample_passes_the_templates_filter_as_a_new_delivery():
-    """events/stream/ holds the sample `sam local invoke TikTokSenderFunction` uses: it must be
+    """events/stream/ holds the sample `sam local invoke DeliverySenderFunction` uses: it must be
     what the event source mapping would deliver, for the sample checkout session."""
     from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
     from checkout_conversions.sender import pending_delivery
     from devtools.stream_mapping import MappingSettings, matches
 
-    sample = json.loads((EVENTS_DIR / "stream" / "tiktok_sender_new_delivery.json").read_text())
+    sample = json.loads((EVENTS_DIR / "stream" / "delivery_sender_new_delivery.json").read_text())
     checkout = load_event(EVENTS_DIR / "checkout_session_completed.json")
     [record] = sample["Records"]
     [pattern] = MappingSettings.from_template().filters

@@ -27,7 +27,7 @@ pytest_plugins = ("tests.integration.redrive_fixtures",)
 PENDING = {"status": "pending"}
 NOTHING_TO_RETRY = {"batchItemFailures": []}
 DAY = 86400
-SENDER = "TikTokSenderFunction"
+SENDER = "DeliverySenderFunction"
 # Each phase of a Stripe request is bounded by STRIPE_API_TIMEOUT_SECONDS (1 s here, the fixture's),
 # without retries, and a whole read within 5 of them: a hanging Stripe holds the sender seconds.
 STRIPE_HANG_BOUND_SECONDS = 6.0

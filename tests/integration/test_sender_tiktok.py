@@ -34,7 +34,7 @@ EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
 
 PENDING = {"status": "pending"}
 WEBHOOK = "StripeWebhookFunction"
-SENDER = "TikTokSenderFunction"
+SENDER = "DeliverySenderFunction"
 # The webhook answers from one DynamoDB transaction: far below a second, whatever TikTok does.
 WEBHOOK_ANSWER_SECONDS = 1.0
 DAY = 86400

@@ -49,7 +49,7 @@ class Recorder:
 def test_the_templates_settings_are_read():
     settings = MappingSettings.from_template()
 
-    assert settings.function_name == "TikTokSenderFunction"
+    assert settings.function_name == "DeliverySenderFunction"
     assert settings.batch_size == 10 and settings.max_retries == 3
     assert settings.bisect_on_error is True and settings.reports_item_failures is True
     assert settings.filters == (PATTERN,)

@@ -55,7 +55,7 @@ def records_the_outcome(kwargs):
 
 def invoke_sender(sender_app, records, timeout_seconds=60.0):
     """One invocation of the sender's Lambda handler with these records, as the mapping makes it."""
-    context = LambdaContext(timeout_seconds, function_name="TikTokSenderFunction")
+    context = LambdaContext(timeout_seconds, function_name="DeliverySenderFunction")
     return sender_app.lambda_handler({"Records": records}, context)
 
 
@@ -460,7 +460,7 @@ def test_a_record_left_to_lambdas_retry_is_logged_and_counted_without_the_buyers
     [record] = stream.poll()
 
     answer = sender_app.lambda_handler(
-        {"Records": [record]}, LambdaContext(5.0, function_name="TikTokSenderFunction")
+        {"Records": [record]}, LambdaContext(5.0, function_name="DeliverySenderFunction")
     )
 
     assert answer == {"batchItemFailures": [{"itemIdentifier": record["dynamodb"]["SequenceNumber"]}]}

@@ -58,8 +58,8 @@ print("RESULT " + json.dumps({"answer": answer, "xray_imported": "aws_xray_sdk" 
 SENDER = """
 import json, sys
 from devtools.function_url import LambdaContext
-from tiktok_sender import app
-answer = app.lambda_handler(json.loads(sys.stdin.read()), LambdaContext(60, "TikTokSenderFunction"))
+from delivery_sender import app
+answer = app.lambda_handler(json.loads(sys.stdin.read()), LambdaContext(60, "DeliverySenderFunction"))
 print("RESULT " + json.dumps({"answer": answer}))
 """
 
@@ -192,7 +192,7 @@ def send_traced(deliver, stream, xray) -> tuple[str, dict[str, Any], list[dict[s
     assert len(records) == 1
     result = run(
         SENDER,
-        lambda_environment("TikTokSenderFunction", tracing=True, daemon=xray),
+        lambda_environment("DeliverySenderFunction", tracing=True, daemon=xray),
         json.dumps({"Records": records}),
     )
     return session_id, result["answer"], subsegments(xray.documents())
