@@ -26,6 +26,9 @@ METADATA_KEYS = (
     "locale",
     "ad_consent",
     "limited_data_use",
+    "fbp",
+    "fbc",
+    "fbclid",
 )
 _METADATA_VALUE_LIMIT = 500  # Stripe's own limit for a metadata value
 _ADDRESS_LIMIT = 200
@@ -152,6 +155,9 @@ def purchase(session: dict[str, Any], event: dict[str, Any]) -> Purchase:
             ip=metadata.get("client_ip"),
             user_agent=metadata.get("user_agent"),
             locale=_locale(metadata.get("locale")),
+            fbp=metadata.get("fbp"),
+            fbc=metadata.get("fbc")
+            or meta_click_id(metadata.get("fbclid"), session.get("created"), event["created"]),
         ),
         page_url=metadata.get("page_url"),
         page_referrer=metadata.get("page_referrer"),
@@ -183,6 +189,17 @@ def renewal_purchase(invoice: dict[str, Any], event_time: int, external_id: str 
             external_id=_text(external_id) or _text(invoice.get("customer")),
         ),
     )
+
+
+def meta_click_id(fbclid: str | None, session_created: Any, event_created: int) -> str | None:
+    """Meta's `fbc` from a landing page's fbclid, as its Pixel would have written the _fbc cookie:
+    fb.1.<when the fbclid was first seen, in ms>.<fbclid, case kept>. The merchant's backend saw it
+    when it created the session, so the session's creation time stands in for the first sight
+    (the event's, when the session has none)."""
+    if not fbclid:
+        return None
+    seen_at = session_created if _amount(session_created) else event_created
+    return f"fb.1.{int(seen_at) * 1000}.{fbclid}"
 
 
 def person_names(details: dict[str, Any]) -> tuple[str | None, str | None]:

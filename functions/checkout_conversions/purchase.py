@@ -32,6 +32,8 @@ class Buyer:
     ip: str | None = None
     user_agent: str | None = None
     locale: str | None = None  # BCP 47 (en-US), only when the merchant passes one
+    fbp: str | None = None  # Meta's browser id (the _fbp cookie)
+    fbc: str | None = None  # Meta's click id (the _fbc cookie, or built from the landing fbclid)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,140 @@
+"""A local HTTP server standing in for Meta's Graph API (the Conversions API's events edge):
+records requests, answers as told.
+
+Serves POST /{version}/{pixel_id}/events; any other path gets a 404 with a Graph API error. A
+request whose JSON body carries no `access_token` is recorded and refused (HTTP 400, error code
+100), as Meta would refuse it, so that a token sent in the URL or a header fails the test that
+sent it.
+
+Behaviours: "ok" (events_received = len(data)), "error:CODE" (HTTP 400 with a Graph API error
+of that code; Meta answers throttling codes such as 4, 17, 32 and 613 with HTTP 400 too),
+"http:N" (HTTP status N, a text body), "garbage" (HTTP 200, not JSON), "hang" (accepts and never
+answers until released). A script of behaviours can be queued; the last one sticks. Requests
+refused for their path or their missing token do not use up a behaviour.
+"""
+
+import json
+import re
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+from urllib.parse import urlsplit
+
+from devtools.loopback import LoopbackStandIn
+from devtools.tiktok_standin import RecordedRequest
+
+EVENTS_PATH = re.compile(r"^/[^/]+/[^/]+/events/?$")
+FBTRACE_ID = "AStandInFbTraceId"
+
+
+class MetaStandIn(LoopbackStandIn):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        self.requests: list[RecordedRequest] = []
+        self._script: list[str] = ["ok"]
+        super().__init__(self._handler_class(), host, port)
+
+    @property
+    def url_base(self) -> str:
+        """What META_API_BASE_URL is set to (meta_api.events_url adds version, pixel, /events)."""
+        return self.base_url
+
+    def behave(self, *script: str) -> None:
+        """Answer the next requests with these behaviours in turn; the last one repeats."""
+        with self._lock:
+            self._script = list(script) or ["ok"]
+            self.requests.clear()
+        self._release.clear()
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every event of every request's `data[]`, in the order received."""
+        return [event for body in self._bodies() for event in (body.get("data") or [])]
+
+    def access_tokens(self) -> list[str | None]:
+        """The body's `access_token` of each request (None where it had none)."""
+        return [body.get("access_token") for body in self._bodies(keep_unreadable=True)]
+
+    def paths(self) -> list[str]:
+        """The request target of each request, query string included."""
+        return [request.path for request in list(self.requests)]
+
+    def _bodies(self, keep_unreadable: bool = False) -> list[dict[str, Any]]:
+        bodies = []
+        for request in list(self.requests):
+            body = _json_object(request.body)
+            if body is not None or keep_unreadable:
+                bodies.append(body or {})
+        return bodies
+
+    def _next_behaviour(self) -> str:
+        with self._lock:
+            return self._script.pop(0) if len(self._script) > 1 else self._script[0]
+
+    def _handler_class(self):
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # answer at once, not after a 40 ms delayed ACK
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length)
+                with standin._lock:
+                    standin.requests.append(
+                        RecordedRequest(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                    )
+                if not EVENTS_PATH.match(urlsplit(self.path).path):
+                    self._answer_error(404, 2500, f"Unknown path components: {urlsplit(self.path).path}")
+                    return
+                payload = _json_object(body)
+                token = payload.get("access_token") if payload else None
+                if not isinstance(token, str) or not token:
+                    self._answer_error(400, 100, "(#100) The access_token parameter is required in the body")
+                    return
+                behaviour = standin._next_behaviour()
+                if behaviour == "hang":
+                    standin._release.wait(timeout=60)
+                    self.close_connection = True
+                    return
+                if behaviour.startswith("error:"):
+                    code = int(behaviour.split(":", 1)[1])
+                    self._answer_error(400, code, f"(#{code}) stand-in error {code}")
+                elif behaviour.startswith("http:"):
+                    status = int(behaviour.split(":", 1)[1])
+                    self._answer(status, f"stand-in HTTP {status}".encode(), "text/plain")
+                elif behaviour == "garbage":
+                    self._answer(200, b"<html>bad gateway</html>", "text/html")
+                else:
+                    data = payload.get("data")
+                    received = len(data) if isinstance(data, list) else 0
+                    answer = {"events_received": received, "messages": [], "fbtrace_id": FBTRACE_ID}
+                    self._answer(200, json.dumps(answer).encode(), "application/json")
+
+            def _answer_error(self, status: int, code: int, message: str) -> None:
+                error = {
+                    "message": message,
+                    "type": "OAuthException",
+                    "code": code,
+                    "error_subcode": 0,
+                    "fbtrace_id": FBTRACE_ID,
+                }
+                self._answer(status, json.dumps({"error": error}).encode(), "application/json")
+
+            def _answer(self, status: int, raw: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("content-type", content_type)
+                self.send_header("content-length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+        return Handler
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

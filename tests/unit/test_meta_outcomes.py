@@ -1,0 +1,343 @@
+"""Reading the Graph API's answer (Handling Errors, https://developers.facebook.com/docs/graph-api/guides/error-handling),
+and one POST against the local stand-in (devtools/meta_standin.py) on 127.0.0.1."""
+
+import json
+import socket
+
+import httpx
+import pytest
+
+from checkout_conversions.delivery import DeliveryStatus, Outcome
+from checkout_conversions.meta_api import (
+    PERMANENT_CODES,
+    TRANSIENT_CODES,
+    classify,
+    events_url,
+    is_transient_code,
+    post,
+)
+from checkout_conversions.meta_payload import build_event, build_request, encode
+from checkout_conversions.purchase import Buyer, Content, Purchase
+from devtools.meta_standin import FBTRACE_ID, MetaStandIn
+
+TOKEN = "EAAstandinTokenValue123"
+
+
+def error_body(code, message="msg", fbtrace_id="AbCdEfTrace", **extra) -> bytes:
+    return json.dumps(
+        {
+            "error": {
+                "message": message,
+                "type": "OAuthException",
+                "code": code,
+                "fbtrace_id": fbtrace_id,
+                **extra,
+            }
+        }
+    ).encode()
+
+
+def success_body(received=1, fbtrace_id="AbCdEfTrace") -> bytes:
+    return json.dumps({"events_received": received, "messages": [], "fbtrace_id": fbtrace_id}).encode()
+
+
+# ---------------------------------------------------------------- classify: success
+
+
+def test_events_received_is_sent():
+    outcome = classify(200, success_body(1, "Trace-1"))
+    assert outcome == Outcome(
+        DeliveryStatus.SENT, code=None, message="events_received=1", request_id="Trace-1", http_status=200
+    )
+    assert outcome.sent is True
+    assert outcome.retryable is False
+
+
+def test_events_received_without_fbtrace_id():
+    outcome = classify(200, b'{"events_received": 3}')
+    assert outcome.sent is True
+    assert outcome.request_id is None
+    assert outcome.message == "events_received=3"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"events_received": 0, "messages": []}',
+        b'{"messages": []}',
+        b"{}",
+        b'{"events_received": "1"}',
+        b'{"events_received": true}',
+        b'{"events_received": 1.0}',
+    ],
+    ids=repr,
+)
+def test_2xx_json_without_events_received_is_a_transient_failure(body):
+    outcome = classify(200, body)
+    assert outcome.status == "failed"
+    assert outcome.retryable is True
+    assert outcome.message == "no events received"
+
+
+# ---------------------------------------------------------------- classify: Graph API errors
+
+
+@pytest.mark.parametrize("code", [190, 100, 102, 10, 200, 294, 299, 803, 3])
+def test_configuration_and_payload_errors_are_permanent(code):
+    outcome = classify(400, error_body(code, "Invalid OAuth access token.", "AzTrace190"))
+    assert outcome.status == "failed"
+    assert outcome.retryable is False
+    assert outcome.code == code
+    assert outcome.request_id == "AzTrace190"
+    assert outcome.message == "Invalid OAuth access token."
+    assert outcome.http_status == 400
+
+
+@pytest.mark.parametrize("code", [1, 2, 4, 17, 32, 341, 368, 613, 80000, 80004, 80014])
+def test_temporary_and_throttling_errors_are_transient(code):
+    outcome = classify(400, error_body(code, "(#4) Application request limit reached"))
+    assert outcome.status == "failed"
+    assert outcome.retryable is True
+    assert outcome.code == code
+    assert outcome.request_id == "AbCdEfTrace"
+
+
+@pytest.mark.parametrize("code", [5, 506, 2500, 79999, 80015, 1487390])
+def test_unlisted_codes_are_permanent_on_a_4xx(code):
+    assert classify(400, error_body(code)).retryable is False
+
+
+@pytest.mark.parametrize("code", [100, 190, 5, 2500])
+def test_is_transient_true_is_retried_whatever_the_code(code):
+    outcome = classify(400, error_body(code, is_transient=True))
+    assert outcome.retryable is True
+    assert outcome.code == code
+
+
+def test_is_transient_false_or_truthy_non_boolean_does_not_override():
+    assert classify(400, error_body(4, is_transient=False)).retryable is True  # the code still says so
+    assert classify(400, error_body(190, is_transient="true")).retryable is False
+
+
+def test_subcode_is_kept_in_the_message():
+    outcome = classify(400, error_body(100, "Invalid parameter", error_subcode=2804003))
+    assert outcome.code == 100
+    assert outcome.message == "subcode 2804003: Invalid parameter"
+
+
+def test_subcode_zero_is_not_reported():
+    assert classify(400, error_body(100, "Invalid parameter", error_subcode=0)).message == "Invalid parameter"
+
+
+def test_long_message_is_truncated_to_300_characters():
+    outcome = classify(400, error_body(100, "x" * 299 + "yz" + "w" * 5000))
+    assert outcome.message == "x" * 299 + "y"
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "message", "request_id"),
+    [
+        ({}, None, "", None),
+        ({"code": "190", "message": None, "fbtrace_id": 12}, None, "", None),
+        ({"code": True, "message": 12}, None, "12", None),
+    ],
+)
+def test_error_without_usable_fields(error, code, message, request_id):
+    outcome = classify(400, json.dumps({"error": error}).encode())
+    assert outcome.status == "failed"
+    assert outcome.retryable is False
+    assert (outcome.code, outcome.message, outcome.request_id) == (code, message, request_id)
+
+
+# ---------------------------------------------------------------- classify: HTTP status
+
+
+@pytest.mark.parametrize("http_status", [500, 502, 503, 504, 408, 425, 429])
+@pytest.mark.parametrize(
+    "body", [b"", b"<html>Bad Gateway</html>", b"[]", b'{"events_received": 1}'], ids=repr
+)
+def test_5xx_and_throttling_statuses_without_a_meta_error_are_transient(http_status, body):
+    outcome = classify(http_status, body)
+    assert outcome.status == "failed"
+    assert outcome.retryable is True
+    assert outcome.http_status == http_status
+
+
+@pytest.mark.parametrize(("code", "retryable"), [(2, True), (1, True), (5, True), (190, False), (100, False)])
+def test_5xx_with_a_meta_error_is_transient_unless_the_code_is_permanent(code, retryable):
+    outcome = classify(500, error_body(code, fbtrace_id="Trace500"))
+    assert outcome.retryable is retryable
+    assert outcome.code == code
+    assert outcome.request_id == "Trace500"
+
+
+@pytest.mark.parametrize("http_status", [301, 302, 400, 401, 403, 404, 405, 413])
+@pytest.mark.parametrize(
+    "body", [b"", b"Not Found", b"<html><body>404 Not Found</body></html>", b"[]"], ids=repr
+)
+def test_3xx_or_4xx_without_a_graph_answer_is_a_permanent_configuration_failure(http_status, body):
+    outcome = classify(http_status, body)
+    assert outcome.status == "failed"
+    assert outcome.retryable is False
+    assert outcome.http_status == http_status
+    assert outcome.message == f"HTTP {http_status}, not a Graph API answer: check META_API_BASE_URL"
+
+
+@pytest.mark.parametrize(
+    "body", [b"<html>gateway</html>", b"", b"\xff\xfe", b"[]", b"null", b'"OK"'], ids=repr
+)
+def test_2xx_garbage_is_transient(body):
+    outcome = classify(200, body)
+    assert outcome.status == "failed"
+    assert outcome.retryable is True
+    assert "META_API_BASE_URL" not in outcome.message
+
+
+def test_code_sets():
+    assert TRANSIENT_CODES.isdisjoint(PERMANENT_CODES)
+    assert {1, 2, 4, 17, 32, 341, 368, 613, 80004} <= TRANSIENT_CODES
+    assert set(range(80000, 80015)) <= TRANSIENT_CODES
+    assert {10, 100, 102, 190, 803} | set(range(200, 300)) <= PERMANENT_CODES
+    assert is_transient_code(613) is True
+    assert is_transient_code(190) is False
+
+
+def test_events_url():
+    assert events_url("https://graph.facebook.com/", "v21.0", "1234567890") == (
+        "https://graph.facebook.com/v21.0/1234567890/events"
+    )
+    assert events_url("http://127.0.0.1:8080", "v21.0", "42") == "http://127.0.0.1:8080/v21.0/42/events"
+
+
+# ---------------------------------------------------------------- post() against the stand-in
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Overrides the unit-suite guard for this module: loopback only (the stand-in runs on
+    127.0.0.1); any other connection still fails the test loudly."""
+    connect = socket.socket.connect
+
+    def loopback_only(sock, address, *args, **kwargs):
+        host = address[0] if isinstance(address, tuple) else address
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            raise RuntimeError("unit tests must not touch the network")
+        return connect(sock, address, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", loopback_only)
+
+
+@pytest.fixture(scope="module")
+def standin():
+    server = MetaStandIn().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def meta(standin):
+    standin.behave("ok")
+    yield standin
+    standin.release_hung()
+
+
+@pytest.fixture
+def client():
+    with httpx.Client() as http:
+        yield http
+
+
+def request_body(test_event_code: str = "TEST123") -> dict:
+    buyer = Buyer(email="jane@example.com", ip="203.0.113.7", user_agent="Mozilla/5.0", fbp="fb.1.2.3")
+    purchase = Purchase("cs_test_1", 1735689600, "cs_test_1", buyer, 1999, "USD", "https://shop.example.com/")
+    event = build_event(purchase, "Purchase", "US", [Content("price_1", "T", 1, 1999, "USD")])
+    return build_request([event], test_event_code)
+
+
+def url_of(meta: MetaStandIn) -> str:
+    return events_url(meta.url_base, "v21.0", "1234567890")
+
+
+def test_post_sends_the_token_only_in_the_body(meta, client):
+    body = request_body()
+    outcome = post(client, url_of(meta), TOKEN, encode(body), 2.0)
+    assert outcome.sent is True
+    assert outcome.request_id == FBTRACE_ID
+    assert outcome.message == "events_received=1"
+    assert meta.access_tokens() == [TOKEN]
+    assert meta.paths() == ["/v21.0/1234567890/events"]
+    recorded = meta.requests[0]
+    assert TOKEN not in recorded.path
+    assert "?" not in recorded.path
+    assert all(TOKEN not in name and TOKEN not in value for name, value in recorded.headers.items())
+    assert "authorization" not in recorded.headers
+    assert recorded.headers["content-type"] == "application/json"
+
+
+def test_post_body_is_what_build_request_gave_plus_the_token(meta, client):
+    body = request_body("TEST999")
+    post(client, url_of(meta), TOKEN, encode(body), 2.0)
+    recorded = meta.requests[0].json()
+    expected = json.loads(encode(body))
+    assert recorded["data"][0] == expected["data"][0]
+    assert meta.events() == expected["data"]
+    assert recorded["test_event_code"] == "TEST999"
+    assert recorded["data"][0]["custom_data"]["value"] == 19.99
+    assert set(recorded) == {"data", "test_event_code", "access_token"}
+
+
+def test_post_hang_is_a_retryable_timeout(meta, client):
+    meta.behave("hang")
+    outcome = post(client, url_of(meta), TOKEN, encode(request_body()), 0.2)
+    assert outcome.status == "failed"
+    assert outcome.retryable is True
+    assert outcome.message == "timed out (ReadTimeout, 0.2s)"
+    assert TOKEN not in outcome.message
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "retryable", "code", "http_status"),
+    [
+        ("error:190", False, 190, 400),
+        ("error:100", False, 100, 400),
+        ("error:613", True, 613, 400),
+        ("error:17", True, 17, 400),
+        ("http:503", True, None, 503),
+        ("http:404", False, None, 404),
+        ("garbage", True, None, 200),
+    ],
+)
+def test_post_reads_each_stand_in_answer(meta, client, behaviour, retryable, code, http_status):
+    meta.behave(behaviour)
+    outcome = post(client, url_of(meta), TOKEN, encode(request_body()), 2.0)
+    assert outcome.status == "failed"
+    assert (outcome.retryable, outcome.code, outcome.http_status) == (retryable, code, http_status)
+    if code is not None:
+        assert outcome.request_id == FBTRACE_ID
+
+
+def test_stand_in_refuses_a_token_sent_anywhere_but_the_body(meta, client):
+    url = url_of(meta) + f"?access_token={TOKEN}"
+    response = client.post(url, content=encode(request_body()), headers={"Authorization": f"Bearer {TOKEN}"})
+    outcome = classify(response.status_code, response.content)
+    assert (outcome.code, outcome.retryable, outcome.http_status) == (100, False, 400)
+    assert meta.access_tokens() == [None]
+
+
+def test_stand_in_wrong_path_is_a_permanent_failure(meta, client):
+    outcome = post(client, f"{meta.url_base}/v21.0/1234567890/track", TOKEN, encode(request_body()), 2.0)
+    assert outcome.status == "failed"
+    assert outcome.retryable is False
+    assert outcome.http_status == 404
+
+
+def test_post_never_raises_for_a_body_or_url_it_cannot_use(client):
+    assert post(client, "http://127.0.0.1:9/v21.0/1/events", TOKEN, b"[]", 0.5) == Outcome.failure(
+        "request body is not a JSON object: TypeError", retryable=False
+    )
+    assert post(client, "http://127.0.0.1:9/v21.0/1/events", TOKEN, b"not json", 0.5).retryable is False
+    for url in ("http://[::1/events", "http://127.0.0.1:9/v21.0/1/events"):
+        outcome = post(client, url, TOKEN, b'{"data": []}', 0.5)
+        assert outcome.status == "failed"
+        assert outcome.retryable is True
+        assert TOKEN not in outcome.message
