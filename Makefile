@@ -52,10 +52,10 @@ run: $(INSTALLED)
 	$(BIN)/python -m devtools.local_server --port $(PORT)
 
 event: $(INSTALLED)
-	$(BIN)/python -m devtools.sign_event $(if $(SESSION),--stream-for $(SESSION),$(E))
+	$(BIN)/python -m devtools.sign_event $(if $(SESSION),--stream-for $(SESSION) $(if $(DESTINATION),--destination $(DESTINATION),),$(E))
 
 deliveries: $(INSTALLED)
-	$(BIN)/python -m devtools.deliveries $(if $(REQUEUE),--requeue $(REQUEUE),) $(if $(COVERAGE),--coverage $(COVERAGE),)
+	$(BIN)/python -m devtools.deliveries $(if $(REQUEUE),--requeue $(REQUEUE),) $(if $(DESTINATION),--destination $(DESTINATION),) $(if $(COVERAGE),--coverage $(COVERAGE),)
 
 bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks.run_all

@@ -82,8 +82,8 @@ def _check(mode: str, answer: dict, change: dict, problems: Counter) -> None:
     body = json.loads(answer["body"])
     if answer["statusCode"] != 200 or body.get("status") != "provisioned":
         problems[f"{mode}: answered {answer['statusCode']} {body}"] += 1
-    elif body.get("tiktok", {}).get("status") != "pending":
-        problems[f"{mode}: TikTok state {body.get('tiktok')}"] += 1
+    elif body.get("deliveries", {}).get("tiktok", {}).get("status") != "pending":
+        problems[f"{mode}: TikTok state {body.get('deliveries')}"] += 1
     if change["counts"] != {"TransactWriteItems": 1} or change["tiktok"] != 0:
         problems[f"{mode}: requests {change['counts']} + {change['tiktok']} TikTok"] += 1
 

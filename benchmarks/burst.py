@@ -75,7 +75,7 @@ def run(deliveries: int = DELIVERIES, threads: int = THREADS, seed: int = SEED) 
                 status = answer["statusCode"]
                 body = json.loads(answer["body"])
                 outcome = str(body.get("status") or body.get("error"))
-                tiktok = str((body.get("tiktok") or {}).get("status"))
+                tiktok = str(((body.get("deliveries") or {}).get("tiktok") or {}).get("status"))
             except Exception as error:  # a crash: Lambda would answer 502
                 status, outcome, tiktok = 599, f"raised {type(error).__name__}: {error}", "-"
             elapsed = time.perf_counter() - started

@@ -148,8 +148,8 @@ def _check(kind: str, answer: dict[str, Any], change: dict[str, Any], problems: 
     if kind.startswith("product"):
         if answer["statusCode"] != 200 or body.get("status") != "provisioned":
             problems[f"{kind} answered {answer['statusCode']} {body}"] += 1
-        elif body.get("tiktok", {}).get("status") != "pending":
-            problems[f"{kind}: TikTok {body.get('tiktok')}"] += 1
+        elif body.get("deliveries", {}).get("tiktok", {}).get("status") != "pending":
+            problems[f"{kind}: TikTok {body.get('deliveries')}"] += 1
         if counts != {"TransactWriteItems": 1} or change["tiktok"] != 0:
             problems[f"{kind} requests {counts} + {change['tiktok']} TikTok"] += 1
     elif counts != {"PutItem": 1} or change["tiktok"] != 0:

@@ -77,7 +77,8 @@ def run(sessions: int = SESSIONS, warmup: int = WARMUP, seed: int = SEED) -> com
             answer = webhook.lambda_handler(common.signed(stripe_event), common.context())
             answered[session_id] = time.perf_counter()
             body = json.loads(answer["body"])
-            if answer["statusCode"] != 200 or body.get("tiktok", {}).get("status") != "pending":
+            started = body.get("deliveries", {}).get("tiktok", {})
+            if answer["statusCode"] != 200 or started.get("status") != "pending":
                 problems[f"webhook answered {answer['statusCode']} {body}"] += 1
             deadline = time.monotonic() + WAIT_SECONDS
             with invoked:

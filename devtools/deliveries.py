@@ -1,8 +1,10 @@
-"""The operator's view of TikTok deliveries: counts by status, the recent ones, and a requeue.
+"""The operator's view of the deliveries, per destination (TikTok, Meta): counts by status, the
+recent ones, match-key coverage, and a requeue.
 
     make deliveries                          # python -m devtools.deliveries
     make deliveries COVERAGE=500             # match-key coverage over the newest 500 sent
     make deliveries REQUEUE=cs_live_...      # python -m devtools.deliveries --requeue cs_live_...
+    make deliveries REQUEUE=cs_live_... DESTINATION=meta
     python -m devtools.deliveries --stack-name checkout-conversions --status failed --limit 20
 
 The Sessions table comes from SESSIONS_TABLE_NAME (environment or .env), or from the stack's
@@ -31,16 +33,22 @@ if str(ROOT / "functions") not in sys.path:  # `python -m devtools.deliveries` f
 
 from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 
-from checkout_conversions import delivery  # noqa: E402
+from checkout_conversions import delivery, destinations  # noqa: E402
 from checkout_conversions.config import ConfigurationError, load_settings  # noqa: E402
 from checkout_conversions.delivery import DeliveryStatus  # noqa: E402
+from checkout_conversions.meta_payload import USER_DATA_KEYS  # noqa: E402
 from checkout_conversions.store import Store, StoreError, from_item  # noqa: E402
 from checkout_conversions.tiktok_payload import USER_KEYS  # noqa: E402
 
 STATUSES = tuple(status.value for status in DeliveryStatus)
+# The match keys each destination's events can carry, in its reporting order.
+MATCH_KEYS = {"tiktok": USER_KEYS, "meta": USER_DATA_KEYS}
 # Only these attributes are read: nothing that identifies the buyer.
 SHOWN_FIELDS = (
     "session_id",
+    "event_id",
+    "destination",
+    "delivery_note",
     "provisioned_at",
     "livemode",
     "event_time",
@@ -106,6 +114,11 @@ def read_deliveries(client: Any, table: str) -> list[dict[str, Any]]:
         if "LastEvaluatedKey" not in answer:
             break
         request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+    # Markers carry no delivery state; an item with one but no destination predates Meta: TikTok's.
+    items = [item for item in items if "delivery_status" in item]
+    for item in items:
+        item.setdefault("destination", "tiktok")
+        item.setdefault("event_id", item["session_id"])
     items.sort(key=lambda item: str(item.get("provisioned_at") or ""), reverse=True)
     return items
 
@@ -143,13 +156,19 @@ def next_attempt(item: dict[str, Any], now: int) -> str:
     return f"{when} (due)" if int(due) <= now else when
 
 
-def match_key_coverage(items: list[dict[str, Any]], newest: int) -> tuple[int, list[tuple[str, float]]]:
-    """Over the newest `newest` sent deliveries (items newest first): how many, and the share of
-    them that carried each match key, the figure merchants compare with TikTok's Event Match
-    Quality."""
-    sent = [item for item in items if item.get("delivery_status") == DeliveryStatus.SENT][:newest]
+def match_key_coverage(
+    items: list[dict[str, Any]], newest: int, destination: str = "tiktok"
+) -> tuple[int, list[tuple[str, float]]]:
+    """Over a destination's newest `newest` sent deliveries (items newest first): how many, and
+    the share of them that carried each match key, the figure merchants compare with the
+    platform's Event Match Quality."""
+    sent = [
+        item
+        for item in items
+        if item.get("delivery_status") == DeliveryStatus.SENT and item.get("destination") == destination
+    ][:newest]
     counts = Counter(key for item in sent for key in set(item.get("delivery_match_keys") or ()))
-    return len(sent), [(key, counts[key] / len(sent)) for key in USER_KEYS if sent]
+    return len(sent), [(key, counts[key] / len(sent)) for key in MATCH_KEYS[destination] if sent]
 
 
 def format_coverage(sent: int, shares: list[tuple[str, float]]) -> str:
@@ -167,15 +186,36 @@ def print_listing(
     now: int,
     coverage_of: int = 200,
 ) -> None:
+    """One section per destination that has deliveries (TikTok's alone when Meta is not used)."""
+    shown_any = False
+    for destination in destinations.ALL:
+        mine = [item for item in items if item.get("destination") == destination.name]
+        if mine or destination is destinations.TIKTOK:
+            if shown_any:
+                print(file=out)
+            _print_destination(destination, mine, table, status, limit, out, now, coverage_of)
+            shown_any = True
+
+
+def _print_destination(
+    destination: destinations.Destination,
+    items: list[dict[str, Any]],
+    table: str,
+    status: str | None,
+    limit: int,
+    out: TextIO,
+    now: int,
+    coverage_of: int,
+) -> None:
     counts = Counter(str(item.get("delivery_status") or "unknown") for item in items)
     failed = [item for item in items if item.get("delivery_status") == DeliveryStatus.FAILED]
     retrying = sum(1 for item in failed if item.get("delivery_retryable"))
     summary = ", ".join(f"{name} {counts.get(name, 0)}" for name in STATUSES)
     others = sorted(set(counts) - set(STATUSES))
     summary += "".join(f", {name} {counts[name]}" for name in others)
-    print(f"TikTok deliveries in {table}: {len(items)} sessions", file=out)
+    print(f"{destination.label} deliveries in {table}: {len(items)}", file=out)
     print(f"  {summary} ({retrying} of the failed will be retried)", file=out)
-    sent, shares = match_key_coverage(items, coverage_of)
+    sent, shares = match_key_coverage(items, coverage_of, destination.name)
     print(f"\nMatch keys of the newest {sent} sent events (share that carried each):", file=out)
     print(f"  {format_coverage(sent, shares)}", file=out)
 
@@ -184,10 +224,10 @@ def print_listing(
     if not shown:
         print("  none", file=out)
         return
-    rows = [("SESSION", "STATUS", "ATTEMPTS", "LAST CODE / MESSAGE", "NEXT ATTEMPT (UTC)")]
+    rows = [("SESSION / INVOICE", "STATUS", "ATTEMPTS", "LAST CODE / MESSAGE", "NEXT ATTEMPT (UTC)")]
     rows += [
         (
-            str(item["session_id"]),
+            str(item["event_id"]),
             describe_status(item),
             str(item.get("delivery_attempts", 0)),
             last_result(item),
@@ -201,30 +241,49 @@ def print_listing(
         print("  " + "  ".join([*cells, row[-1]]).rstrip(), file=out)
 
 
-def requeue(client: Any, tables: tuple[str, str], session_id: str, out: TextIO, now: int) -> int:
+def requeue(
+    client: Any,
+    tables: tuple[str, str],
+    event_id: str,
+    out: TextIO,
+    now: int,
+    destination_name: str = "tiktok",
+) -> int:
     store = Store(client, *tables)
-    try:
-        item = delivery.requeue(store, session_id, now)
-    except LookupError:
-        print(f"Not requeued: there is no session {session_id} in {tables[0]}.", file=out)
-        return 1
-    except ValueError as refused:
-        print(f"Not requeued: {refused}.", file=out)
+    destination = destinations.by_name(destination_name)
+    keys = [destination.delivery_key(event_id)]
+    if destination is destinations.TIKTOK:
+        keys.append(event_id)  # a delivery recorded before there were two destinations
+    item = None
+    for key in keys:
+        try:
+            item = delivery.requeue(store, destination, key, now)
+            break
+        except LookupError:
+            continue
+        except ValueError as refused:
+            print(f"Not requeued: {refused}.", file=out)
+            return 1
+    if item is None:
+        print(
+            f"Not requeued: there is no {destination.label} delivery of {event_id} in {tables[0]}.", file=out
+        )
         return 1
     print(
-        f"Requeued {session_id}: pending, due now (attempts so far: {item.get('delivery_attempts', 0)}). "
-        "The next redrive run (every 5 minutes) sends it.",
+        f"Requeued {destination.label}'s delivery of {event_id}: pending, due now (attempts so far: "
+        f"{item.get('delivery_attempts', 0)}). The next redrive run (every 5 minutes) sends it.",
         file=out,
     )
     try:
-        max_age_days = load_settings().delivery_max_age_days
+        max_age_days = destination.max_age_seconds(load_settings()) // 86400
     except ConfigurationError:
         max_age_days = 7
     event_time = item.get("event_time")
     if isinstance(event_time, int) and (now - event_time) / 86400 > max_age_days:
         print(
-            f"Warning: the payment is {(now - event_time) / 86400:.0f} days old, more than "
-            f"DELIVERY_MAX_AGE_DAYS={max_age_days}: the redrive will mark it expired instead of sending it.",
+            f"Warning: the payment is {(now - event_time) / 86400:.0f} days old, more than the "
+            f"{max_age_days} days {destination.label}'s deliveries may take: the redrive will mark it "
+            "expired instead of sending it.",
             file=out,
         )
     return 0
@@ -233,7 +292,7 @@ def requeue(client: Any, tables: tuple[str, str], session_id: str, out: TextIO, 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m devtools.deliveries",
-        description="List TikTok deliveries by status, or put one back in the redrive queue.",
+        description="List the deliveries (TikTok, Meta) by status, or put one back in the redrive queue.",
     )
     parser.add_argument("--stack-name", help="read the table name from this stack's outputs")
     parser.add_argument("--status", choices=STATUSES, help="list only deliveries in this state")
@@ -242,6 +301,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--coverage", type=int, default=200, help="match-key coverage over the newest N sent (default 200)"
     )
     parser.add_argument("--requeue", metavar="SESSION_ID", help="send this session's delivery again")
+    parser.add_argument(
+        "--destination",
+        choices=[destination.name for destination in destinations.ALL],
+        default="tiktok",
+        help="whose delivery --requeue sends again (default tiktok)",
+    )
     args = parser.parse_args(argv)
     if args.limit < 1 or args.coverage < 1:
         parser.error("--limit and --coverage must be at least 1")
@@ -256,7 +321,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         tables = table_names(args.stack_name)
         client = dynamodb_client()
         if args.requeue:
-            return requeue(client, tables, args.requeue.strip(), out, now)
+            return requeue(client, tables, args.requeue.strip(), out, now, args.destination)
         items = read_deliveries(client, tables[0])
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -228,7 +228,13 @@ class Sample:
     outcome: str
     tiktok: str
     delivery: str
+    meta: str = "-"
+    meta_delivery: str = "-"
     created_offset: int = 0  # seconds: the sample's created is now + this (keeps samples in order)
+
+    def expected(self, destination: str) -> tuple[str, str]:
+        """(state in the webhook's answer, state the sender recorded) for a destination."""
+        return (self.tiktok, self.delivery) if destination == "tiktok" else (self.meta, self.meta_delivery)
 
 
 @dataclass(frozen=True)
@@ -241,17 +247,24 @@ class Result:
     detail: str
     delivery: str = "-"
     session_id: str | None = None
+    meta: str = "-"
+    meta_delivery: str = "-"
 
-    def matches(self, compare_tiktok: bool) -> bool:
+    def got(self, destination: str) -> tuple[str, str]:
+        return (self.tiktok, self.delivery) if destination == "tiktok" else (self.meta, self.meta_delivery)
+
+    def matches(self, compared: tuple[str, ...]) -> bool:
+        """Status and outcome always; the destinations in `compared` (those talking to a local
+        stand-in, whose outcomes the manifest knows) too."""
         expected = self.sample
         return (
             self.status == expected.status
             and self.outcome == expected.outcome
-            and (not compare_tiktok or (self.tiktok, self.delivery) == (expected.tiktok, expected.delivery))
+            and all(self.got(name) == expected.expected(name) for name in compared)
         )
 
-    def shown(self, compare_tiktok: bool) -> str:
-        return f"{self.status} {self.outcome}" + (f" {self.tiktok} {self.delivery}" if compare_tiktok else "")
+    def shown(self, compared: tuple[str, ...]) -> str:
+        return " ".join([str(self.status), self.outcome, *(" ".join(self.got(name)) for name in compared)])
 
 
 def load_manifest(path: Path) -> list[Sample]:
@@ -259,7 +272,7 @@ def load_manifest(path: Path) -> list[Sample]:
     data = json.loads(path.read_text(encoding="utf-8"))
     entries = data.get("samples") if isinstance(data, dict) else None
     if not isinstance(entries, list) or not entries:
-        raise ValueError(f"{path}: expected {{\"samples\": [...]}}")
+        raise ValueError(f'{path}: expected {{"samples": [...]}}')
     samples = []
     for number, entry in enumerate(entries, start=1):
         try:
@@ -271,6 +284,8 @@ def load_manifest(path: Path) -> list[Sample]:
                 outcome=str(entry["outcome"]),
                 tiktok=str(entry.get("tiktok", "-")),
                 delivery=str(entry.get("delivery", "-")),
+                meta=str(entry.get("meta", "-")),
+                meta_delivery=str(entry.get("meta_delivery", "-")),
                 created_offset=int(entry.get("created_offset", 0)),
             )
         except (KeyError, TypeError, ValueError) as error:
@@ -295,17 +310,19 @@ def post(port: int, body: bytes, headers: dict[str, str], method: str = "POST") 
 
 
 class DeliveryState:
-    """The TikTok delivery status recorded on a session's item, waiting while it is pending."""
+    """A destination's delivery status recorded for a session (or an invoice), waiting while it is
+    pending."""
 
     def __init__(self, dynamodb: Any, table: str):
         self._dynamodb = dynamodb
         self._table = table
 
-    def __call__(self, session_id: str, wait: bool = True) -> str:
+    def __call__(self, event_id: str, destination: str = "tiktok", wait: bool = True) -> str:
         deadline = time.monotonic() + (DELIVERY_WAIT_SECONDS if wait else 0)
+        key = f"{event_id}#{destination}"
         while True:
             item = self._dynamodb.get_item(
-                TableName=self._table, Key={"session_id": {"S": session_id}}, ConsistentRead=True
+                TableName=self._table, Key={"session_id": {"S": key}}, ConsistentRead=True
             ).get("Item", {})
             status = item.get("delivery_status", {}).get("S", "-")
             if status != "pending" or time.monotonic() >= deadline:
@@ -342,7 +359,10 @@ def send_samples(
             continue
         result = _result(sample, event["type"], status, raw)
         if delivery_state and result.session_id:
-            result = replace(result, delivery=delivery_state(result.session_id))
+            if result.tiktok != "-":
+                result = replace(result, delivery=delivery_state(result.session_id, "tiktok"))
+            if result.meta != "-":
+                result = replace(result, meta_delivery=delivery_state(result.session_id, "meta"))
         results.append(result)
     return results
 
@@ -354,21 +374,44 @@ def _result(sample: Sample, event_type: str, status: int, raw: bytes) -> Result:
         answer = {}
     answer = answer if isinstance(answer, dict) else {}
     outcome = answer.get("status") if 200 <= status < 300 and answer.get("status") in OUTCOMES else "error"
-    tiktok = answer.get("tiktok") or answer.get("renewal")  # a renewal's delivery is keyed by its invoice
-    tiktok_status = str(tiktok.get("status", "-")) if isinstance(tiktok, dict) else "-"
-    detail = str(answer.get("error") or answer.get("reason") or (tiktok or {}).get("reason") or "")
-    session_id = (answer.get("session_id") or answer.get("invoice_id")) if isinstance(tiktok, dict) else None
-    return Result(sample, event_type, status, outcome, tiktok_status, detail, session_id=session_id)
+    started = answer.get("deliveries") if isinstance(answer.get("deliveries"), dict) else {}
+    tiktok = started.get("tiktok") or answer.get("renewal")  # a renewal's delivery is keyed by its invoice
+    meta = started.get("meta")
+    states = [state if isinstance(state, dict) else {} for state in (tiktok, meta)]
+    detail = str(answer.get("error") or answer.get("reason") or states[0].get("reason") or "")
+    session_id = (answer.get("session_id") or answer.get("invoice_id")) if tiktok or meta else None
+    return Result(
+        sample,
+        event_type,
+        status,
+        outcome,
+        str(states[0].get("status", "-")),
+        detail,
+        session_id=session_id,
+        meta=str(states[1].get("status", "-")),
+    )
 
 
 def _table(rows: list[list[str]]) -> list[str]:
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    return ["  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-            for row in rows]
+    return [
+        "  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
 
 
-def print_results(results: list[Result], check: bool, compare_tiktok: bool) -> None:
-    header = ["#", "sample", "event type", "HTTP", "outcome", "TikTok (answer)", "TikTok (sender)"]
+def print_results(results: list[Result], check: bool, compared: tuple[str, ...]) -> None:
+    header = [
+        "#",
+        "sample",
+        "event type",
+        "HTTP",
+        "outcome",
+        "TikTok answer",
+        "TikTok sender",
+        "Meta answer",
+        "Meta sender",
+    ]
     header += ["check"] if check else []
     rows = [header]
     for number, result in enumerate(results, start=1):
@@ -380,17 +423,24 @@ def print_results(results: list[Result], check: bool, compare_tiktok: bool) -> N
             result.outcome,
             result.tiktok,
             result.delivery,
+            result.meta,
+            result.meta_delivery,
         ]
         if check:
-            row.append("ok" if result.matches(compare_tiktok) else "MISMATCH")
+            row.append("ok" if result.matches(compared) else "MISMATCH")
         rows.append(row)
     print("\n".join(_table(rows)))
     for number, result in enumerate(results, start=1):
-        if result.outcome == "error" or (check and not result.matches(compare_tiktok)):
+        if result.outcome == "error" or (check and not result.matches(compared)):
             expected = result.sample
-            want = f"{expected.status} {expected.outcome}"
-            want += f" {expected.tiktok} {expected.delivery}" if compare_tiktok else ""
-            got = result.shown(compare_tiktok)
+            want = " ".join(
+                [
+                    str(expected.status),
+                    expected.outcome,
+                    *(" ".join(expected.expected(name)) for name in compared),
+                ]
+            )
+            got = result.shown(compared)
             line = f"  #{number} {result.sample.file}: "
             line += f"expected {want}, got {got}" if check else f"answered {got}"
             print(line + (f" ({result.detail})" if result.detail else ""))
@@ -405,13 +455,19 @@ class Environment:
     own_secret: bool
     notes: list[str]
     tiktok_standin: bool  # no TIKTOK_ACCESS_TOKEN of your own: the sender talks to a local stand-in
+    meta_standin: bool = False  # the same for META_ACCESS_TOKEN
 
 
-# The local TikTok stand-in's settings (obviously fake; the stand-in accepts any token).
+# The local stand-ins' settings (obviously fake; the stand-ins accept any token).
 STANDIN_TIKTOK = {
     "TIKTOK_ACCESS_TOKEN": "local-standin-token",
     "TIKTOK_PIXEL_ID": "CLOCALSTANDINPIXEL",
     "TIKTOK_TEST_EVENT_CODE": "TEST_LOCAL",
+}
+STANDIN_META = {
+    "META_ACCESS_TOKEN": "local-standin-meta-token",
+    "META_PIXEL_ID": "100000000000001",
+    "META_TEST_EVENT_CODE": "TEST_LOCAL_META",
 }
 
 
@@ -425,8 +481,10 @@ def prepare_environment(demo: bool, env_file: Path | None) -> Environment:
     if demo:
         os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     if os.environ.get("SECRETS_SOURCE", "env").strip().lower() not in ("", "env"):
-        notes.append(f"SECRETS_SOURCE={os.environ['SECRETS_SOURCE']} ignored: the local server reads secrets "
-                     "from the environment")
+        notes.append(
+            f"SECRETS_SOURCE={os.environ['SECRETS_SOURCE']} ignored: the local server reads secrets "
+            "from the environment"
+        )
     os.environ["SECRETS_SOURCE"] = "env"
     configured = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
     secrets = [part.strip() for part in configured.split(",") if part.strip()]
@@ -438,7 +496,13 @@ def prepare_environment(demo: bool, env_file: Path | None) -> Environment:
     for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
         os.environ.pop(name, None)
     os.environ.update(FAKE_AWS_CREDENTIALS)
-    return Environment(loaded, own_secret, notes, tiktok_standin="TIKTOK_ACCESS_TOKEN" not in os.environ)
+    return Environment(
+        loaded,
+        own_secret,
+        notes,
+        tiktok_standin="TIKTOK_ACCESS_TOKEN" not in os.environ,
+        meta_standin="META_ACCESS_TOKEN" not in os.environ,
+    )
 
 
 def _quiet_libraries() -> None:
@@ -446,40 +510,43 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 
-def _tiktok_line(standin_url: str | None) -> tuple[bool, str]:
-    """Whether the demo can expect the manifest's TikTok outcomes (only with the stand-in), and a
-    line saying where the sender's requests go (never the token)."""
-    from checkout_conversions.config import load_settings, tiktok_access_token
-    from checkout_conversions.delivery import skip_reason_at_send_time
+def _destination_line(name: str, standin_url: str | None) -> tuple[bool, str]:
+    """Whether the demo can expect the manifest's outcomes for a destination (only with its
+    stand-in), and a line saying where the sender's requests go (never the token)."""
+    from checkout_conversions.config import access_token, load_settings
+    from checkout_conversions.destinations import by_name, skip_reason_at_send_time
 
+    destination = by_name(name)
+    prefix = destination.variable_prefix
     if standin_url:
         return True, (
-            f"local stand-in at {standin_url}: the sender's requests go there, never to TikTok.\n"
-            "             To send real test events, set TIKTOK_ACCESS_TOKEN, TIKTOK_PIXEL_ID and "
-            "TIKTOK_TEST_EVENT_CODE (e.g. in .env)."
+            f"local stand-in at {standin_url}: the sender's requests go there, "
+            f"never to {destination.label}.\n"
+            f"             To send real test events, set {prefix}_ACCESS_TOKEN, {prefix}_PIXEL_ID and "
+            f"{prefix}_TEST_EVENT_CODE (e.g. in .env)."
         )
     settings = load_settings()
-    reason = skip_reason_at_send_time(settings, tiktok_access_token(settings), livemode=False)
+    reason = skip_reason_at_send_time(destination, settings, access_token(settings, name), livemode=False)
     if reason is None:
-        url = settings.tiktok_api_url
-        target = "" if url.startswith("https://business-api.tiktok.com/") else f" at {url}"
         return False, (
-            f"ON: sends real test events to pixel {settings.tiktok_pixel_id}{target} with test_event_code "
-            f"{settings.tiktok_test_event_code} (Events Manager > Test Events)"
+            f"ON: sends real test events to pixel {destination.pixel_id(settings)} with test_event_code "
+            f"{destination.test_event_code(settings)} (Events Manager > Test Events)"
         )
-    return False, f"disabled ({reason}): TikTok outcomes are 'skipped'"
+    return False, f"disabled ({reason}): {destination.label} outcomes are 'skipped'"
 
 
 def _log_sender(delivery_state: "DeliveryState") -> Callable[[Any], None]:
-    """One line per invocation of the sender: the sessions it was given and how each ended."""
+    """One line per invocation of the sender: the deliveries it was given and how each ended."""
 
     def log(invocation: Any) -> None:
-        sessions = [
+        keys = [
             record["dynamodb"].get("Keys", {}).get("session_id", {}).get("S", "?")
             for record in invocation.event["Records"]
         ]
         failed = len(invocation.failed_ids())
-        states = ", ".join(f"{session} {delivery_state(session, wait=False)}" for session in sessions)
+        states = ", ".join(
+            f"{key} {delivery_state(*key.rsplit('#', 1), wait=False)}" if "#" in key else key for key in keys
+        )
         retry = f" ({failed} to retry)" if failed else ""
         print(f"{time.strftime('%H:%M:%S')}  stream -> DeliverySenderFunction  {states}{retry}", flush=True)
 
@@ -512,8 +579,10 @@ def _log_request(method: str, path: str, status: int, raw: bytes) -> None:
         answer = {}
     answer = answer if isinstance(answer, dict) else {}
     parts = [str(answer.get(key)) for key in ("status", "event_type", "session_id") if answer.get(key)]
-    if isinstance(answer.get("tiktok"), dict):
-        parts.append(f"tiktok={answer['tiktok'].get('status')}")
+    started = answer.get("deliveries") if isinstance(answer.get("deliveries"), dict) else {}
+    for name, state in started.items():
+        if isinstance(state, dict):
+            parts.append(f"{name}={state.get('status')}")
     if answer.get("error"):
         parts.append(f"error: {answer['error']}")
     if answer.get("reason"):
@@ -562,24 +631,29 @@ def main(argv: list[str] | None = None) -> int:
     import boto3
 
     from devtools.local_dynamodb import moto_dynamodb, point_boto3_at
+    from devtools.meta_standin import MetaStandIn
     from devtools.template_tables import create_tables
     from devtools.tiktok_standin import TikTokStandIn
 
     started = time.monotonic()
-    standin = TikTokStandIn().start() if environment.tiktok_standin else None
+    standins = {}
+    if environment.tiktok_standin:
+        standins["tiktok"] = TikTokStandIn().start()
+        os.environ.update(STANDIN_TIKTOK, TIKTOK_API_URL=standins["tiktok"].url)
+        os.environ.setdefault("RENEWAL_EVENT_NAME", "Subscribe")  # show renewals reported too
+    if environment.meta_standin:
+        standins["meta"] = MetaStandIn().start()
+        os.environ.update(STANDIN_META, META_API_BASE_URL=standins["meta"].url_base)
     try:
-        if standin:
-            os.environ.update(STANDIN_TIKTOK, TIKTOK_API_URL=standin.url)
-            os.environ.setdefault("RENEWAL_EVENT_NAME", "Subscribe")  # show renewals reported too
         with moto_dynamodb() as endpoint:
             point_boto3_at(endpoint)
             os.environ.update(create_tables(boto3.client("dynamodb"), prefix=TABLE_PREFIX))
-            return _run(args, samples, environment, endpoint, started, standin)
+            return _run(args, samples, environment, endpoint, started, standins)
     except KeyboardInterrupt:
         print("\nStopped.")
         return 130
     finally:
-        if standin:
+        for standin in standins.values():
             standin.stop()
 
 
@@ -589,18 +663,21 @@ def _run(
     environment: Environment,
     endpoint: str,
     started: float,
-    standin: Any,
+    standins: dict[str, Any],
 ) -> int:
     import boto3
 
     from checkout_conversions.config import ConfigurationError
     from checkout_conversions.observability import logger
+    from delivery_sender import app as sender
     from devtools.stream_mapping import LocalStreamMapping
     from stripe_webhook import app
-    from delivery_sender import app as sender
 
     try:
-        compare_tiktok, tiktok_line = _tiktok_line(standin.url if standin else None)
+        lines = {}
+        for name in ("tiktok", "meta"):
+            standin = standins.get(name)
+            lines[name] = _destination_line(name, standin.base_url if standin else None)
     except ConfigurationError as error:
         print(f"local_server: the function's settings are invalid: {error}", file=sys.stderr)
         return 2
@@ -620,17 +697,23 @@ def _run(
     streams = boto3.client("dynamodbstreams", endpoint_url=endpoint)
     mapping = LocalStreamMapping.for_table(streams, dynamodb, table, sender_handler)
 
+    compared = tuple(name for name, (known, _) in lines.items() if known)
     with server:
         mapping.start()
         ready = time.monotonic() - started
         print(f"Stripe webhook (StripeWebhookFunction) on {server.url}  (ready in {ready:.1f} s)")
-        print(f"  DynamoDB   moto at {endpoint} (in memory, empty at each start): "
-              f"{table}, {os.environ['CUSTOMERS_TABLE_NAME']}")
-        print(f"  Stream     {table}'s stream -> DeliverySenderFunction, polled 4 times a second with "
-              "template.yaml's filter, batch size and retries")
+        print(
+            f"  DynamoDB   moto at {endpoint} (in memory, empty at each start): "
+            f"{table}, {os.environ['CUSTOMERS_TABLE_NAME']}"
+        )
+        print(
+            f"  Stream     {table}'s stream -> DeliverySenderFunction, polled 4 times a second with "
+            "template.yaml's filter, batch size and retries"
+        )
         secrets = LOCAL_WEBHOOK_SECRET + (" and your STRIPE_WEBHOOK_SECRET" if environment.own_secret else "")
         print(f"  Secret     {secrets}")
-        print(f"  TikTok     {tiktok_line}")
+        print(f"  TikTok     {lines['tiktok'][1]}")
+        print(f"  Meta       {lines['meta'][1]}")
         if environment.dotenv_loaded:
             print(f"  .env       {', '.join(sorted(environment.dotenv_loaded))} from {args.env_file}")
         for note in environment.notes:
@@ -645,28 +728,36 @@ def _run(
             results = send_samples(server.port, samples, delivery_state)
         finally:
             logger.setLevel(level)
-        print_results(results, check=args.demo, compare_tiktok=compare_tiktok)
+        print_results(results, check=args.demo, compared=compared)
         from devtools.deliveries import format_coverage, match_key_coverage, read_deliveries
 
-        sent, shares = match_key_coverage(read_deliveries(dynamodb, table), newest=len(results))
-        print(f"\nMatch keys of the {sent} events sent (share that carried each; `make deliveries` shows "
-              f"the same for a deployed stack):\n  {format_coverage(sent, shares)}")
-        if standin:
+        recorded = read_deliveries(dynamodb, table)
+        for name, label in (("tiktok", "TikTok"), ("meta", "Meta")):
+            sent, shares = match_key_coverage(recorded, newest=len(results), destination=name)
+            print(
+                f"\nMatch keys of the {sent} events sent to {label} (share that carried each; "
+                f"`make deliveries` shows the same for a deployed stack):\n  {format_coverage(sent, shares)}"
+            )
+        first_answers = [result for result in results if result.outcome in ("provisioned", "recorded")]
+        for name, standin in standins.items():
             events = standin.events()
-            first_answers = [result for result in results if result.outcome in ("provisioned", "recorded")]
-            delivered = sum(1 for result in first_answers if result.delivery == "sent")
+            delivered = sum(1 for result in first_answers if result.got(name)[1] == "sent")
             distinct = len({event["event_id"] for event in events})
-            print(f"\nThe TikTok stand-in received {len(standin.requests)} requests: {len(events)} events, "
-                  f"{distinct} distinct event ids for {delivered} deliveries sent (a purchase's event_id is "
-                  "its checkout session id, a renewal's its invoice id).")
+            label = "TikTok" if name == "tiktok" else "Meta"
+            print(
+                f"\nThe {label} stand-in received {len(standin.requests)} requests: {len(events)} events, "
+                f"{distinct} distinct event ids for {delivered} deliveries sent (a purchase's event_id is "
+                "its checkout session id, a renewal's its invoice id)."
+            )
         for record in _subscription_records(dynamodb, os.environ["CUSTOMERS_TABLE_NAME"]):
             print(f"Subscription record {record}")
 
         if args.demo:
             mapping.stop()
-            return _verdict(results, compare_tiktok, args.manifest)
+            return _verdict(results, compared, args.manifest)
 
-        print(f"""
+        print(
+            f"""
 Serving {server.url} until Ctrl-C. Each request is printed below, after the function's JSON logs.
 Real test-mode events from Stripe, with the Stripe CLI (two terminals):
   stripe listen --forward-to {server.url}
@@ -674,7 +765,9 @@ Real test-mode events from Stripe, with the Stripe CLI (two terminals):
     STRIPE_WEBHOOK_SECRET=whsec_... in .env (or export it) and restart `make run` once.
   stripe trigger checkout.session.completed
 Events signed with {LOCAL_WEBHOOK_SECRET} are accepted too; restart to empty DynamoDB and resend the samples.
-""", flush=True)
+""",
+            flush=True,
+        )
         server.on_request = _log_request
         mapping.on_invocation = _log_sender(delivery_state)
         try:
@@ -687,16 +780,21 @@ Events signed with {LOCAL_WEBHOOK_SECRET} are accepted too; restart to empty Dyn
             mapping.stop()
 
 
-def _verdict(results: list[Result], compare_tiktok: bool, manifest: Path) -> int:
-    wrong = [result for result in results if not result.matches(compare_tiktok)]
-    if compare_tiktok:
-        compared = "status, outcome and both TikTok columns compared"
+def _verdict(results: list[Result], compared_destinations: tuple[str, ...], manifest: Path) -> int:
+    wrong = [result for result in results if not result.matches(compared_destinations)]
+    labels = {"tiktok": "TikTok", "meta": "Meta"}
+    if compared_destinations:
+        shown = " and ".join(labels[name] for name in compared_destinations)
+        compared = f"status, outcome and the {shown} columns compared"
     else:
-        compared = "TikTok is not the local stand-in: status and outcome compared"
+        compared = "no destination is a local stand-in: status and outcome compared"
     sys.stdout.flush()  # the table first, then the verdict, even when both go to one pipe
     if wrong:
-        print(f"\nDemo FAILED: {len(wrong)} of {len(results)} samples did not answer as {_shown(manifest)} "
-              f"expects ({compared}).", file=sys.stderr)
+        print(
+            f"\nDemo FAILED: {len(wrong)} of {len(results)} samples did not answer as {_shown(manifest)} "
+            f"expects ({compared}).",
+            file=sys.stderr,
+        )
         return 1
     print(f"\nDemo OK: all {len(results)} samples answered as expected ({compared}).")
     return 0

@@ -1,7 +1,8 @@
 """`make event`: events for `sam local invoke`, as Lambda delivers them.
 
     python -m devtools.sign_event NAME [--secret S] [--out PATH]     # make event E=NAME
-    python -m devtools.sign_event --stream-for cs_... [--out PATH]   # make event SESSION=cs_...
+    python -m devtools.sign_event --stream-for cs_... [--destination meta] [--out PATH]
+                                                  # make event SESSION=cs_... [DESTINATION=meta]
 
 NAME: a sample Stripe event, signed now, as the Function URL event of StripeWebhookFunction
 (events/generated/NAME.invoke.json). --stream-for: the DynamoDB stream event that hands that
@@ -34,7 +35,7 @@ DOTENV = REPO / ".env"
 # Accepted by `make run` / `make demo` next to any STRIPE_WEBHOOK_SECRET of your own. Never a real one.
 LOCAL_WEBHOOK_SECRET = "whsec_local_development_only"
 SIGNATURE_TOLERANCE_SECONDS = 300  # Stripe's default, and the function's
-TIKTOK_SETTINGS = ("TIKTOK_PIXEL_ID", "TIKTOK_TEST_EVENT_CODE")
+PLATFORM_SETTINGS = ("TIKTOK_PIXEL_ID", "TIKTOK_TEST_EVENT_CODE", "META_PIXEL_ID", "META_TEST_EVENT_CODE")
 FUNCTION_LOGICAL_ID = "StripeWebhookFunction"
 SENDER_LOGICAL_ID = "DeliverySenderFunction"
 TABLE_VARIABLES = ("SESSIONS_TABLE_NAME", "CUSTOMERS_TABLE_NAME")
@@ -48,8 +49,18 @@ _FUNCTION_URL_HOST = "abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.a
 # Unix-time fields of events, checkout sessions and invoices, moved together when a sample is sent.
 _TIMESTAMP_KEYS = frozenset(
     {
-        "created", "expires_at", "effective_at", "period_start", "period_end", "start", "end",
-        "finalized_at", "paid_at", "webhooks_delivered_at", "next_payment_attempt", "due_date",
+        "created",
+        "expires_at",
+        "effective_at",
+        "period_start",
+        "period_end",
+        "start",
+        "end",
+        "finalized_at",
+        "paid_at",
+        "webhooks_delivered_at",
+        "next_payment_attempt",
+        "due_date",
     }
 )
 
@@ -110,21 +121,28 @@ def invoke_event(event: dict[str, Any], secret: str, now: int | None = None) -> 
 def env_vars(secret: str, environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     """`sam local invoke --env-vars` file: values for each function's declared variables (the
     webhook never gets the TikTok token, the sender never the Stripe secret)."""
-    shared = {"SECRETS_SOURCE": "env", **{name: environ.get(name, "") for name in TIKTOK_SETTINGS}}
+    shared = {"SECRETS_SOURCE": "env", **{name: environ.get(name, "") for name in PLATFORM_SETTINGS}}
     # A deployed stack's tables (its outputs SessionsTableName, CustomersTableName), if given.
     shared.update({name: environ[name] for name in TABLE_VARIABLES if environ.get(name)})
     return {
         FUNCTION_LOGICAL_ID: {"STRIPE_WEBHOOK_SECRET": secret, **shared},
-        SENDER_LOGICAL_ID: {"TIKTOK_ACCESS_TOKEN": environ.get("TIKTOK_ACCESS_TOKEN", ""), **shared},
+        SENDER_LOGICAL_ID: {
+            "TIKTOK_ACCESS_TOKEN": environ.get("TIKTOK_ACCESS_TOKEN", ""),
+            "META_ACCESS_TOKEN": environ.get("META_ACCESS_TOKEN", ""),
+            **shared,
+        },
     }
 
 
-def stream_event(session_id: str, environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
-    """The event Lambda's stream mapping sends DeliverySenderFunction for this session's new delivery."""
+def stream_event(
+    session_id: str, environ: Mapping[str, str] = os.environ, destination: str = "tiktok"
+) -> dict[str, Any]:
+    """The event a stream mapping sends DeliverySenderFunction for a destination's new delivery of
+    this session (or renewal invoice)."""
     from devtools.stream_mapping import new_delivery_record
 
     arn = environ.get("SESSIONS_STREAM_ARN") or EXAMPLE_STREAM_ARN
-    return {"Records": [new_delivery_record(session_id, arn)]}
+    return {"Records": [new_delivery_record(f"{session_id}#{destination}", arn, destination=destination)]}
 
 
 def _shown(path: Path) -> str:
@@ -154,10 +172,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stream-for", metavar="SESSION_ID", help="write the sender's stream event for this checkout session"
     )
+    parser.add_argument(
+        "--destination",
+        choices=("tiktok", "meta"),
+        default="tiktok",
+        help="with --stream-for: whose delivery the stream event hands over (default tiktok)",
+    )
     parser.add_argument("--out", type=Path, help="event file to write (events/generated/NAME.invoke.json)")
     args = parser.parse_args(argv)
     if args.stream_for:
-        return _write_stream_event(args.stream_for.strip(), args.out)
+        return _write_stream_event(args.stream_for.strip(), args.out, args.destination)
     if not args.name:
         parser.error("name a sample event (or --stream-for SESSION_ID)")
 
@@ -196,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"The signature expires after {SIGNATURE_TOLERANCE_SECONDS} s (at {expires}): the function then "
-        f"answers 400 \"signature timestamp too old\"; run `make event E={name}` again."
+        f'answers 400 "signature timestamp too old"; run `make event E={name}` again.'
     )
     print(
         "Inside Docker the function uses real DynamoDB with your AWS credentials: set SESSIONS_TABLE_NAME "
@@ -214,7 +238,7 @@ def _tiktok_note() -> str:
     return f"TikTok off for {SENDER_LOGICAL_ID} (no TIKTOK_ACCESS_TOKEN)"
 
 
-def _write_stream_event(session_id: str, out: Path | None) -> int:
+def _write_stream_event(session_id: str, out: Path | None, destination: str = "tiktok") -> int:
     if not session_id.startswith(("cs_", "in_")):
         print(
             f"{session_id!r} is neither a checkout session id (cs_test_..., cs_live_...) nor, for a "
@@ -230,9 +254,13 @@ def _write_stream_event(session_id: str, out: Path | None) -> int:
     out = out or GENERATED_DIR / "stream.invoke.json"
     env_file = out.parent / "env.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(stream_event(session_id), indent=2) + "\n", encoding="utf-8")
+    out.write_text(
+        json.dumps(stream_event(session_id, destination=destination), indent=2) + "\n", encoding="utf-8"
+    )
     _write_private(env_file, env_vars(LOCAL_WEBHOOK_SECRET))
-    print(f"Wrote the stream event that hands {session_id}'s new TikTok delivery to {SENDER_LOGICAL_ID}.")
+    print(
+        f"Wrote the stream event that hands {session_id}'s new {destination} delivery to {SENDER_LOGICAL_ID}."
+    )
     print(f"  {_shown(out)}  one INSERT record, as Lambda's event source mapping delivers it")
     print(f"  {_shown(env_file)}  --env-vars: {_tiktok_note()}")
     print()

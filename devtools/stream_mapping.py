@@ -1,14 +1,16 @@
 """What Lambda's event source mapping does with the Sessions table's stream, done on loopback.
 
-In AWS, Lambda polls the DynamoDB stream, drops the records that do not pass the function's
-FilterCriteria, and invokes the function with batches of the rest; it retries a batch that
+In AWS, each of the function's event source mappings (one per destination) polls the DynamoDB
+stream, drops the records that do not pass its FilterCriteria, and invokes the function with
+batches of the rest; it retries a batch that
 failed (from the first record the function reported failed, or the whole batch, bisected, when
 the invocation itself failed) up to MaximumRetryAttempts, then hands it to the on-failure
 destination. Locally nothing does that, so this does, reading those settings from template.yaml:
 moto and DynamoDB Local both serve the DynamoDB Streams API at their DynamoDB endpoint.
 
     mapping = LocalStreamMapping.for_table(streams_client, "local-SessionsTable", handler)
-    mapping.drain()          # deliver everything written so far, then return
+    mapping.drain()          # deliver everything written so far (each mapping's in its own
+                             # thread, as Lambda's mappings run apart), then return
     mapping.start()          # or keep polling in a thread (make run), four times a second
 
 Records are shaped as Lambda delivers them (`eventSourceARN`, `eventVersion` 1.1,
@@ -34,8 +36,9 @@ Handler = Callable[[dict[str, Any], Any], Any]
 
 @dataclass(frozen=True)
 class MappingSettings:
-    """The DynamoDB event of a function in template.yaml, as far as a local run needs it."""
+    """A DynamoDB event of a function in template.yaml, as far as a local run needs it."""
 
+    event_name: str
     function_name: str
     timeout_seconds: float
     batch_size: int
@@ -45,15 +48,35 @@ class MappingSettings:
     filters: tuple[dict[str, Any], ...]
 
     @classmethod
-    def from_template(
+    def all_from_template(
         cls, function_name: str = SENDER_FUNCTION, template: dict | None = None
-    ) -> "MappingSettings":
+    ) -> tuple["MappingSettings", ...]:
         template = template or load_template()
         function = template["Resources"][function_name]["Properties"]
-        [stream_event] = [event for event in function["Events"].values() if event["Type"] == "DynamoDB"]
-        properties = stream_event["Properties"]
+        return tuple(
+            cls._of(name, event["Properties"], function_name, function)
+            for name, event in function["Events"].items()
+            if event["Type"] == "DynamoDB"
+        )
+
+    @classmethod
+    def from_template(
+        cls, event_name: str, function_name: str = SENDER_FUNCTION, template: dict | None = None
+    ) -> "MappingSettings":
+        [settings] = [
+            mapping
+            for mapping in cls.all_from_template(function_name, template)
+            if mapping.event_name == event_name
+        ]
+        return settings
+
+    @classmethod
+    def _of(
+        cls, event_name: str, properties: dict[str, Any], function_name: str, function: dict[str, Any]
+    ) -> "MappingSettings":
         filters = properties.get("FilterCriteria", {}).get("Filters", [])
         return cls(
+            event_name=event_name,
             function_name=function_name,
             timeout_seconds=float(function.get("Timeout", 3)),
             batch_size=int(properties.get("BatchSize", 100)),
@@ -65,11 +88,16 @@ class MappingSettings:
 
 
 def new_delivery_record(
-    session_id: str, stream_arn: str, sequence_number: str = "100000000000000000001", created: int = 0
+    key: str,
+    stream_arn: str,
+    sequence_number: str = "100000000000000000001",
+    created: int = 0,
+    destination: str = "tiktok",
 ) -> dict[str, Any]:
-    """A stream record as Lambda delivers it for a newly provisioned session (`make event
-    SESSION=...`, events/stream/): the sender reads the session id from it and claims the delivery
-    in the table, so the rest of the item is left out."""
+    """A stream record as Lambda delivers it for a new delivery (`make event SESSION=...`,
+    events/stream/): the sender reads the delivery's key and destination from it and claims the
+    delivery in the table, so the rest of the item is left out."""
+    image = {"session_id": {"S": key}, "destination": {"S": destination}, "delivery_status": {"S": "pending"}}
     return {
         "eventID": uuid.uuid5(uuid.NAMESPACE_URL, f"{stream_arn}/{sequence_number}").hex,
         "eventName": "INSERT",
@@ -78,14 +106,18 @@ def new_delivery_record(
         "awsRegion": stream_arn.split(":")[3] if stream_arn.count(":") >= 5 else "us-east-1",
         "dynamodb": {
             "ApproximateCreationDateTime": created or int(time.time()),
-            "Keys": {"session_id": {"S": session_id}},
-            "NewImage": {"session_id": {"S": session_id}, "delivery_status": {"S": "pending"}},
+            "Keys": {"session_id": {"S": key}},
+            "NewImage": image,
             "SequenceNumber": sequence_number,
-            "SizeBytes": 64 + len(session_id),
+            "SizeBytes": 64 + len(key) + len(destination),
             "StreamViewType": "NEW_IMAGE",
         },
         "eventSourceARN": stream_arn,
     }
+
+
+def _identity(record: dict[str, Any]) -> str:
+    return record.get("eventID") or json.dumps(record["dynamodb"], sort_keys=True, default=str)
 
 
 def matches(pattern: dict[str, Any], record: Any) -> bool:
@@ -126,10 +158,13 @@ class Invocation:
 
 @dataclass
 class LocalStreamMapping:
+    """The function's event source mappings of one stream: read once per poll, each mapping's
+    records (its filter) delivered in batches in its own thread."""
+
     streams: Any
     stream_arn: str
     handler: Handler
-    settings: MappingSettings
+    mappings: tuple[MappingSettings, ...]
     region: str = "us-east-1"
     invocations: list[Invocation] = field(default_factory=list)
     # What Lambda gave up on: the on-failure destination (an SQS queue in AWS).
@@ -137,7 +172,8 @@ class LocalStreamMapping:
     on_invocation: Callable[[Invocation], None] | None = None
 
     def __post_init__(self) -> None:
-        self._last_read: dict[str, str] = {}
+        self._seen: set[str] = set()
+        self._last_read: dict[str, tuple[str, str]] = {}
         self._finished_shards: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -148,20 +184,29 @@ class LocalStreamMapping:
         cls, streams: Any, dynamodb: Any, table_name: str, handler: Handler, **kwargs: Any
     ) -> "LocalStreamMapping":
         arn = dynamodb.describe_table(TableName=table_name)["Table"]["LatestStreamArn"]
-        return cls(streams, arn, handler, MappingSettings.from_template(), **kwargs)
+        return cls(streams, arn, handler, MappingSettings.all_from_template(), **kwargs)
+
+    @property
+    def settings(self) -> MappingSettings:
+        """What the mappings share: the function, its timeout, the batch size and retries."""
+        return self.mappings[0]
 
     # ------------------------------------------------------------------ reading the stream
 
     def poll(self) -> list[dict[str, Any]]:
-        """The records written since the last poll, from every shard, in Lambda's shape; those the
-        filter drops are read and discarded, as Lambda does."""
+        """The records written since the last poll, from every shard, in Lambda's shape; those no
+        mapping's filter passes are read and discarded, as Lambda does."""
+        return [record for record in self._read() if any(self._passes(m, record) for m in self.mappings)]
+
+    def _read(self) -> list[dict[str, Any]]:
         records: list[dict[str, Any]] = []
         for shard_id in self._shard_ids():
             if shard_id in self._finished_shards:
                 continue
-            # A new iterator after the last record read, at every poll: moto 5.2 stops serving new
-            # records on an old iterator once a transaction was cancelled (every duplicate
-            # webhook), and iterators expire after 15 minutes anyway.
+            # Each poll starts after the last record read, unless that record is no longer there:
+            # moto 5.2 rolls a cancelled transaction (every duplicate webhook) back with a copy of
+            # the stream taken earlier, and the next records then reuse sequence numbers already
+            # read. Then the shard is read again from its start, skipping the records seen.
             iterator: str | None = self._iterator(shard_id)
             while iterator:
                 answer = self.streams.get_records(ShardIterator=iterator, Limit=1000)
@@ -170,15 +215,25 @@ class LocalStreamMapping:
                     self._finished_shards.add(shard_id)  # a closed shard, read to its end
                 if not answer["Records"]:
                     break
-                records += [self._as_lambda_record(record) for record in answer["Records"]]
-                self._last_read[shard_id] = answer["Records"][-1]["dynamodb"]["SequenceNumber"]
-        return [record for record in records if self._passes(record)]
+                for record in answer["Records"]:
+                    identity = _identity(record)
+                    if identity not in self._seen:
+                        self._seen.add(identity)
+                        records.append(self._as_lambda_record(record))
+                last = answer["Records"][-1]
+                self._last_read[shard_id] = (last["dynamodb"]["SequenceNumber"], _identity(last))
+        return records
 
     def _iterator(self, shard_id: str) -> str:
         request = {"StreamArn": self.stream_arn, "ShardId": shard_id, "ShardIteratorType": "TRIM_HORIZON"}
         if shard_id in self._last_read:
-            request["ShardIteratorType"] = "AFTER_SEQUENCE_NUMBER"
-            request["SequenceNumber"] = self._last_read[shard_id]
+            sequence_number, identity = self._last_read[shard_id]
+            at = self.streams.get_shard_iterator(
+                **request | {"ShardIteratorType": "AT_SEQUENCE_NUMBER", "SequenceNumber": sequence_number}
+            )["ShardIterator"]
+            still_there = self.streams.get_records(ShardIterator=at, Limit=1)["Records"]
+            if still_there and _identity(still_there[0]) == identity:
+                request.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=sequence_number)
         return self.streams.get_shard_iterator(**request)["ShardIterator"]
 
     def _shard_ids(self) -> list[str]:
@@ -211,8 +266,9 @@ class LocalStreamMapping:
             shaped["userIdentity"] = record["userIdentity"]
         return shaped
 
-    def _passes(self, record: dict[str, Any]) -> bool:
-        return not self.settings.filters or any(matches(pattern, record) for pattern in self.settings.filters)
+    @staticmethod
+    def _passes(mapping: MappingSettings, record: dict[str, Any]) -> bool:
+        return not mapping.filters or any(matches(pattern, record) for pattern in mapping.filters)
 
     # ------------------------------------------------------------------ invoking the function
 
@@ -225,25 +281,46 @@ class LocalStreamMapping:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"the stream kept producing records for {timeout_seconds}s")
                 total += len(records)
-                for start in range(0, len(records), self.settings.batch_size):
-                    self.deliver(records[start : start + self.settings.batch_size])
+                routed = [
+                    (mapping, [record for record in records if self._passes(mapping, record)])
+                    for mapping in self.mappings
+                ]
+                threads = [
+                    threading.Thread(target=self._deliver_all, args=(mapping, mine), name=mapping.event_name)
+                    for mapping, mine in routed
+                    if mine
+                ]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
         return total
 
-    def deliver(self, records: list[dict[str, Any]], retries_left: int | None = None) -> None:
+    def _deliver_all(self, mapping: MappingSettings, records: list[dict[str, Any]]) -> None:
+        for start in range(0, len(records), mapping.batch_size):
+            self.deliver(records[start : start + mapping.batch_size], mapping=mapping)
+
+    def deliver(
+        self,
+        records: list[dict[str, Any]],
+        retries_left: int | None = None,
+        mapping: MappingSettings | None = None,
+    ) -> None:
         """Invoke the function with one batch, retrying as Lambda would until it succeeds or the
         retries run out (then the records left go to `given_up`)."""
-        retries_left = self.settings.max_retries if retries_left is None else retries_left
+        mapping = mapping or self.settings
+        retries_left = mapping.max_retries if retries_left is None else retries_left
         batch = list(records)
         while batch:
-            invocation = self.invoke({"Records": batch})
+            invocation = self.invoke({"Records": batch}, mapping)
             failed = set(invocation.failed_ids())
             if not failed:
                 return
-            if invocation.error is not None and self.settings.bisect_on_error and len(batch) > 1:
+            if invocation.error is not None and mapping.bisect_on_error and len(batch) > 1:
                 middle = len(batch) // 2
                 halves_retries = retries_left if retries_left < 0 else max(retries_left - 1, 0)  # -1: forever
-                self.deliver(batch[:middle], halves_retries)
-                self.deliver(batch[middle:], halves_retries)
+                self.deliver(batch[:middle], halves_retries, mapping)
+                self.deliver(batch[middle:], halves_retries, mapping)
                 return
             # Lambda retries from the first failed record; an id it cannot find fails the batch.
             ids = [record["dynamodb"]["SequenceNumber"] for record in batch]
@@ -254,17 +331,18 @@ class LocalStreamMapping:
             retries_left -= 1
             batch = batch[first:]
 
-    def invoke(self, event: dict[str, Any]) -> Invocation:
+    def invoke(self, event: dict[str, Any], mapping: MappingSettings | None = None) -> Invocation:
         """One invocation of the function with this event, as Lambda makes it."""
+        mapping = mapping or self.settings
         invocation = Invocation(event)
-        context = LambdaContext(self.settings.timeout_seconds, function_name=self.settings.function_name)
+        context = LambdaContext(mapping.timeout_seconds, function_name=mapping.function_name)
         try:
             invocation.answer = self.handler(event, context)
         except KeyboardInterrupt:
             raise
         except BaseException as error:  # noqa: BLE001 - a crash, a timeout: a function error Lambda retries
             invocation.error = error
-        if not self.settings.reports_item_failures and invocation.error is None:
+        if not mapping.reports_item_failures and invocation.error is None:
             invocation.answer = None
         self.invocations.append(invocation)
         if self.on_invocation:

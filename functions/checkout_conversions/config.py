@@ -14,12 +14,15 @@ from typing import Any
 
 DEFAULT_TIKTOK_API_URL = "https://business-api.tiktok.com/open_api/v1.3/event/track/"
 DEFAULT_STRIPE_API_BASE = "https://api.stripe.com"
+DEFAULT_META_API_BASE_URL = "https://graph.facebook.com"
+DEFAULT_META_API_VERSION = "v24.0"
 CONTENT_ID_SOURCES = "price, product or metadata:<key>"
 MAX_BODY_BYTES = 256 * 1024
 SIGNATURE_TOLERANCE_SECONDS = 300
 # Values that mean "no token" where the store cannot hold an empty string (SSM parameters).
 _DISABLED_VALUES = frozenset({"", "disabled", "none", "off", "-"})
 SECRET_SOURCES = ("env", "ssm", "secretsmanager")
+ACCESS_TOKEN_VARIABLES = {"tiktok": "TIKTOK_ACCESS_TOKEN", "meta": "META_ACCESS_TOKEN"}
 
 
 class ConfigurationError(Exception):
@@ -41,6 +44,13 @@ class Settings:
     tiktok_test_event_code: str
     tiktok_timeout_seconds: float
     tiktok_limited_data_use: bool
+    meta_access_token_name: str
+    meta_pixel_id: str
+    meta_event_name: str
+    meta_test_event_code: str
+    meta_api_base_url: str
+    meta_api_version: str
+    meta_timeout_seconds: float
     require_ad_consent: bool
     stripe_api_key_name: str
     stripe_api_base: str
@@ -126,6 +136,13 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         # Each phase of one POST (connect, send, wait, read); the sender's Lambda timeout is 120 s.
         tiktok_timeout_seconds=number("TIKTOK_TIMEOUT_SECONDS", 5.0, float, minimum=0.1, maximum=10),
         tiktok_limited_data_use=flag("TIKTOK_LIMITED_DATA_USE"),
+        meta_access_token_name=text("META_ACCESS_TOKEN_NAME"),
+        meta_pixel_id=text("META_PIXEL_ID"),
+        meta_event_name=text("META_EVENT_NAME") or "Purchase",
+        meta_test_event_code=text("META_TEST_EVENT_CODE"),
+        meta_api_base_url=text("META_API_BASE_URL").rstrip("/") or DEFAULT_META_API_BASE_URL,
+        meta_api_version=text("META_API_VERSION") or DEFAULT_META_API_VERSION,
+        meta_timeout_seconds=number("META_TIMEOUT_SECONDS", 5.0, float, minimum=0.1, maximum=10),
         require_ad_consent=flag("REQUIRE_AD_CONSENT"),
         stripe_api_key_name=text("STRIPE_API_KEY_NAME"),
         stripe_api_base=text("STRIPE_API_BASE").rstrip("/") or DEFAULT_STRIPE_API_BASE,
@@ -165,9 +182,12 @@ def webhook_secrets(settings: Settings, environ: Mapping[str, str] = os.environ)
     return secrets
 
 
-def tiktok_access_token(settings: Settings, environ: Mapping[str, str] = os.environ) -> str:
-    """The token, or "" when TikTok is switched off (unset, empty, or a value like 'disabled')."""
-    token = read_secret(settings, "TIKTOK_ACCESS_TOKEN", settings.tiktok_access_token_name, environ)
+def access_token(settings: Settings, destination: str, environ: Mapping[str, str] = os.environ) -> str:
+    """A destination's token (TIKTOK_ACCESS_TOKEN, META_ACCESS_TOKEN), or "" when it is switched
+    off (unset, empty, or a value like 'disabled')."""
+    variable = ACCESS_TOKEN_VARIABLES[destination]
+    stored_name = getattr(settings, f"{destination}_access_token_name")
+    token = read_secret(settings, variable, stored_name, environ)
     return "" if token.strip().lower() in _DISABLED_VALUES else token.strip()
 
 

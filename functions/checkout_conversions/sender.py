@@ -1,13 +1,16 @@
-"""The stream sender: every new pending delivery in the Sessions table's stream, sent to TikTok.
+"""The stream sender: every new pending delivery in the Sessions table's stream, sent to its
+destination.
 
-Lambda's event source mapping invokes it with batches of stream records (only INSERTs of pending
-deliveries pass the template's filter). Per record: claim the delivery, POST, record the outcome.
-Records arrive at least once; the claim makes a record seen twice, or a batch replayed after a
-partial failure, find the delivery held or finished, so nothing is sent twice.
+Lambda's event source mappings invoke it with batches of stream records, one mapping per
+destination (its filter in template.yaml lets only INSERTs of that destination's pending
+deliveries through), so a destination that is down or slow holds up only its own shard
+iterator. Per record: claim the delivery, POST, record the outcome. Records arrive at least
+once; the claim makes a record seen twice, or a batch replayed after a partial failure, find the
+delivery held or finished, so nothing is sent twice.
 
-What Lambda is told (partial batch response): a TikTok failure is recorded on the item, where the
-redrive retries it with backoff, and counts as processed. A record fails, and Lambda delivers it
-again, only when the work could not be done: DynamoDB errors while claiming or recording, an
+What Lambda is told (partial batch response): a platform's failure is recorded on the item, where
+the redrive retries it with backoff, and counts as processed. A record fails, and Lambda delivers
+it again, only when the work could not be done: DynamoDB errors while claiming or recording, an
 unreadable token, or too little time left in this invocation to start another send.
 """
 
@@ -21,20 +24,21 @@ import httpx
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
-from checkout_conversions import delivery, tiktok_api, tiktok_request
+from checkout_conversions import delivery, destinations, outbound
 from checkout_conversions.config import (
     ConfigurationError,
     Settings,
+    access_token,
     load_settings,
     require_tables,
-    tiktok_access_token,
 )
 from checkout_conversions.delivery import DeliveryStatus
+from checkout_conversions.destinations import Destination
 from checkout_conversions.observability import count, logger, report_ignored_settings
 from checkout_conversions.store import Store, StoreError
 
-# A send is only started when what it can take at most (tiktok_request.worst_case_seconds: the
-# line items read and the POST) and this much more for the claim and the record is left.
+# A send is only started when what it can take at most (outbound.worst_case_seconds: the line
+# items read and the POST) and this much more for the claim and the record is left.
 RECORD_MARGIN_SECONDS = 10
 
 
@@ -48,10 +52,10 @@ def new_processor() -> BatchProcessor:
     return BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
 
 
-def pending_delivery(record: DynamoDBRecord) -> str | None:
-    """The session id of a newly provisioned delivery waiting to be sent, else None: the filter
-    in template.yaml lets only those through, but a record is checked here all the same, on its
-    raw typed JSON, so that no shape of record can make this fail."""
+def pending_delivery(record: DynamoDBRecord) -> tuple[str, Destination] | None:
+    """The key and destination of a newly started delivery waiting to be sent, else None: the
+    filters in template.yaml let only those through, but a record is checked here all the same,
+    on its raw typed JSON, so that no shape of record can make this fail."""
     raw = record.raw_event
     stream_record = raw.get("dynamodb")
     image = stream_record.get("NewImage") if isinstance(stream_record, dict) else None
@@ -59,10 +63,18 @@ def pending_delivery(record: DynamoDBRecord) -> str | None:
         return None
     if image.get("delivery_status") != {"S": DeliveryStatus.PENDING.value}:
         return None
-    session_id = image.get("session_id")
-    if not isinstance(session_id, dict) or not isinstance(session_id.get("S"), str) or not session_id["S"]:
+    key = _text(image.get("session_id"))
+    destination = destinations.of_item(
+        {"destination": _text(image["destination"])} if "destination" in image else {}
+    )
+    if key is None or destination is None:
         return None
-    return session_id["S"]
+    return key, destination
+
+
+def _text(value: Any) -> str | None:
+    text = value.get("S") if isinstance(value, dict) else None
+    return text if isinstance(text, str) and text else None
 
 
 def send_new_deliveries(
@@ -82,13 +94,14 @@ def send_new_deliveries(
     tally: Counter[str] = Counter()
 
     def handle(record: DynamoDBRecord) -> str:
-        session_id = pending_delivery(record)
-        if session_id is None:
+        pending = pending_delivery(record)
+        if pending is None:
             tally["ignored"] += 1
             return "ignored"
-        logger.append_keys(checkout_session_id=session_id)
+        key, destination = pending
+        logger.append_keys(event_id=key.rpartition("#")[0] or key, destination=destination.name)
         try:
-            outcome = _send_one(session_id, store, settings, context, secrets, http_client, clock)
+            outcome = _send_one(destination, key, store, settings, context, secrets, http_client, clock)
         except Exception as error:
             tally["retry_later"] += 1
             logger.warning(
@@ -97,7 +110,7 @@ def send_new_deliveries(
             count("SenderRecordFailures")
             raise
         finally:
-            logger.remove_keys(["checkout_session_id"])
+            logger.remove_keys(["event_id", "destination"])
         tally[outcome] += 1
         return outcome
 
@@ -107,36 +120,37 @@ def send_new_deliveries(
 
 
 class _SecretsOncePerBatch:
-    """The TikTok token and the Stripe API key (what reads line items, or None without a key),
-    read at send time, once per batch. A read that failed fails the batch's other records too,
-    without trying again: logged and counted once, retried by Lambda."""
+    """A destination's token and the Stripe API key (what reads line items, or None without a
+    key), read at send time, once per batch. A read that failed fails the batch's other records
+    that need it too, without trying again: logged and counted once, retried by Lambda."""
 
     def __init__(self, settings: Settings):
         self._settings = settings
-        self._secrets: tuple[str, tiktok_request.LineItems | None] | None = None
-        self._problem: ConfigurationError | None = None
+        self._read: dict[str, Any] = {}
 
-    def __call__(self) -> tuple[str, tiktok_request.LineItems | None]:
-        if self._problem is not None:
-            raise self._problem
-        if self._secrets is None:
+    def __call__(self, destination: Destination) -> tuple[str, outbound.LineItems | None]:
+        token = self._once(destination.name, lambda: access_token(self._settings, destination.name))
+        return token, self._once("stripe", lambda: outbound.line_items_reader(self._settings))
+
+    def _once(self, name: str, read: Callable[[], Any]) -> Any:
+        if name not in self._read:
             try:
-                self._secrets = (
-                    tiktok_access_token(self._settings),
-                    tiktok_request.line_items_reader(self._settings),
-                )
+                self._read[name] = read()
             except ConfigurationError as problem:
                 logger.error(
                     "Cannot read a secret; Lambda retries the batch", extra={"problem": str(problem)}
                 )
                 count("ConfigurationErrors")
-                self._problem = problem
-                raise
-        return self._secrets
+                self._read[name] = problem
+        value = self._read[name]
+        if isinstance(value, ConfigurationError):
+            raise value
+        return value
 
 
 def _send_one(
-    session_id: str,
+    destination: Destination,
+    key: str,
     store: Store,
     settings: Settings,
     context: Any,
@@ -144,24 +158,20 @@ def _send_one(
     http_client: httpx.Client,
     clock: Callable[[], float],
 ) -> str:
-    token, read_line_items = secrets()  # before the claim: an unreadable secret holds nothing
+    token, read_line_items = secrets(destination)  # before the claim: an unreadable secret holds nothing
     left_seconds = context.get_remaining_time_in_millis() / 1000
-    needed_seconds = tiktok_request.worst_case_seconds(settings, read_line_items is not None)
+    needed_seconds = outbound.worst_case_seconds(destination, settings, read_line_items is not None)
     if left_seconds < needed_seconds + RECORD_MARGIN_SECONDS:
         raise OutOfTime(f"{left_seconds:.1f}s left in this invocation, a send needs {needed_seconds:g}s")
-    claimed = delivery.claim_new(store, session_id, int(clock()), hold_seconds=left_seconds)
+    claimed = delivery.claim_new(store, key, int(clock()), hold_seconds=left_seconds)
     if claimed is None:
         logger.info("Delivery already claimed or finished: nothing to send")
         return "not_claimed"
-    prepare = functools.partial(tiktok_request.prepare, settings=settings, read_line_items=read_line_items)
-    post = functools.partial(
-        tiktok_api.post,
-        http_client,
-        settings.tiktok_api_url,
-        token,
-        timeout_seconds=settings.tiktok_timeout_seconds,
+    prepare = functools.partial(
+        outbound.prepare, destination, settings=settings, read_line_items=read_line_items
     )
-    return delivery.deliver_claimed(store, claimed, token, prepare, post, settings, clock)
+    post = functools.partial(destination.module().post, http_client, settings, token)
+    return delivery.deliver_claimed(store, destination, claimed, token, prepare, post, settings, clock)
 
 
 def _described(error: Exception) -> str:

@@ -1,11 +1,14 @@
 """DynamoDB: the only module that talks to it, one named method per operation.
 
-Two tables. Sessions holds one item per checkout session: the marker that it was provisioned and
-the state of its TikTok delivery (the outbox: the Sessions table's stream carries each new
-pending delivery to the sender). Customers holds the durable customer records. A session is
-provisioned by one transaction that writes both, so a session is either fully provisioned and
-marked, or not at all: a retry can never skip a session that was not provisioned, and never
-provision one twice.
+Two tables. Sessions holds one item per checkout session, the marker that it was provisioned,
+and one delivery item per destination (`<session id>#tiktok`, `<session id>#meta`: the outbox;
+the Sessions table's stream carries each new pending delivery to the sender). Customers holds
+the durable customer records. A session is provisioned by one transaction that writes them all,
+so a session is either fully provisioned, marked and its deliveries started, or not at all: a
+retry can never skip a session that was not provisioned, and never provision one twice.
+
+The delivery operations take the delivery item's key (`session_id`, the table's key attribute)
+and, where the redrive index is involved, the destination's partition of it (`queue`).
 
 Every conditional write answers None (or False) when its condition does not hold: someone else
 holds or has finished the delivery. DynamoDB errors raise StoreError.
@@ -20,7 +23,6 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 REDRIVE_INDEX = "RedriveIndex"
-REDRIVE_QUEUE = "tiktok"
 _CONFLICT_ATTEMPTS = 3
 
 _serializer = TypeSerializer()
@@ -32,6 +34,7 @@ _STORED = "(attribute_exists(purchase) OR attribute_exists(tiktok_event))"
 _HELD = "claim_token = :claim_token"
 # What a delivery's last attempt left on its item; cleared when a new outcome has none of it.
 OUTCOME_FIELDS = (
+    "delivery_note",
     "delivery_code",
     "delivery_message",
     "delivery_request_id",
@@ -98,10 +101,15 @@ class Store:
     # ------------------------------------------------------------------ provisioning (webhook)
 
     def provision(
-        self, customer: dict[str, Any], session: dict[str, Any], subscription: dict[str, Any] | None = None
+        self,
+        customer: dict[str, Any],
+        session: dict[str, Any],
+        deliveries: list[dict[str, Any]] = (),
+        subscription: dict[str, Any] | None = None,
     ) -> ProvisionResult:
-        """Write the customer record and the session item atomically, unless the session exists;
-        for a subscription, link its subscription record to this checkout in the same transaction."""
+        """Write the customer record, the session marker and its delivery items atomically, unless
+        the session exists; for a subscription, link its subscription record to this checkout in
+        the same transaction."""
         items: list[dict[str, Any]] = [
             {
                 "Put": {
@@ -113,6 +121,7 @@ class Store:
             },
             {"Put": {"TableName": self.customers_table, "Item": to_item(customer)}},
         ]
+        items += [{"Put": {"TableName": self.sessions_table, "Item": to_item(item)}} for item in deliveries]
         if subscription is not None:
             items.append(
                 {
@@ -246,7 +255,7 @@ class Store:
         )
 
     def claim_due_delivery(
-        self, session_id: str, claim_token: str, now: int, hold_until: int
+        self, session_id: str, queue: str, claim_token: str, now: int, hold_until: int
     ) -> dict[str, Any] | None:
         """Take a delivery whose (re)try is due and that nobody holds, for one attempt.
 
@@ -256,7 +265,7 @@ class Store:
             session_id,
             "SET claim_token = :claim_token, claim_expires_at = :hold_until ADD delivery_attempts :one",
             f"redrive_queue = :queue AND next_attempt_at <= :now AND {_UNCLAIMED}",
-            _values(claim_token=claim_token, hold_until=hold_until, one=1, queue=REDRIVE_QUEUE, now=now),
+            _values(claim_token=claim_token, hold_until=hold_until, one=1, queue=queue, now=now),
             return_new=True,
         )
 
@@ -265,7 +274,7 @@ class Store:
     def record_sent(
         self, session_id: str, claim_token: str, outcome: dict[str, Any], at: str, match_keys: tuple[str, ...]
     ) -> bool:
-        """TikTok has the event: sent for good, out of the queue, the match keys it carried
+        """The platform has the event: sent for good, out of the queue, the match keys it carried
         (names) kept, and the stored purchase (the buyer's details, IP, click id) deleted."""
         present, absent = _split(outcome)
         sets = ["delivery_status = :sent", "delivery_sent_at = :at", "delivery_updated_at = :at"]
@@ -318,7 +327,14 @@ class Store:
         )
 
     def settle_delivery(
-        self, session_id: str, status: str, reason: str, at: str, now: int, claim_token: str | None = None
+        self,
+        session_id: str,
+        status: str,
+        reason: str,
+        at: str,
+        now: int,
+        claim_token: str | None = None,
+        queue: str | None = None,
     ) -> bool:
         """Take a delivery out of the queue for good (skipped or expired), if this caller holds it
         or, without `claim_token`, nobody does. Its stored event goes."""
@@ -335,20 +351,20 @@ class Store:
                 session_id,
                 update,
                 f"redrive_queue = :queue AND {_UNCLAIMED}",
-                _values(status=status, reason=reason, at=at, queue=REDRIVE_QUEUE, now=now),
+                _values(status=status, reason=reason, at=at, queue=queue, now=now),
             )
             is not None
         )
 
-    def requeue_delivery(self, session_id: str, at: str, now: int) -> dict[str, Any] | None:
-        """Pending again and due now, attempts from zero (an operator's replay), unless TikTok
-        already has it or there is no stored event to send."""
+    def requeue_delivery(self, session_id: str, queue: str, at: str, now: int) -> dict[str, Any] | None:
+        """Pending again and due now, attempts from zero (an operator's replay), unless the
+        platform already has it or there is no stored event to send."""
         return self._update_session(
             session_id,
             "SET delivery_status = :pending, delivery_attempts = :zero, redrive_queue = :queue, "
             "next_attempt_at = :now, delivery_updated_at = :at REMOVE delivery_retryable, delivery_reason",
             f"{_STORED} AND delivery_status <> :sent",
-            _values(pending="pending", zero=0, queue=REDRIVE_QUEUE, now=now, at=at, sent="sent"),
+            _values(pending="pending", zero=0, queue=queue, now=now, at=at, sent="sent"),
             return_new=True,
         )
 
@@ -366,15 +382,15 @@ class Store:
         return from_item(answer.get("Item"))
 
     def due_deliveries(
-        self, now: int, limit: int, after: dict[str, Any] | None = None
+        self, queue: str, now: int, limit: int, after: dict[str, Any] | None = None
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        """One page of the deliveries whose (re)try is due, oldest first, from the sparse index,
-        and where the next page starts (None after the last)."""
+        """One page of a destination's deliveries whose (re)try is due, oldest first, from the
+        sparse index, and where the next page starts (None after the last)."""
         request: dict[str, Any] = {
             "TableName": self.sessions_table,
             "IndexName": REDRIVE_INDEX,
             "KeyConditionExpression": "redrive_queue = :queue AND next_attempt_at <= :now",
-            "ExpressionAttributeValues": _values(queue=REDRIVE_QUEUE, now=now),
+            "ExpressionAttributeValues": _values(queue=queue, now=now),
             "Limit": limit,
         }
         if after:

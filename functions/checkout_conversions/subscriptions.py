@@ -15,14 +15,15 @@ overwrites a newer state and a redelivery changes nothing. One UpdateItem per ev
 
 A renewal (`billing_reason` subscription_cycle, never the subscription_create invoice of the
 first payment, which the checkout already reported) starts its own TikTok delivery when
-RENEWAL_EVENT_NAME is set: a pending item in the Sessions table keyed by the invoice id, so the
-stream's sender delivers it like a purchase, exactly once. One PutItem more.
+RENEWAL_EVENT_NAME is set: a pending item in the Sessions table keyed `<invoice id>#tiktok`, so
+the stream's sender delivers it like a purchase, exactly once. One PutItem more. Renewals are
+reported to TikTok only: Meta gets purchases.
 """
 
 from datetime import UTC, datetime
 from typing import Any
 
-from checkout_conversions import conversion, delivery
+from checkout_conversions import conversion, delivery, destinations
 from checkout_conversions.config import Settings
 from checkout_conversions.http_api import HttpResponse
 from checkout_conversions.observability import count, logger
@@ -125,14 +126,14 @@ def _start_renewal(
     livemode = stripe_event.get("livemode") is True
     event_time = paid_at(invoice, stripe_event)
     now = int(datetime.now(UTC).timestamp())
-    skip = delivery.skip_reason_for_renewal(settings, livemode, event_time, now)
+    tiktok = destinations.TIKTOK
+    skip = destinations.skip_reason_for_renewal(tiktok, settings, livemode, event_time, now)
     if skip is not None:
         return {"status": "skipped", "reason": skip}
     external_id = (written.item or {}).get("external_id")
     purchase = conversion.renewal_purchase(invoice, event_time, external_id)
-    item = {
-        "session_id": invoice["id"],
-        "delivery_kind": delivery.RENEWAL,
+    recorded = {
+        "delivery_kind": destinations.RENEWAL,
         "customer_id": invoice["customer"],
         "stripe_event_id": stripe_event["id"],
         "event_type": stripe_event["type"],
@@ -140,8 +141,8 @@ def _start_renewal(
         "livemode": livemode,
         "provisioned_at": _iso(now),
         "expires_at": now + settings.record_retention_days * 86400,
-        **delivery.initial_fields(purchase.to_json(), None, now, settings),
     }
+    item = delivery.new_item(tiktok, invoice["id"], recorded, purchase.to_json(), None, now, settings)
     existing = store.start_delivery(item)
     if existing is not None:
         count("RenewalDuplicates")

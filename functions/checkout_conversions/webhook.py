@@ -1,17 +1,17 @@
 """One Stripe webhook, top to bottom: verify, decide, provision, answer.
 
-Provisioning writes the customer record and the session's TikTok delivery (pending, with the
-platform-neutral purchase to send) in one transaction; the Sessions table's stream hands the
-delivery to the sender.
-The buyer, held by Checkout until this answer, never waits for TikTok: no HTTP request here, and
-no TikTok secret read.
+Provisioning writes the customer record, the session marker and one delivery per configured
+destination (pending, with the platform-neutral purchase to send) in one transaction; the
+Sessions table's stream hands each delivery to the sender.
+The buyer, held by Checkout until this answer, never waits for an ad platform: no HTTP request
+here, and no platform's secret read.
 """
 
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from checkout_conversions import conversion, delivery, subscriptions
+from checkout_conversions import conversion, delivery, destinations, subscriptions
 from checkout_conversions.config import (
     ConfigurationError,
     Settings,
@@ -83,29 +83,38 @@ def handle_webhook(event: Any, dynamodb: Any) -> HttpResponse:
 def fulfil(
     stripe_event: dict[str, Any], session: dict[str, Any], settings: Settings, store: Store
 ) -> HttpResponse:
-    """Provision the session and start its TikTok delivery, in one transaction."""
+    """Provision the session and start its deliveries, in one transaction."""
     session_id = session["id"]
     now = datetime.now(UTC)
     epoch = int(now.timestamp())
     livemode = stripe_event.get("livemode") is True
-
-    skip = delivery.skip_reason_at_provisioning(
-        settings, livemode, stripe_event["created"], epoch, conversion.ad_consent(session)
-    )
+    consent = conversion.ad_consent(session)
     purchase = conversion.purchase(session, stripe_event)
+    purchase_json = purchase.to_json()
 
     customer = conversion.customer_record(session, stripe_event, now)
-    marker = {
-        "session_id": session_id,
-        "customer_id": customer["customer_id"],
+    recorded = {
         "stripe_event_id": stripe_event["id"],
         "event_type": stripe_event["type"],
         "event_time": stripe_event["created"],
         "livemode": livemode,
         "provisioned_at": customer["provisioned_at"],
         "expires_at": epoch + settings.record_retention_days * 86400,
+    }
+    deliveries = []
+    for destination in destinations.enabled(settings):
+        skip = destinations.skip_reason_at_provisioning(
+            destination, settings, livemode, stripe_event["created"], epoch, consent
+        )
+        deliveries.append(
+            delivery.new_item(destination, session_id, recorded, purchase_json, skip, epoch, settings)
+        )
+    marker = {
+        **recorded,
+        "session_id": session_id,
+        "customer_id": customer["customer_id"],
         "provisioning_id": uuid.uuid4().hex,  # tells this request's own write from a duplicate's
-        **delivery.initial_fields(None if skip else purchase.to_json(), skip, epoch, settings),
+        "destinations": [item["destination"] for item in deliveries] or None,
     }
     subscription = None
     if (
@@ -121,7 +130,7 @@ def fulfil(
         }
 
     try:
-        result = store.provision(customer, marker, subscription)
+        result = store.provision(customer, marker, deliveries, subscription)
     except ConcurrentUpdate:
         logger.info("Another delivery of this session is being provisioned right now")
         return HttpResponse(
@@ -138,28 +147,22 @@ def fulfil(
         logger.info(
             "Duplicate: session already provisioned", extra={"by_event": existing.get("stripe_event_id")}
         )
-        return _answer(session_id, duplicate=True, tiktok_state=_recorded_state(existing))
+        return HttpResponse(200, {"status": "duplicate", "session_id": session_id, "duplicate": True})
 
     count("Provisioned")
     logger.info("Provisioned", extra={"mode": customer.get("mode"), "livemode": livemode})
-    if skip is not None:
-        count("TikTokSkipped")
-        logger.info("TikTok delivery skipped", extra={"reason": skip})
-    return _answer(session_id, duplicate=False, tiktok_state=_recorded_state(marker))
-
-
-def _recorded_state(item: dict[str, Any]) -> dict[str, Any]:
-    state = {"status": item.get("delivery_status", "unknown"), "reason": item.get("delivery_reason")}
-    return {key: value for key, value in state.items() if value is not None}
-
-
-def _answer(session_id: str, duplicate: bool, tiktok_state: dict[str, Any]) -> HttpResponse:
+    started: dict[str, Any] = {}
+    for item in deliveries:
+        destination = destinations.by_name(item["destination"])
+        started[destination.name] = _state(item)
+        if item["delivery_status"] == delivery.DeliveryStatus.SKIPPED:
+            count(f"{destination.label}Skipped")
+            logger.info(f"{destination.label} delivery skipped", extra={"reason": item["delivery_reason"]})
     return HttpResponse(
-        200,
-        {
-            "status": "duplicate" if duplicate else "provisioned",
-            "session_id": session_id,
-            "duplicate": duplicate,
-            "tiktok": tiktok_state,
-        },
+        200, {"status": "provisioned", "session_id": session_id, "duplicate": False, "deliveries": started}
     )
+
+
+def _state(item: dict[str, Any]) -> dict[str, Any]:
+    state = {"status": item["delivery_status"], "reason": item.get("delivery_reason")}
+    return {key: value for key, value in state.items() if value is not None}

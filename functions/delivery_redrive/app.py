@@ -15,4 +15,4 @@ http = tiktok_api.new_client()
 @trace
 @metrics.log_metrics
 def lambda_handler(event, context):
-    return redrive_due_deliveries(dynamodb, http, context)
+    return redrive_due_deliveries(dynamodb, http, context, event)

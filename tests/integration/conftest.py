@@ -14,6 +14,7 @@ import pytest
 
 from devtools.function_url import LambdaContext, signed_webhook_event
 from devtools.local_dynamodb import moto_dynamodb, point_boto3_at
+from devtools.meta_standin import MetaStandIn
 from devtools.stream_mapping import LocalStreamMapping
 from devtools.stripe_standin import StripeStandIn
 from devtools.template_tables import create_tables
@@ -23,6 +24,8 @@ WEBHOOK_SECRET = "whsec_test_integration_secret_0001"
 PIXEL_ID = "CTESTPIXEL0001"
 TIKTOK_TOKEN = "tiktok-test-token-never-logged"
 STRIPE_API_KEY = "rk_test_integration_key_never_logged"
+META_PIXEL_ID = "1234567890123456"
+META_TOKEN = "meta-test-token-never-logged"
 
 
 @pytest.fixture(scope="session")
@@ -66,6 +69,13 @@ def streams(dynamodb_endpoint):
 @pytest.fixture(scope="session")
 def tiktok_server():
     server = TikTokStandIn().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def meta_server():
+    server = MetaStandIn().start()
     yield server
     server.stop()
 
@@ -132,6 +142,23 @@ def env(monkeypatch, tables, tiktok_server):
 
 
 @pytest.fixture
+def both_env(env, monkeypatch, meta_server):
+    """TikTok and Meta both on, each talking to its stand-in, test mode allowed for both."""
+    meta_server.behave("ok")
+    settings = {
+        "META_ACCESS_TOKEN": META_TOKEN,
+        "META_PIXEL_ID": META_PIXEL_ID,
+        "META_API_BASE_URL": meta_server.url_base,
+        "META_TEST_EVENT_CODE": "TEST_META_1",
+        "META_TIMEOUT_SECONDS": "1",
+    }
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    yield {**env, **settings}
+    meta_server.release_hung()
+
+
+@pytest.fixture
 def stream(streams, dynamodb, tables, sender_app):
     """Lambda's event source mapping of this test's Sessions stream to the real sender handler,
     with template.yaml's filter, batch size and retries: `stream.drain()` delivers every record
@@ -190,10 +217,15 @@ def db(dynamodb, tables):
 
     class Db:
         def session(self, session_id: str) -> dict[str, Any] | None:
+            """The session's provisioning marker."""
             item = dynamodb.get_item(
                 TableName=tables["SESSIONS_TABLE_NAME"], Key={"session_id": {"S": session_id}}
             ).get("Item")
             return from_item(item)
+
+        def delivery(self, event_id: str, destination: str = "tiktok") -> dict[str, Any] | None:
+            """A destination's delivery of a session (or a renewal's invoice)."""
+            return self.session(f"{event_id}#{destination}")
 
         def all(self, variable: str) -> list[dict[str, Any]]:
             items = dynamodb.scan(TableName=tables[variable]).get("Items", [])
@@ -203,7 +235,18 @@ def db(dynamodb, tables):
             return self.all("CUSTOMERS_TABLE_NAME")
 
         def sessions(self) -> list[dict[str, Any]]:
+            """Every item of the Sessions table: markers and deliveries."""
             return self.all("SESSIONS_TABLE_NAME")
+
+        def markers(self) -> list[dict[str, Any]]:
+            return [item for item in self.sessions() if "destination" not in item]
+
+        def deliveries(self, destination: str | None = None) -> list[dict[str, Any]]:
+            return [
+                item
+                for item in self.all("SESSIONS_TABLE_NAME")
+                if "destination" in item and destination in (None, item["destination"])
+            ]
 
     return Db()
 

@@ -189,12 +189,16 @@ def redrive(recording_dynamodb, tables):
         at: float | None = None,
         remaining_millis: Callable[[], int] | None = None,
         http_client: httpx.Client | None = None,
+        destination: str = "tiktok",
     ) -> dict[str, Any]:
+        from checkout_conversions.destinations import by_name
+
         settings = load_settings()
         store = Store(recording_dynamodb, settings.sessions_table, settings.customers_table)
         clock = (lambda: at) if at is not None else time.time
         return run_redrive(
             store,
+            by_name(destination),
             http_client or client,
             settings,
             remaining_millis or (lambda: PLENTY_OF_TIME_MILLIS),
@@ -225,7 +229,7 @@ def pending(invoke):
             event = stripe_event(session=session)
             answer = invoke(signed_webhook_event(event, WEBHOOK_SECRET))
             assert answer.status == 200, answer.body
-            assert answer.body["tiktok"] == {"status": "pending"}, answer.body
+            assert answer.body["deliveries"]["tiktok"] == {"status": "pending"}, answer.body
             made.append((session, event))
         return made
 
@@ -281,5 +285,3 @@ def failing_client():
 def budget():
     """Budget, the class: `redrive(remaining_millis=budget(1))` makes one send and stops."""
     return Budget
-
-

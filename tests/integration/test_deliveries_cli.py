@@ -44,19 +44,19 @@ def made(redrive_env, deliver, stream, redrive, tiktok_server, monkeypatch):
     for name, behaviour in (("sent", "ok"), ("permanent", "code:40001"), ("retrying", "http:500")):
         tiktok_server.behave(behaviour)
         session = checkout_session()
-        assert deliver(stripe_event(session=session)).body["tiktok"] == {"status": "pending"}
+        assert deliver(stripe_event(session=session)).body["deliveries"]["tiktok"] == {"status": "pending"}
         stream.drain()
         assert len(tiktok_server.requests) == 1
         sessions[name] = session["id"]
 
     pending = checkout_session()
-    assert deliver(stripe_event(session=pending)).body["tiktok"] == {"status": "pending"}
+    assert deliver(stripe_event(session=pending)).body["deliveries"]["tiktok"] == {"status": "pending"}
     sessions["pending"] = pending["id"]
 
     with monkeypatch.context() as patch:
         patch.setenv("TIKTOK_TEST_EVENT_CODE", "")
         guest = checkout_session(customer=None, livemode=False)
-        assert deliver(stripe_event(session=guest)).body["tiktok"]["status"] == "skipped"
+        assert deliver(stripe_event(session=guest)).body["deliveries"]["tiktok"]["status"] == "skipped"
         sessions["skipped"] = guest["id"]
     return sessions
 
@@ -66,7 +66,7 @@ def test_lists_counts_and_one_line_per_session_newest_first(made):
 
     assert code == 0
     lines = output.splitlines()
-    assert "6 sessions" in lines[0]
+    assert lines[0].endswith(": 6")  # TikTok's deliveries
     assert (
         lines[1]
         .strip()
@@ -113,8 +113,8 @@ def test_status_filter_and_limit(made):
 
 def test_never_prints_personal_data_or_the_stored_purchase(made, db):
     record = db.session(made["skipped"])
-    assert record["customer_id"] == "email#jane.doe@example.com"  # the session item does hold PII
-    assert "Doe" in db.session(made["pending"])["purchase"]  # and so does a pending one's purchase
+    assert record["customer_id"] == "email#jane.doe@example.com"  # the session marker does hold PII
+    assert "Doe" in db.delivery(made["pending"])["purchase"]  # and so does a pending one's purchase
 
     _, output = run("--limit", "100")
 
@@ -149,8 +149,8 @@ def test_match_key_coverage_of_the_newest_sent_deliveries(redrive_env, checkout,
         session = checkout_session(
             customer=None, client_reference_id=None, customer_details=details, metadata=metadata
         )
-        assert checkout(stripe_event(session=session)).body["tiktok"] == {"status": "pending"}
-    assert [item["delivery_status"] for item in db.sessions()] == ["sent"] * 4
+        assert checkout(stripe_event(session=session)).body["deliveries"]["tiktok"] == {"status": "pending"}
+    assert [item["delivery_status"] for item in db.deliveries()] == ["sent"] * 4
 
     code, output = run()
 
@@ -177,12 +177,12 @@ def test_requeue_puts_a_failed_delivery_back_and_the_redrive_sends_it(made, db, 
     code, output = run("--requeue", made["permanent"])
 
     assert code == 0
-    assert output.startswith(f"Requeued {made['permanent']}: pending, due now")
-    record = db.session(made["permanent"])
+    assert output.startswith(f"Requeued TikTok's delivery of {made['permanent']}: pending, due now")
+    record = db.delivery(made["permanent"])
     assert record["delivery_status"] == "pending" and record["redrive_queue"] == "tiktok"
     assert "pending" in line_of(run()[1], made["permanent"])
     assert redrive() == {"sent": 3}  # it, the retrying one and the pending one (no grace period)
-    assert db.session(made["permanent"])["delivery_status"] == "sent"
+    assert db.delivery(made["permanent"])["delivery_status"] == "sent"
 
 
 @pytest.mark.parametrize(
@@ -193,20 +193,20 @@ def test_requeue_puts_a_failed_delivery_back_and_the_redrive_sends_it(made, db, 
     ],
 )
 def test_requeue_refuses_and_says_why(made, db, which, says):
-    before = db.session(made[which])
+    before = db.delivery(made[which])
 
     code, output = run("--requeue", made[which])
 
     assert code == 1
     assert output.startswith("Not requeued:") and says in output
-    assert db.session(made[which]) == before
+    assert db.delivery(made[which]) == before
 
 
 def test_requeue_of_an_unknown_session(tables, env):
     code, output = run("--requeue", "cs_test_nobody")
 
     assert code == 1
-    assert "there is no session cs_test_nobody" in output
+    assert "there is no TikTok delivery of cs_test_nobody" in output
 
 
 def test_requeue_of_an_expired_delivery_is_refused_its_event_is_gone(made, db):
@@ -214,7 +214,7 @@ def test_requeue_of_an_expired_delivery_is_refused_its_event_is_gone(made, db):
 
     assert code == 1
     assert "expired unsent and its stored event was deleted" in output
-    record = db.session(made["expired"])
+    record = db.delivery(made["expired"])
     assert record["delivery_status"] == "expired"
     assert "purchase" not in record and "redrive_queue" not in record
 
@@ -261,4 +261,4 @@ def test_an_empty_table(tables):
     code, output = run()
 
     assert code == 0
-    assert "0 sessions" in output and "none" in output
+    assert ": 0\n" in output and "none" in output

@@ -169,10 +169,10 @@ def secret_policies(function: str) -> set[str]:
     return refs
 
 
-def sender_stream_event() -> dict[str, Any]:
+def sender_stream_events() -> list[dict[str, Any]]:
+    """The sender's event source mappings: one per destination."""
     events = resources()[SENDER]["Properties"]["Events"].values()
-    [stream_event] = [event for event in events if event["Type"] == "DynamoDB"]
-    return stream_event
+    return [event for event in events if event["Type"] == "DynamoDB"]
 
 
 def environment_of(function: str) -> dict[str, Any]:
@@ -216,7 +216,8 @@ def test_the_webhook_is_granted_exactly_what_it_calls(
         "update_item",
     ]
     [(_, transaction), *_] = recording_dynamodb.calls
-    assert [next(iter(item)) for item in transaction["TransactItems"]] == ["Put", "Put", "Update"]
+    # The marker, the customer, TikTok's delivery, and the subscription record it links.
+    assert [next(iter(item)) for item in transaction["TransactItems"]] == ["Put", "Put", "Put", "Update"]
     assert needed(recording_dynamodb.calls, logical_ids) == granted(WEBHOOK)
     assert granted(WEBHOOK) == {
         ("dynamodb:PutItem", "SessionsTable"),
@@ -276,9 +277,11 @@ def test_the_sender_runs_with_its_own_role_and_no_sam_policies():
 
 def test_the_sender_role_reads_only_the_sessions_stream():
     grants = grants_of(role_statements("DeliverySenderRole"))
-    stream_event = sender_stream_event()
+    mappings = sender_stream_events()
 
-    assert stream_event["Properties"]["Stream"] == {"Fn::GetAtt": "SessionsTable.StreamArn"}
+    assert len(mappings) == 2  # TikTok's and Meta's
+    for stream_event in mappings:
+        assert stream_event["Properties"]["Stream"] == {"Fn::GetAtt": "SessionsTable.StreamArn"}
     assert {grant for grant in grants if grant[0] in STREAM_ACTIONS} == {
         (action, "SessionsTable.StreamArn") for action in STREAM_ACTIONS
     }
@@ -290,9 +293,12 @@ def test_the_sender_role_reads_only_the_sessions_stream():
 def test_the_sender_role_sends_only_to_its_failure_queue_and_writes_only_its_logs():
     grants = grants_of(role_statements("DeliverySenderRole"))
     sender = resources()[SENDER]["Properties"]
-    destination = sender_stream_event()["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+    destinations = [
+        mapping["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+        for mapping in sender_stream_events()
+    ]
 
-    assert destination == {"Fn::GetAtt": "DeliverySenderFailureQueue.Arn"}
+    assert destinations == [{"Fn::GetAtt": "DeliverySenderFailureQueue.Arn"}] * 2
     assert {grant for grant in grants if grant[0].startswith("sqs:")} == {
         ("sqs:SendMessage", "DeliverySenderFailureQueue")
     }
@@ -321,26 +327,31 @@ def test_the_sender_role_grants_nothing_on_every_resource_but_conditional_tracin
 # ---------------------------------------------------------------------- secrets, per function
 
 
-SECRET_VARIABLES = ("TIKTOK_ACCESS_TOKEN", "STRIPE_WEBHOOK_SECRET", "STRIPE_API_KEY")
+SECRET_VARIABLES = ("TIKTOK_ACCESS_TOKEN", "META_ACCESS_TOKEN", "STRIPE_WEBHOOK_SECRET", "STRIPE_API_KEY")
 
 
 def test_the_webhook_cannot_read_the_tiktok_token_or_the_stripe_api_key():
     assert secret_policies(WEBHOOK) == {"StripeSecretReadPolicy"}
     assert named_parameters("StripeSecretReadPolicy") == {"StripeWebhookSecretName", "SecretsKmsKeyArn"}
     variables = environment_of(WEBHOOK)
-    assert not [name for name in variables if name.startswith(("TIKTOK_ACCESS_TOKEN", "STRIPE_API_KEY"))]
+    assert not [
+        name
+        for name in variables
+        if name.startswith(("TIKTOK_ACCESS_TOKEN", "META_ACCESS_TOKEN", "STRIPE_API_KEY"))
+    ]
     assert {"STRIPE_WEBHOOK_SECRET", "STRIPE_WEBHOOK_SECRET_NAME"} <= set(variables)
     shared = template()["Globals"]["Function"]["Environment"]["Variables"]
     assert not [name for name in shared if name.startswith(SECRET_VARIABLES)]
 
 
 @pytest.mark.parametrize("function", [SENDER, REDRIVE])
-def test_the_sender_and_the_redrive_read_only_the_tiktok_token_and_the_stripe_api_key(function):
+def test_the_sender_and_the_redrive_read_only_the_platform_tokens_and_the_stripe_api_key(function):
     # The line items are read at send time (the sender, the redrive), with the optional restricted
     # key; the webhook's secret is not theirs.
     assert secret_policies(function) == {"SenderSecretsReadPolicy"}
     assert named_parameters("SenderSecretsReadPolicy") == {
         "TikTokAccessTokenName",
+        "MetaAccessTokenName",
         "StripeApiKeyName",
         "SecretsKmsKeyArn",
     }
@@ -349,6 +360,8 @@ def test_the_sender_and_the_redrive_read_only_the_tiktok_token_and_the_stripe_ap
     assert {
         "TIKTOK_ACCESS_TOKEN",
         "TIKTOK_ACCESS_TOKEN_NAME",
+        "META_ACCESS_TOKEN",
+        "META_ACCESS_TOKEN_NAME",
         "STRIPE_API_KEY",
         "STRIPE_API_KEY_NAME",
     } <= set(variables)
@@ -369,6 +382,17 @@ def test_the_stripe_api_key_grant_exists_only_when_a_key_name_is_given():
     for resource in conditional:
         condition, _, otherwise = resource["Fn::If"]
         assert condition == "HasStripeApiKeyName" and otherwise == NO_VALUE
+    meta = [
+        resource
+        for statement, _ in statements(
+            resources()["SenderSecretsReadPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+        )
+        for resource in _listed(statement["Resource"])
+        if isinstance(resource, dict) and "MetaAccessTokenName" in str(resource)
+    ]
+    assert [resource["Fn::If"][0] for resource in meta] == [
+        "HasMetaAccessTokenName"
+    ] * 2  # Meta may be unused
     assert template()["Conditions"]["HasStripeApiKeyName"] == {
         "Fn::Not": [{"Fn::Equals": [{"Ref": "StripeApiKeyName"}, ""]}]
     }

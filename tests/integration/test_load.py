@@ -4,6 +4,7 @@ may). Every paid session is provisioned once, and reported to TikTok once."""
 
 import random
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,6 +17,9 @@ THREADS = 20
 COMPLETED = "checkout.session.completed"
 ASYNC_SUCCEEDED = "checkout.session.async_payment_succeeded"
 PENDING = {"status": "pending"}
+
+
+STRIPE_RETRIES = 10
 
 
 def serialise_metrics(monkeypatch):
@@ -114,26 +118,38 @@ def test_two_hundred_deliveries_from_twenty_threads(
             else "provisioning failed, retry later",
             "session_id": event["data"]["object"]["id"],
         }
-    # ... and Stripe retries every non-2xx answer later: each retry gets 200 and changes nothing.
-    retries = [deliver(event) for event, _ in in_progress]
-    assert all(retry.status == 200 for retry in retries)
+    # ... and Stripe retries every non-2xx answer later, with backoff: a retry may meet moto still
+    # working through the requests the burst's clients gave up on, and get a 500 too; a later one
+    # gets 200 and changes nothing.
+    timed_out = sum(1 for _, answer in in_progress if answer.status == 500)
+    retries = []
+    for event, _ in in_progress:
+        for _attempt in range(STRIPE_RETRIES):
+            retry = deliver(event)
+            if retry.status == 200:
+                break
+            assert retry.status in (409, 500), retry
+            timed_out += retry.status == 500
+            time.sleep(1)
+        retries.append(retry)
+    assert all(retry.status == 200 for retry in retries), [(retry.status, retry.body) for retry in retries]
 
     statuses = Counter(answer.body.get("status") for answer in answers + retries if answer.status == 200)
-    timed_out = sum(1 for _, answer in in_progress if answer.status == 500)
     # A 500 after the transaction committed (every attempt's answer lost) makes Stripe's retry a
     # duplicate: then that session's only "provisioned" was never seen. Everything else is exact.
     assert 133 - timed_out <= statuses["provisioned"] <= 133
     assert statuses["ignored"] == 11  # the unpaid completions
     assert statuses["provisioned"] + statuses["duplicate"] == 200 - 11
     for answer in answers + retries:
-        if answer.body.get("status") in ("provisioned", "duplicate"):
-            assert answer.body["tiktok"] == PENDING, answer.body  # nothing sent yet, by anyone
+        if answer.body.get("status") == "provisioned":
+            assert answer.body["deliveries"]["tiktok"] == PENDING, answer.body  # nothing sent yet, by anyone
     customers = db.customers()
     assert len(customers) == 133
     assert {customer["checkout_session_id"] for customer in customers} == paid_sessions
-    sessions = db.sessions()
-    assert {item["session_id"] for item in sessions} == paid_sessions
-    assert Counter(item["delivery_status"] for item in sessions) == {"pending": 133}
+    assert {item["session_id"] for item in db.markers()} == paid_sessions
+    deliveries = db.deliveries()
+    assert {item["event_id"] for item in deliveries} == paid_sessions
+    assert Counter(item["delivery_status"] for item in deliveries) == {"pending": 133}
     assert tiktok_server.requests == []  # the webhook never calls TikTok
 
     # When: the stream hands the new deliveries to the sender
@@ -147,9 +163,9 @@ def test_two_hundred_deliveries_from_twenty_threads(
     assert all(invocation.error is None for invocation in stream.invocations)
     assert all(invocation.answer == {"batchItemFailures": []} for invocation in stream.invocations)
     assert stream.given_up == []
-    sessions = db.sessions()
-    assert Counter(item["delivery_status"] for item in sessions) == {"sent": 133}
-    assert all(item["delivery_attempts"] == 1 for item in sessions)
+    deliveries = db.deliveries()
+    assert Counter(item["delivery_status"] for item in deliveries) == {"sent": 133}
+    assert all(item["delivery_attempts"] == 1 for item in deliveries)
 
     # When: Lambda delivers the same stream records again (at least once, never exactly once)
     first_round = list(stream.invocations)
@@ -159,7 +175,7 @@ def test_two_hundred_deliveries_from_twenty_threads(
     assert all(replay.error is None for replay in replays)
     assert all(replay.answer == {"batchItemFailures": []} for replay in replays)
     assert len(tiktok_server.requests) == 133
-    assert Counter(item["delivery_status"] for item in db.sessions()) == {"sent": 133}
+    assert Counter(item["delivery_status"] for item in db.deliveries()) == {"sent": 133}
 
     assert emf.total("Provisioned") == statuses["provisioned"]  # the answers and the metrics agree
     assert emf.total("Duplicates") == statuses["duplicate"]

@@ -57,7 +57,7 @@ def test_signed_sample_over_http_answers_like_the_direct_call(server, invoke, dy
 
     assert (status, json.loads(raw)) == (direct.status, direct.body)
     assert direct.body["status"] == "provisioned"
-    assert direct.body["tiktok"] == {"status": "pending"}
+    assert direct.body["deliveries"]["tiktok"] == {"status": "pending"}
     [received] = server.received
     assert received["body"] == body.decode("utf-8")
     assert received["isBase64Encoded"] is False
@@ -94,15 +94,18 @@ def test_binary_body_reaches_the_handler_base64_encoded(server):
 # bodies, written to argv[1] when the stand-in stops).
 RECORDING_DEMO = """
 import json, sys
-from devtools import local_server, tiktok_standin
+from devtools import local_server, meta_standin, tiktok_standin
 
-class Recording(tiktok_standin.TikTokStandIn):
-    def stop(self):
-        super().stop()
-        with open(sys.argv[1], "w") as out:
-            json.dump([request.json() for request in self.requests], out)
+def recording(standin, path):
+    class Recording(standin):
+        def stop(self):
+            super().stop()
+            with open(path, "w") as out:
+                json.dump([request.json() for request in self.requests], out)
+    return Recording
 
-tiktok_standin.TikTokStandIn = Recording
+tiktok_standin.TikTokStandIn = recording(tiktok_standin.TikTokStandIn, sys.argv[1])
+meta_standin.MetaStandIn = recording(meta_standin.MetaStandIn, sys.argv[1] + ".meta")
 sys.exit(local_server.main(sys.argv[2:]))
 """
 
@@ -112,7 +115,7 @@ def run_demo(
 ) -> subprocess.CompletedProcess:
     """`make demo` in a subprocess, without this test run's settings or a developer's .env; with
     `record_to`, the stand-in's requests are written there."""
-    inherited = ("TIKTOK_", "STRIPE_", "POWERTOOLS_", "AWS_", "SESSIONS_", "CUSTOMERS_", "RENEWAL_")
+    inherited = ("TIKTOK_", "META_", "STRIPE_", "POWERTOOLS_", "AWS_", "SESSIONS_", "CUSTOMERS_", "RENEWAL_")
     environ = {name: value for name, value in os.environ.items() if not name.startswith(inherited)}
     environ.update(settings)
     program = ["-c", RECORDING_DEMO, str(record_to)] if record_to else ["-m", "devtools.local_server"]
@@ -128,7 +131,8 @@ def run_demo(
 
 
 def table_rows(stdout: str) -> list[list[str]]:
-    """The demo's table: #, sample, event type, HTTP, outcome, TikTok (answer), TikTok (sender), check."""
+    """The demo's table: #, sample, event type, HTTP, outcome, TikTok answer, TikTok sender, Meta
+    answer, Meta sender, check."""
     return [line.split() for line in stdout.splitlines() if line.strip()[:2].strip().isdigit()]
 
 
@@ -138,13 +142,15 @@ def sample_object(name: str) -> dict:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    """One `make demo` with the TikTok stand-in: its output, what the stand-in received, and when."""
+    """One `make demo` with the stand-ins: its output, what TikTok's received, and when (what
+    Meta's received is in `meta_requests`)."""
     tmp_path = tmp_path_factory.mktemp("demo")
     started = int(time.time())
     run = run_demo(tmp_path, record_to=tmp_path / "tiktok.json")
     finished = int(time.time())
     assert run.returncode == 0, run.stdout + run.stderr
     requests = json.loads((tmp_path / "tiktok.json").read_text())
+    run.meta_requests = json.loads((tmp_path / "tiktok.json.meta").read_text())
     return run, requests, (started, finished)
 
 
@@ -159,12 +165,19 @@ def test_demo_shows_each_purchase_answered_pending_then_sent_by_the_stream(demo)
     purchases = [row for row in rows if row[4] == "provisioned"]
     assert len(purchases) == 6
     # Answered at once, sent a moment later; the buyer who denied ad consent is never reported.
-    assert [row[5:7] for row in purchases].count(["pending", "sent"]) == 5
+    assert [row[5:9] for row in purchases].count(["pending", "sent", "pending", "sent"]) == 5
     [denied] = [row for row in purchases if row[1] == "checkout_session_completed_consent_denied"]
-    assert denied[5:7] == ["skipped", "skipped"]
-    # Six deliveries: five purchases and sample 11's renewal.
-    assert "received 6 requests: 6 events, 6 distinct event ids for 6 deliveries sent" in run.stdout
-    coverage = run.stdout.split("Match keys of the 6 events sent", 1)[1].splitlines()[1]
+    assert denied[5:9] == ["skipped", "skipped", "skipped", "skipped"]
+    # Six deliveries to TikTok: five purchases and sample 11's renewal; five to Meta (no renewals).
+    assert (
+        "TikTok stand-in received 6 requests: 6 events, 6 distinct event ids for 6 deliveries sent"
+        in run.stdout
+    )
+    assert (
+        "Meta stand-in received 5 requests: 5 events, 5 distinct event ids for 5 deliveries sent"
+        in run.stdout
+    )
+    coverage = run.stdout.split("Match keys of the 6 events sent to TikTok", 1)[1].splitlines()[1]
     assert "email 100%" in coverage and "phone 100%" in coverage and "locale 17%" in coverage
     events = [event for request in requests for event in request["data"]]
     purchase_ids = {
@@ -175,6 +188,10 @@ def test_demo_shows_each_purchase_answered_pending_then_sent_by_the_stream(demo)
     assert sorted(event["event_id"] for event in events if event["event"] == "CompletePayment") == sorted(
         purchase_ids
     )
+    meta_events = [event for request in run.meta_requests for event in request["data"]]
+    assert sorted(event["event_id"] for event in meta_events) == sorted(purchase_ids)
+    assert {event["event_name"] for event in meta_events} == {"Purchase"}
+    assert {request["test_event_code"] for request in run.meta_requests} == {"TEST_LOCAL_META"}
 
 
 def test_demo_shows_a_subscriptions_life_reported_once_and_recorded_in_order(demo):
@@ -188,15 +205,28 @@ def test_demo_shows_a_subscriptions_life_reported_once_and_recorded_in_order(dem
     renewal_event = load_event(EVENTS_DIR / "invoice_paid.json")
 
     assert table_rows(run.stdout)[9:] == [
-        ["10", "invoice_paid_subscription_create", "invoice.paid", "200", "recorded", "-", "-", "ok"],
-        ["11", "invoice_paid", "invoice.paid", "200", "recorded", "pending", "sent", "ok"],
-        ["12", "invoice_paid", "invoice.paid", "200", "unchanged", "sent", "sent", "ok"],
+        [
+            "10",
+            "invoice_paid_subscription_create",
+            "invoice.paid",
+            "200",
+            "recorded",
+            "-",
+            "-",
+            "-",
+            "-",
+            "ok",
+        ],
+        ["11", "invoice_paid", "invoice.paid", "200", "recorded", "pending", "sent", "-", "-", "ok"],
+        ["12", "invoice_paid", "invoice.paid", "200", "unchanged", "sent", "sent", "-", "-", "ok"],
         [
             "13",
             "customer_subscription_deleted",
             "customer.subscription.deleted",
             "200",
             "recorded",
+            "-",
+            "-",
             "-",
             "-",
             "ok",
@@ -207,6 +237,8 @@ def test_demo_shows_a_subscriptions_life_reported_once_and_recorded_in_order(dem
             "customer.subscription.updated",
             "200",
             "unchanged",
+            "-",
+            "-",
             "-",
             "-",
             "ok",
@@ -261,10 +293,12 @@ def test_demo_with_tiktok_switched_off_records_every_delivery_skipped(tmp_path):
     assert len(purchases) == 6
     # The webhook never reads the token: it answers pending, and the sender records skipped.
     assert [row[5:7] for row in purchases].count(["pending", "skipped"]) == 5
+    # Meta is another destination: its stand-in still gets every purchase.
+    assert [row[7:9] for row in purchases].count(["pending", "sent"]) == 5
     # Without the stand-in RENEWAL_EVENT_NAME stays empty: the renewal is recorded, never reported.
     renewals = [row[4:7] for row in rows if row[1] == "invoice_paid"]
     assert renewals == [["recorded", "skipped", "-"], ["unchanged", "skipped", "-"]]
-    assert "Match keys of the 0 events sent" in demo.stdout
+    assert "Match keys of the 0 events sent to TikTok" in demo.stdout
 
 
 def test_demo_exits_non_zero_when_an_expectation_is_wrong(tmp_path):
@@ -278,7 +312,7 @@ def test_demo_exits_non_zero_when_an_expectation_is_wrong(tmp_path):
 
     assert demo.returncode == 1, demo.stdout + demo.stderr
     assert "MISMATCH" in demo.stdout
-    assert "expected 200 provisioned sent sent, got 200 duplicate sent sent" in demo.stdout
+    assert "expected 200 provisioned - - - -, got 200 duplicate - - - -" in demo.stdout
     assert "Demo FAILED: 1 of 14 samples" in demo.stderr
 
 
@@ -323,7 +357,7 @@ def test_stream_event_for_a_session_makes_the_sender_send_that_delivery(
     monkeypatch.setattr(sign_event, "DOTENV", tmp_path / "no.env")
     event = stripe_event()
     session_id = event["data"]["object"]["id"]
-    assert deliver(event).body["tiktok"] == {"status": "pending"}
+    assert deliver(event).body["deliveries"]["tiktok"] == {"status": "pending"}
     out = tmp_path / "stream.invoke.json"
 
     assert sign_event.main(["--stream-for", session_id, "--out", str(out)]) == 0
@@ -334,7 +368,7 @@ def test_stream_event_for_a_session_makes_the_sender_send_that_delivery(
 
     assert answer == {"batchItemFailures": []}
     assert [sent["event_id"] for sent in tiktok_server.events()] == [session_id]
-    assert db.session(session_id)["delivery_status"] == "sent"
+    assert db.delivery(session_id)["delivery_status"] == "sent"
     # Invoked again with the same event (as Lambda may): nothing more is sent.
     assert sender_app.lambda_handler(stream_event, context) == {"batchItemFailures": []}
     assert len(tiktok_server.requests) == 1
@@ -342,7 +376,7 @@ def test_stream_event_for_a_session_makes_the_sender_send_that_delivery(
     assert "invoice id (in_...)" in capsys.readouterr().err
     assert sign_event.main(["--stream-for", "in_1RenewalInvoice", "--out", str(out)]) == 0
     [renewal_record] = json.loads(out.read_text())["Records"]
-    assert renewal_record["dynamodb"]["Keys"] == {"session_id": {"S": "in_1RenewalInvoice"}}
+    assert renewal_record["dynamodb"]["Keys"] == {"session_id": {"S": "in_1RenewalInvoice#tiktok"}}
 
 
 def test_the_committed_stream_sample_passes_the_templates_filter_as_a_new_delivery():
@@ -356,10 +390,11 @@ def test_the_committed_stream_sample_passes_the_templates_filter_as_a_new_delive
     sample = json.loads((EVENTS_DIR / "stream" / "delivery_sender_new_delivery.json").read_text())
     checkout = load_event(EVENTS_DIR / "checkout_session_completed.json")
     [record] = sample["Records"]
-    [pattern] = MappingSettings.from_template().filters
+    [pattern] = MappingSettings.from_template("TikTokDeliveries").filters
 
     assert matches(pattern, record)
-    assert pending_delivery(DynamoDBRecord(record)) == checkout["data"]["object"]["id"]
+    key, destination = pending_delivery(DynamoDBRecord(record))
+    assert (key, destination.name) == (f"{checkout['data']['object']['id']}#tiktok", "tiktok")
 
 
 def test_dotenv_never_overrides_the_real_environment(tmp_path):

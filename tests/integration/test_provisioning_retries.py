@@ -41,7 +41,7 @@ def test_a_retried_transaction_that_had_committed_is_reported_provisioned(
 
     assert answer.status == 200
     assert answer.body["status"] == "provisioned"
-    assert answer.body["tiktok"] == {"status": "pending"}
+    assert answer.body["deliveries"]["tiktok"] == {"status": "pending"}
     assert emf.total("Provisioned") == 1
     assert emf.total("Duplicates") == 0
     assert len(db.customers()) == 1

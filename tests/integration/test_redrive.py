@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from checkout_conversions.destinations import TIKTOK
 from tests.factories import checkout_session, stripe_event
 
 pytest_plugins = ("tests.integration.redrive_fixtures",)
@@ -42,17 +43,17 @@ def test_transient_failures_are_retried_until_each_is_sent_exactly_once(
     for event in events:
         answer = deliver(event)
         assert answer.status == 200
-        assert answer.body["tiktok"] == {"status": "pending"}
+        assert answer.body["deliveries"]["tiktok"] == {"status": "pending"}
     stream.drain()  # the sender's first attempts, one batch of three
     assert [invocation.answer for invocation in stream.invocations] == [NOTHING_TO_RETRY]
     for session in sessions:
-        record = db.session(session["id"])
+        record = db.delivery(session["id"])
         assert record["delivery_status"] == "failed" and record["delivery_retryable"] is True
 
     tallies = []
     for _ in range(10):
         tallies.append(redrive())
-        if all(db.session(session["id"])["delivery_status"] == "sent" for session in sessions):
+        if all(db.delivery(session["id"])["delivery_status"] == "sent" for session in sessions):
             break
 
     outcomes_by_event: dict[str, list[str]] = {}
@@ -67,7 +68,7 @@ def test_transient_failures_are_retried_until_each_is_sent_exactly_once(
         bodies = by_event[session["id"]]
         assert all(body == bodies[0] for body in bodies), "every attempt re-sends the same stored event"
         assert bodies[0]["data"][0]["event_time"] == event["created"]
-        record = db.session(session["id"])
+        record = db.delivery(session["id"])
         assert record["delivery_status"] == "sent"
         assert record["delivery_attempts"] == len(outcomes) == 5
         assert record["delivery_code"] == 0
@@ -93,7 +94,7 @@ def test_backoff_doubles_after_each_failure_up_to_the_cap(
 
     delays = []
     for attempt in range(1, 6):
-        record = db.session(session["id"])
+        record = db.delivery(session["id"])
         assert record["delivery_status"] == "failed" and record["delivery_attempts"] == attempt
         delays.append(record["next_attempt_at"] - epoch_of(record["delivery_updated_at"]))
         due = record["next_attempt_at"]
@@ -113,7 +114,7 @@ def test_a_delivery_the_sender_failed_is_retried_by_the_redrive_after_its_backof
 
     checkout(stripe_event(session=session))
 
-    record = db.session(session["id"])
+    record = db.delivery(session["id"])
     assert record["delivery_status"] == "failed" and record["delivery_retryable"] is True
     assert record["delivery_attempts"] == 1 and record["delivery_http_status"] == 503
     due = record["next_attempt_at"]
@@ -129,7 +130,7 @@ def test_a_delivery_the_sender_failed_is_retried_by_the_redrive_after_its_backof
 
     first, second = sent_by_event()[session["id"]]
     assert first == second
-    record = db.session(session["id"])
+    record = db.delivery(session["id"])
     assert record["delivery_status"] == "sent" and record["delivery_attempts"] == 2
     assert not queued(record) and "delivery_retryable" not in record
     assert redrive(at=due + DAY) == {}
@@ -174,13 +175,13 @@ def test_the_stream_sender_and_the_redrive_never_both_send_a_delivery(
     assert results == {first: {"sent": 1}, second: {"not_claimed": 1}}
     assert len(sent_by_event()[session["id"]]) == 1
     assert len(tiktok_server.requests) == 1
-    record = db.session(session["id"])
+    record = db.delivery(session["id"])
     assert record["delivery_status"] == "sent" and record["delivery_attempts"] == 1
 
 
 def test_a_delivery_that_is_not_due_yet_is_not_sent(env, pending, db, redrive, tiktok_server):
     [(session, _)] = pending()
-    record = db.session(session["id"])
+    record = db.delivery(session["id"])
     assert record["delivery_status"] == "pending" and record["delivery_attempts"] == 0
     grace_ends = record["next_attempt_at"]
     assert grace_ends - time.time() > 100  # REDRIVE_GRACE_SECONDS = 120
@@ -191,7 +192,7 @@ def test_a_delivery_that_is_not_due_yet_is_not_sent(env, pending, db, redrive, t
 
     assert redrive(at=grace_ends) == {"sent": 1}
     assert len(tiktok_server.requests) == 1
-    assert db.session(session["id"])["delivery_attempts"] == 1
+    assert db.delivery(session["id"])["delivery_attempts"] == 1
 
 
 def test_a_sent_delivery_is_never_sent_again_and_cannot_be_requeued(
@@ -201,15 +202,15 @@ def test_a_sent_delivery_is_never_sent_again_and_cannot_be_requeued(
 
     session = checkout_session()
     checkout(stripe_event(session=session))
-    assert db.session(session["id"])["delivery_status"] == "sent"
+    assert db.delivery(session["id"])["delivery_status"] == "sent"
 
     with pytest.raises(ValueError, match="is sent"):
-        delivery.requeue(store, session["id"], int(time.time()))
+        delivery.requeue(store, TIKTOK, session["id"] + "#tiktok", int(time.time()))
 
     assert redrive() == {}
     assert redrive(at=time.time() + DAY) == {}
     assert len(tiktok_server.requests) == 1
-    assert not queued(db.session(session["id"]))
+    assert not queued(db.delivery(session["id"]))
 
 
 def test_requeue_sends_a_permanently_failed_delivery_once_more(
@@ -220,10 +221,10 @@ def test_requeue_sends_a_permanently_failed_delivery_once_more(
     tiktok_server.behave("code:40001", "ok")
     session = checkout_session()
     checkout(stripe_event(session=session))
-    assert db.session(session["id"])["delivery_retryable"] is False
+    assert db.delivery(session["id"])["delivery_retryable"] is False
     assert redrive() == {}
 
-    requeued = delivery.requeue(store, session["id"], int(time.time()))
+    requeued = delivery.requeue(store, TIKTOK, session["id"] + "#tiktok", int(time.time()))
 
     assert requeued["delivery_status"] == "pending" and requeued["redrive_queue"] == "tiktok"
     assert "delivery_retryable" not in requeued
@@ -231,7 +232,7 @@ def test_requeue_sends_a_permanently_failed_delivery_once_more(
     bodies = sent_by_event()[session["id"]]
     assert len(bodies) == 2 and bodies[0] == bodies[1]
     with pytest.raises(ValueError, match="is sent"):
-        delivery.requeue(store, session["id"], int(time.time()))
+        delivery.requeue(store, TIKTOK, session["id"] + "#tiktok", int(time.time()))
 
 
 @pytest.mark.parametrize(
@@ -245,14 +246,19 @@ def test_requeue_refuses_unknown_sessions_and_deliveries_without_a_stored_event(
     from checkout_conversions import delivery
 
     with pytest.raises(LookupError):
-        delivery.requeue(store, "cs_test_no_such_session", int(time.time()))
+        delivery.requeue(store, TIKTOK, "cs_test_no_such_session" + "#tiktok", int(time.time()))
 
     monkeypatch.setenv(cleared, "")
     session = checkout_session()
     checkout(stripe_event(session=session))
-    assert db.session(session["id"])["delivery_status"] == "skipped"
+    if cleared == "TIKTOK_PIXEL_ID":  # TikTok is not part of this deployment: no delivery at all
+        assert db.delivery(session["id"]) is None
+        with pytest.raises(LookupError):
+            delivery.requeue(store, TIKTOK, session["id"] + "#tiktok", int(time.time()))
+        return
+    assert db.delivery(session["id"])["delivery_status"] == "skipped"
     with pytest.raises(ValueError, match="skipped with no stored event"):
-        delivery.requeue(store, session["id"], int(time.time()))
+        delivery.requeue(store, TIKTOK, session["id"] + "#tiktok", int(time.time()))
 
 
 def test_deliveries_past_the_max_age_expire_and_are_not_sent(
@@ -266,7 +272,7 @@ def test_deliveries_past_the_max_age_expire_and_are_not_sent(
     for session, created in ((fresh, int(now) - 5), (old, int(now) - 3 * DAY)):
         event = stripe_event(session=session, created=created)
         answer = invoke(signed_webhook_event(event, WEBHOOK_SECRET))
-        assert answer.body["tiktok"] == {"status": "pending"}
+        assert answer.body["deliveries"]["tiktok"] == {"status": "pending"}
 
     # Five days on: the old one's payment is 8 days old (> DELIVERY_MAX_AGE_DAYS = 7), the fresh one's 5.
     tally = redrive(at=now + 5 * DAY)
@@ -274,7 +280,7 @@ def test_deliveries_past_the_max_age_expire_and_are_not_sent(
 
     assert tally == {"expired": 1, "sent": 1}
     assert list(sent_by_event()) == [fresh["id"]]
-    record = db.session(old["id"])
+    record = db.delivery(old["id"])
     assert record["delivery_status"] == "expired"
     assert record["delivery_reason"] == "not sent within 7 days"
     assert not queued(record) and "claim_token" not in record
@@ -292,7 +298,7 @@ def test_redrive_with_the_token_cleared_sends_nothing_and_keeps_deliveries_pendi
 
     assert tiktok_server.requests == []
     for session, _ in made:
-        record = db.session(session["id"])
+        record = db.delivery(session["id"])
         assert record["delivery_status"] == "pending" and queued(record)
         assert record["delivery_attempts"] == 0
     # Switched on again, the waiting deliveries go out.
@@ -309,7 +315,7 @@ def test_test_mode_delivery_is_skipped_once_the_test_event_code_is_cleared(
 
     assert redrive() == {"skipped": 1, "sent": 1}
 
-    record = db.session(test_session["id"])
+    record = db.delivery(test_session["id"])
     assert record["delivery_status"] == "skipped"
     assert record["delivery_reason"] == "test-mode event and no TIKTOK_TEST_EVENT_CODE"
     assert not queued(record) and "claim_token" not in record
@@ -338,7 +344,7 @@ def test_two_concurrent_redrives_send_each_delivery_exactly_once(
     assert sum(tally.get("sent", 0) for tally in tallies) == 12
     assert all(set(tally) <= {"sent", "not_claimed"} for tally in tallies), tallies
     for session, _ in made:
-        record = db.session(session["id"])
+        record = db.delivery(session["id"])
         assert record["delivery_status"] == "sent" and record["delivery_attempts"] == 1
 
 
@@ -355,13 +361,13 @@ def test_redrive_lambda_handler_end_to_end(
 ):
     made = pending(3)
     monkeypatch.setattr(redrive_app, "dynamodb", recording_dynamodb)
-    scheduled = {"source": "aws.scheduler", "detail-type": "Scheduled Event", "detail": {}}
+    scheduled = {"destination": "tiktok"}  # the schedule's input (template.yaml)
 
     tally = redrive_app.lambda_handler(scheduled, redrive_context())
 
-    assert tally == {"sent": 3}
+    assert tally == {"tiktok": {"sent": 3}}
     assert len(tiktok_server.requests) == 3
-    assert all(db.session(session["id"])["delivery_status"] == "sent" for session, _ in made)
+    assert all(db.delivery(session["id"])["delivery_status"] == "sent" for session, _ in made)
     assert emf.total("TikTokSent") == 3
     assert_never_scanned(recording_dynamodb)
 
@@ -372,9 +378,10 @@ def test_redrive_lambda_handler_with_tiktok_switched_off_returns_why(
     pending()
     monkeypatch.setenv("TIKTOK_PIXEL_ID", "")
 
-    tally = redrive_app.lambda_handler({}, redrive_context())
+    tally = redrive_app.lambda_handler({"destination": "tiktok"}, redrive_context())
 
-    assert tally == {"disabled": "TikTok is switched off: TIKTOK_PIXEL_ID is not set"}
+    assert tally == {"tiktok": {"disabled": "TikTok is switched off: TIKTOK_PIXEL_ID is not set"}}
+    assert redrive_app.lambda_handler({}, redrive_context()) == {}  # a manual run: no destination configured
     assert tiktok_server.requests == []
 
 
@@ -384,7 +391,7 @@ def test_redrive_stops_starting_sends_when_the_lambda_is_nearly_out_of_time(
     pending(2)
 
     # 11 s left: less than the 10 s stop margin plus one whole send (4 x the 1 s TikTok timeout).
-    assert redrive_app.lambda_handler({}, redrive_context(timeout_seconds=11.0)) == {}
+    assert redrive_app.lambda_handler({}, redrive_context(timeout_seconds=11.0)) == {"tiktok": {}}
     assert tiktok_server.requests == []
 
 
@@ -399,19 +406,19 @@ def test_one_failing_delivery_does_not_hold_up_the_others(
     [(broken, _), (fine, _), (also_fine, _)] = pending(3)
     real_claim = delivery.claim_due
 
-    def claim_due(store, session_id, now, hold_seconds):
-        if session_id == broken["id"]:
+    def claim_due(store, destination, key, now, hold_seconds):
+        if key == f"{broken['id']}#tiktok":
             raise StoreError("InternalServerError")
-        return real_claim(store, session_id, now, hold_seconds)
+        return real_claim(store, destination, key, now, hold_seconds)
 
     monkeypatch.setattr(delivery, "claim_due", claim_due)
 
     tally = redrive()
 
     assert tally == {"error": 1, "sent": 2}
-    assert db.session(fine["id"])["delivery_status"] == "sent"
-    assert db.session(also_fine["id"])["delivery_status"] == "sent"
-    assert db.session(broken["id"])["delivery_status"] == "pending"  # still due for the next run
+    assert db.delivery(fine["id"])["delivery_status"] == "sent"
+    assert db.delivery(also_fine["id"])["delivery_status"] == "sent"
+    assert db.delivery(broken["id"])["delivery_status"] == "pending"  # still due for the next run
     monkeypatch.setattr(delivery, "claim_due", real_claim)
     assert redrive() == {"sent": 1}
 
@@ -432,9 +439,9 @@ def test_a_transaction_conflict_on_recording_is_retried(
     )
     monkeypatch.setattr(redrive_app, "dynamodb", conflicting)
 
-    assert redrive_app.lambda_handler({}, redrive_context()) == {"sent": 1}
+    assert redrive_app.lambda_handler({}, redrive_context()) == {"tiktok": {"sent": 1}}
 
     assert conflicting.failures == 2
     assert len(tiktok_server.requests) == 1
-    record = db.session(session["id"])
+    record = db.delivery(session["id"])
     assert record["delivery_status"] == "sent" and "claim_token" not in record

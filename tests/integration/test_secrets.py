@@ -81,7 +81,9 @@ def test_the_webhook_reads_only_the_stripe_secret(secrets, deliver, db, tiktok_s
     answer = deliver(stripe_event())
 
     assert answer.status == 200
-    assert answer.body["status"] == "provisioned" and answer.body["tiktok"] == {"status": "pending"}
+    assert answer.body["status"] == "provisioned" and answer.body["deliveries"]["tiktok"] == {
+        "status": "pending"
+    }
     assert len(db.customers()) == 1
     assert emf.total("ConfigurationErrors") == 0
     assert not [line for line in logs() if line.get("level") == "ERROR"]
@@ -96,7 +98,7 @@ def test_the_sender_and_the_redrive_read_the_token_from_the_store_at_send_time(
 ):
     secrets.write(secrets.name("stripe-webhook-secret"), WEBHOOK_SECRET)
     streamed = checkout_session()
-    assert deliver(stripe_event(session=streamed)).body["tiktok"] == {"status": "pending"}
+    assert deliver(stripe_event(session=streamed)).body["deliveries"]["tiktok"] == {"status": "pending"}
     # Written after provisioning: only read when the delivery is sent.
     secrets.write(secrets.name("tiktok-access-token"), f"token-from-{secrets.source}")
 
@@ -109,7 +111,7 @@ def test_the_sender_and_the_redrive_read_the_token_from_the_store_at_send_time(
 
     [(redriven, _)] = pending()
     secrets.write(secrets.name("tiktok-access-token"), "token-for-the-redrive")
-    assert redrive(at=db.session(redriven["id"])["next_attempt_at"]) == {"sent": 1}
+    assert redrive(at=db.delivery(redriven["id"])["next_attempt_at"]) == {"sent": 1}
     assert tiktok_server.requests[-1].headers["access-token"] == "token-for-the-redrive"
     assert tiktok_server.requests[-1].json()["data"][0]["event_id"] == redriven["id"]
 
@@ -145,8 +147,10 @@ def test_writing_disabled_switches_tiktok_off_once_the_cache_expires(
     session = checkout_session()
     answer = checkout(stripe_event(session=session))
 
-    assert answer.status == 200 and answer.body["tiktok"] == {"status": "pending"}  # it cannot tell
-    record = db.session(session["id"])
+    assert answer.status == 200 and answer.body["deliveries"]["tiktok"] == {
+        "status": "pending"
+    }  # it cannot tell
+    record = db.delivery(session["id"])
     assert record["delivery_status"] == "skipped"
     assert "switched off" in record["delivery_reason"] and "TIKTOK_ACCESS_TOKEN" in record["delivery_reason"]
     assert len(tiktok_server.requests) == 2
@@ -159,7 +163,7 @@ def test_writing_disabled_switches_tiktok_off_once_the_cache_expires(
     time.sleep(max(0.0, read_by + cache + 0.05 - time.monotonic()))
     session = checkout_session()
     checkout(stripe_event(session=session))
-    assert db.session(session["id"])["delivery_status"] == "sent"
+    assert db.delivery(session["id"])["delivery_status"] == "sent"
     assert tiktok_server.requests[-1].headers["access-token"] == "token-2"
 
 
@@ -211,7 +215,7 @@ def test_unreadable_token_leaves_the_delivery_pending_for_lambda_and_the_redrive
     # The webhook never reads the token: provisioning is unaffected.
     assert answer.status == 200
     assert answer.body["status"] == "provisioned"
-    assert answer.body["tiktok"] == {"status": "pending"}
+    assert answer.body["deliveries"]["tiktok"] == {"status": "pending"}
     assert len(db.customers()) == 1
 
     stream.drain()
@@ -224,7 +228,7 @@ def test_unreadable_token_leaves_the_delivery_pending_for_lambda_and_the_redrive
     )
     assert len(stream.invocations) > 1 and len(stream.given_up) == 1
     assert tiktok_server.requests == []
-    record = db.session(session["id"])
+    record = db.delivery(session["id"])
     assert record["delivery_status"] == "pending" and record["delivery_attempts"] == 0
     assert record["redrive_queue"] == "tiktok" and "purchase" in record and "claim_token" not in record
     assert any(line.get("message", "").startswith("Cannot read a secret") for line in logs())
@@ -239,7 +243,7 @@ def test_unreadable_token_leaves_the_delivery_pending_for_lambda_and_the_redrive
     assert redrive() == {"sent": 1}
     [request] = tiktok_server.requests
     assert request.headers["access-token"] == "token-at-last"
-    assert db.session(session["id"])["delivery_status"] == "sent"
+    assert db.delivery(session["id"])["delivery_status"] == "sent"
 
 
 # --- the optional Stripe API key (the sender reads the session's line items with it) ----------
@@ -255,7 +259,7 @@ def test_the_sender_reads_the_stripe_api_key_from_the_store(
     session = checkout_session()
     stripe_api.set_line_items(session["id"], [line_item("price_tee", "prod_tee", "T-shirt")])
 
-    assert deliver(stripe_event(session=session)).body["tiktok"] == {"status": "pending"}
+    assert deliver(stripe_event(session=session)).body["deliveries"]["tiktok"] == {"status": "pending"}
     stream.drain()
 
     # The key in the store, not the one in the environment, as a Bearer token; and contents sent.
@@ -267,7 +271,7 @@ def test_the_sender_reads_the_stripe_api_key_from_the_store(
     # The redrive reads it too.
     [(redriven, _)] = pending()
     stripe_api.set_line_items(redriven["id"], [line_item("price_mug", "prod_mug", "Mug")])
-    assert redrive(at=db.session(redriven["id"])["next_attempt_at"]) == {"sent": 1}
+    assert redrive(at=db.delivery(redriven["id"])["next_attempt_at"]) == {"sent": 1}
     assert stripe_api.requests[-1]["headers"]["authorization"] == f"Bearer rk_test_from_{secrets.source}"
     assert tiktok_server.events()[-1]["properties"]["contents"][0]["content_id"] == "price_mug"
     for secret in (f"rk_test_from_{secrets.source}", STRIPE_API_KEY, "tiktok-token"):
@@ -289,7 +293,7 @@ def test_without_a_stripe_api_key_name_the_store_is_not_asked_and_no_contents_ar
     assert stripe_api.requests == []
     [event] = tiktok_server.events()
     assert "contents" not in event["properties"]
-    assert db.session(session["id"])["delivery_status"] == "sent"
+    assert db.delivery(session["id"])["delivery_status"] == "sent"
     assert emf.total("ConfigurationErrors") == 0
 
 
@@ -307,9 +311,9 @@ def test_an_unreadable_stripe_api_key_makes_the_delivery_wait_then_it_goes_with_
     answer = checkout(stripe_event(session=session))
 
     # The webhook answered as ever; the sender claimed nothing and Lambda retried the record.
-    assert answer.body["tiktok"] == {"status": "pending"}
+    assert answer.body["deliveries"]["tiktok"] == {"status": "pending"}
     assert tiktok_server.requests == [] and stripe_api.requests == []
-    record = db.session(session["id"])
+    record = db.delivery(session["id"])
     assert record["delivery_status"] == "pending" and "claim_token" not in record
     assert emf.total("ConfigurationErrors") >= 1
     [line, *_] = [line for line in logs() if line.get("message", "").startswith("Cannot read a secret")]

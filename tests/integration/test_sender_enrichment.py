@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from checkout_conversions import tiktok_request
+from checkout_conversions import outbound
 from devtools.stripe_standin import line_item
 from tests.factories import checkout_session, stripe_event
 from tests.integration.conftest import PIXEL_ID, STRIPE_API_KEY, TIKTOK_TOKEN, WEBHOOK_SECRET
@@ -92,7 +92,7 @@ def test_contents_list_every_line_item_with_its_price_id_name_quantity_and_unit_
     answer = deliver(stripe_event(session=session))
 
     # The webhook answers without reading Stripe's API: the line items are the sender's business.
-    assert answer.status == 200 and answer.body["tiktok"] == PENDING
+    assert answer.status == 200 and answer.body["deliveries"]["tiktok"] == PENDING
     assert stripe_api.requests == []
 
     stream.drain()
@@ -126,7 +126,7 @@ def test_contents_list_every_line_item_with_its_price_id_name_quantity_and_unit_
     assert request["query"]["limit"] == ["100"]
     assert expanded(request) == ["data.price.product"]
     assert "starting_after" not in request["query"]
-    assert db.session(session["id"])["delivery_status"] == "sent"
+    assert db.delivery(session["id"])["delivery_status"] == "sent"
 
 
 @pytest.mark.parametrize(
@@ -240,14 +240,14 @@ def test_stripe_api_unavailable_fails_the_delivery_for_the_redrive_which_sends_i
         "status": "provisioned",
         "session_id": session["id"],
         "duplicate": False,
-        "tiktok": PENDING,
+        "deliveries": {"tiktok": PENDING},
     }
     # Nothing goes to TikTok without the contents: the delivery fails, to be retried later.
     assert tiktok_server.requests == []
     assert drain_seconds < STRIPE_HANG_BOUND_SECONDS
     assert len(line_items_requests(stripe_api, session["id"])) == 1  # no retry: the redrive retries
     assert_batch_succeeded(stream)  # the item's business, not Lambda's
-    record = db.session(session["id"])
+    record = db.delivery(session["id"])
     assert record["delivery_status"] == "failed"
     assert record["delivery_retryable"] is True
     assert record["delivery_message"].startswith("Stripe API unavailable")
@@ -273,7 +273,7 @@ def test_stripe_api_unavailable_fails_the_delivery_for_the_redrive_which_sends_i
         }
     ]
     assert event["properties"]["num_items"] == 2
-    record = db.session(session["id"])
+    record = db.delivery(session["id"])
     assert record["delivery_status"] == "sent" and record["delivery_attempts"] == 2
     assert "purchase" not in record
     assert redrive(at=time.time() + DAY) == {}
@@ -291,20 +291,20 @@ def test_a_long_stripe_outage_never_costs_the_conversion_it_goes_without_content
     deliver(stripe_event(session=session))
     stream.drain()
 
-    for attempt in range(1, tiktok_request.CONTENTS_ATTEMPTS):
-        record = db.session(session["id"])
+    for attempt in range(1, outbound.CONTENTS_ATTEMPTS):
+        record = db.delivery(session["id"])
         assert record["delivery_attempts"] == attempt and record["delivery_status"] == "failed"
         assert tiktok_server.requests == []
-        last = attempt + 1 == tiktok_request.CONTENTS_ATTEMPTS
+        last = attempt + 1 == outbound.CONTENTS_ATTEMPTS
         assert redrive(at=record["next_attempt_at"] + 1) == {"sent" if last else "failed_retryable": 1}
 
     event = only_event(tiktok_server)
     assert "contents" not in event["properties"] and event["properties"]["value"] == 19.99
-    record = db.session(session["id"])
+    record = db.delivery(session["id"])
     assert record["delivery_status"] == "sent"
-    assert record["delivery_attempts"] == tiktok_request.CONTENTS_ATTEMPTS
+    assert record["delivery_attempts"] == outbound.CONTENTS_ATTEMPTS
     emf.flush()  # the redrive ran outside a Lambda handler: publish what it counted
-    assert emf.total("StripeLineItemsUnavailable") == tiktok_request.CONTENTS_ATTEMPTS
+    assert emf.total("StripeLineItemsUnavailable") == outbound.CONTENTS_ATTEMPTS
     assert emf.total("StripeLineItemsGivenUp") == 1
 
 
@@ -312,7 +312,7 @@ def test_a_long_stripe_outage_never_costs_the_conversion_it_goes_without_content
 def test_stripe_api_refusing_sends_without_contents_counts_it_and_says_so_once(
     env, stripe_api, checkout, tiktok_server, db, emf, logs, monkeypatch, status
 ):
-    monkeypatch.setattr(tiktok_request, "_refusal_reported", False)  # a fresh container
+    monkeypatch.setattr(outbound, "_refusal_reported", False)  # a fresh container
     stripe_api.behave(f"http:{status}")  # a bad key, or a key without read access to Checkout Sessions
     sessions = [checkout_session(), checkout_session()]
     for session in sessions:
@@ -321,12 +321,12 @@ def test_stripe_api_refusing_sends_without_contents_counts_it_and_says_so_once(
     answers = [checkout(stripe_event(session=session)) for session in sessions]
 
     # Both conversions are sent, as they would be without a key: a wrong key never stops them.
-    assert [answer.body["tiktok"] for answer in answers] == [PENDING, PENDING]
+    assert [answer.body["deliveries"]["tiktok"] for answer in answers] == [PENDING, PENDING]
     assert [event["event_id"] for event in tiktok_server.events()] == [session["id"] for session in sessions]
     for event in tiktok_server.events():
         assert "contents" not in event["properties"] and "num_items" not in event["properties"]
         assert event["properties"]["value"] == 19.99 and event["properties"]["currency"] == "USD"
-    assert [db.session(session["id"])["delivery_status"] for session in sessions] == ["sent", "sent"]
+    assert [db.delivery(session["id"])["delivery_status"] for session in sessions] == ["sent", "sent"]
     # A refusal is not worth retrying: one request per delivery, no retry.
     assert [len(line_items_requests(stripe_api, session["id"])) for session in sessions] == [1, 1]
     # Counted every time, said once per container, and the key is never in the log.
@@ -355,7 +355,7 @@ def test_without_a_stripe_api_key_stripe_is_never_called_and_no_contents_are_sen
     properties = only_event(tiktok_server)["properties"]
     assert "contents" not in properties and "num_items" not in properties
     assert properties["value"] == 19.99
-    assert db.session(session["id"])["delivery_status"] == "sent"
+    assert db.delivery(session["id"])["delivery_status"] == "sent"
 
 
 # ---------------------------------------------------------------------- currencies TikTok does not take
@@ -373,7 +373,7 @@ def test_a_currency_tiktok_does_not_take_is_sent_without_value_and_counted(
 
     answer = checkout(stripe_event(session=session))
 
-    assert answer.body["tiktok"] == PENDING
+    assert answer.body["deliveries"]["tiktok"] == PENDING
     event = only_event(tiktok_server)
     properties = event["properties"]
     assert "value" not in properties and "currency" not in properties
@@ -382,7 +382,7 @@ def test_a_currency_tiktok_does_not_take_is_sent_without_value_and_counted(
         {"content_id": "price_tee", "content_type": "product", "content_name": "T-shirt", "quantity": 1}
     ]
     assert properties["order_id"] == session["id"]
-    assert db.session(session["id"])["delivery_status"] == "sent"
+    assert db.delivery(session["id"])["delivery_status"] == "sent"
     assert emf.total("TikTokUnsupportedCurrency") == 1
 
 
@@ -403,12 +403,12 @@ def test_ad_consent_denied_is_skipped_at_the_webhook_and_nothing_of_the_buyer_is
     # The purchase is provisioned; its conversion is not reported, and the webhook says why.
     assert answer.status == 200
     assert answer.body["status"] == "provisioned"
-    assert answer.body["tiktok"] == {
+    assert answer.body["deliveries"]["tiktok"] == {
         "status": "skipped",
         "reason": "the buyer denied ad measurement (ad_consent=denied)",
     }
     assert len(db.customers()) == 1
-    record = db.session(session["id"])
+    record = db.delivery(session["id"])
     assert record["delivery_status"] == "skipped"
     assert record["delivery_reason"] == "the buyer denied ad measurement (ad_consent=denied)"
     # No purchase stored, so none of the buyer's browser signals (click id, cookie, IP, UA, page).
@@ -440,14 +440,14 @@ def test_require_ad_consent_sends_only_what_the_buyer_granted(
 
     answer = checkout(stripe_event(session=session))
 
-    record = db.session(session["id"])
+    record = db.delivery(session["id"])
     if sent:
-        assert answer.body["tiktok"] == PENDING
+        assert answer.body["deliveries"]["tiktok"] == PENDING
         assert only_event(tiktok_server)["event_id"] == session["id"]
         assert record["delivery_status"] == "sent"
     else:
         reason = "no ad consent given (REQUIRE_AD_CONSENT is true, ad_consent is not granted)"
-        assert answer.body["tiktok"] == {"status": "skipped", "reason": reason}
+        assert answer.body["deliveries"]["tiktok"] == {"status": "skipped", "reason": reason}
         assert tiktok_server.requests == []
         assert record["delivery_status"] == "skipped" and record["delivery_reason"] == reason
         assert "purchase" not in record
@@ -534,8 +534,8 @@ def test_sent_deliveries_record_and_count_the_match_keys_they_carried(env, check
         "email", "phone", "external_id", "first_name", "last_name", "zip_code", "city", "state",
         "country", "ttclid", "ttp", "ip", "user_agent", "locale",
     ]  # fmt: skip
-    assert db.session(full["id"])["delivery_match_keys"] == all_keys
-    assert db.session(email_only["id"])["delivery_match_keys"] == ["email"]
+    assert db.delivery(full["id"])["delivery_match_keys"] == all_keys
+    assert db.delivery(email_only["id"])["delivery_match_keys"] == ["email"]
     # Counted per present key: the email twice, every other key once.
     metrics = {
         "TikTokMatchKeyEmail": 2,
@@ -563,7 +563,7 @@ def test_a_delivery_that_is_not_sent_records_no_match_keys(env, checkout, tiktok
 
     checkout(stripe_event(session=session))
 
-    record = db.session(session["id"])
+    record = db.delivery(session["id"])
     assert record["delivery_status"] == "failed"
     assert "delivery_match_keys" not in record
     assert emf.total("TikTokMatchKeyEmail") == 0
@@ -606,14 +606,15 @@ def test_a_delivery_stored_the_old_way_is_sent_as_it_was_built_once(
     # of a real pending one, holding the built `tiktok_event` instead of a `purchase`.
     new = checkout_session()
     event = stripe_event(session=new)
-    assert deliver(event).body["tiktok"] == PENDING
+    assert deliver(event).body["deliveries"]["tiktok"] == PENDING
     table = tables["SESSIONS_TABLE_NAME"]
-    provisioned = dynamodb.get_item(TableName=table, Key={"session_id": {"S": new["id"]}})["Item"]
+    provisioned = dynamodb.get_item(TableName=table, Key={"session_id": {"S": f"{new['id']}#tiktok"}})["Item"]
     old = checkout_session()
     stored = legacy_event(old, event["created"])
     item = copy.deepcopy(provisioned)
     del item["purchase"]
-    item["session_id"] = {"S": old["id"]}
+    item["session_id"] = {"S": f"{old['id']}#tiktok"}
+    item["event_id"] = {"S": old["id"]}
     item["tiktok_event"] = {"S": json.dumps(stored, separators=(",", ":"))}
     dynamodb.put_item(TableName=table, Item=item)  # an INSERT, pending: what the stream's filter passes
     for session in (new, old):
@@ -638,7 +639,7 @@ def test_a_delivery_stored_the_old_way_is_sent_as_it_was_built_once(
     }
     assert "contents" in by_event[new["id"]][0]["data"][0]["properties"]
     assert line_items_requests(stripe_api, old["id"]) == []  # nothing added to what was built
-    record = db.session(old["id"])
+    record = db.delivery(old["id"])
     assert record["delivery_status"] == "sent" and record["delivery_attempts"] == 1
     assert "tiktok_event" not in record and "redrive_queue" not in record
     assert record["delivery_match_keys"] == [
@@ -683,13 +684,13 @@ def test_the_stored_purchase_is_deleted_once_sent_and_never_logged(
 
     # The first attempt meets Stripe's API down (logged: a failure), the redrive then sends it.
     stripe_api.behave("http:503")
-    assert deliver(stripe_event(session=session)).body["tiktok"] == PENDING
-    assert "Zoë" in db.session(session["id"])["purchase"]  # stored, for the send
+    assert deliver(stripe_event(session=session)).body["deliveries"]["tiktok"] == PENDING
+    assert "Zoë" in db.delivery(session["id"])["purchase"]  # stored, for the send
     stream.drain()
-    assert db.session(session["id"])["delivery_status"] == "failed"
-    assert "Zoë" in db.session(session["id"])["purchase"]  # kept for the retry
+    assert db.delivery(session["id"])["delivery_status"] == "failed"
+    assert "Zoë" in db.delivery(session["id"])["purchase"]  # kept for the retry
     stripe_api.behave("ok")
-    assert redrive(at=db.session(session["id"])["next_attempt_at"] + 1) == {"sent": 1}
+    assert redrive(at=db.delivery(session["id"])["next_attempt_at"] + 1) == {"sent": 1}
 
     user = only_event(tiktok_server)["user"]
     assert user["first_name"] == sha256("zoë")  # accents kept, lower-cased
@@ -701,7 +702,7 @@ def test_the_stored_purchase_is_deleted_once_sent_and_never_logged(
         "be",
         "de",
     )
-    record = db.session(session["id"])
+    record = db.delivery(session["id"])
     assert record["delivery_status"] == "sent"
     assert "purchase" not in record and "tiktok_event" not in record
     assert "Zoë" not in json.dumps(db.sessions(), default=str)  # (the customer record keeps the name)

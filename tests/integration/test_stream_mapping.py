@@ -6,7 +6,14 @@ import pytest
 
 from devtools.stream_mapping import LocalStreamMapping, MappingSettings, matches
 
-PATTERN = {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"delivery_status": {"S": ["pending"]}}}}
+
+def pattern(destination):
+    return {
+        "eventName": ["INSERT"],
+        "dynamodb": {
+            "NewImage": {"delivery_status": {"S": ["pending"]}, "destination": {"S": [destination]}}
+        },
+    }
 
 
 @pytest.fixture
@@ -14,10 +21,11 @@ def table(tables):
     return tables["SESSIONS_TABLE_NAME"]
 
 
-def put(dynamodb, table, session_id, status="pending"):
-    dynamodb.put_item(
-        TableName=table, Item={"session_id": {"S": session_id}, "delivery_status": {"S": status}}
-    )
+def put(dynamodb, table, session_id, status="pending", destination="tiktok"):
+    item = {"session_id": {"S": session_id}, "delivery_status": {"S": status}}
+    if destination is not None:
+        item["destination"] = {"S": destination}
+    dynamodb.put_item(TableName=table, Item=item)
 
 
 def mapping_with(streams, dynamodb, table, handler):
@@ -47,13 +55,29 @@ class Recorder:
 
 
 def test_the_templates_settings_are_read():
-    settings = MappingSettings.from_template()
+    tiktok, meta = MappingSettings.all_from_template()
 
-    assert settings.function_name == "DeliverySenderFunction"
-    assert settings.batch_size == 10 and settings.max_retries == 3
-    assert settings.bisect_on_error is True and settings.reports_item_failures is True
-    assert settings.filters == (PATTERN,)
-    assert settings.timeout_seconds == 120
+    assert (tiktok.event_name, meta.event_name) == ("TikTokDeliveries", "MetaDeliveries")
+    assert MappingSettings.from_template("MetaDeliveries") == meta
+    for settings, destination in ((tiktok, "tiktok"), (meta, "meta")):
+        assert settings.function_name == "DeliverySenderFunction"
+        assert settings.batch_size == 10 and settings.max_retries == 3
+        assert settings.bisect_on_error is True and settings.reports_item_failures is True
+        assert settings.filters == (pattern(destination),)
+        assert settings.timeout_seconds == 120
+
+
+def test_each_destinations_mapping_gets_only_its_own_deliveries(streams, dynamodb, table):
+    recorder = Recorder()
+    mapping = mapping_with(streams, dynamodb, table, recorder)
+    put(dynamodb, table, "cs_a#tiktok")
+    put(dynamodb, table, "cs_a#meta", destination="meta")
+    dynamodb.put_item(TableName=table, Item={"session_id": {"S": "cs_a"}})  # a marker: no delivery state
+    put(dynamodb, table, "cs_old", destination=None)  # recorded before destinations: the redrive's
+
+    assert mapping.drain() == 2
+
+    assert sorted(recorder.batches) == [["cs_a#meta"], ["cs_a#tiktok"]]  # one batch per mapping
 
 
 def test_only_inserts_of_pending_deliveries_reach_the_function(streams, dynamodb, table):
@@ -154,7 +178,23 @@ def test_batches_hold_at_most_the_batch_size(streams, dynamodb, table):
 @pytest.mark.parametrize(
     ("record", "passes"),
     [
-        ({"eventName": "INSERT", "dynamodb": {"NewImage": {"delivery_status": {"S": "pending"}}}}, True),
+        (
+            {
+                "eventName": "INSERT",
+                "dynamodb": {
+                    "NewImage": {"delivery_status": {"S": "pending"}, "destination": {"S": "tiktok"}}
+                },
+            },
+            True,
+        ),
+        ({"eventName": "INSERT", "dynamodb": {"NewImage": {"delivery_status": {"S": "pending"}}}}, False),
+        (
+            {
+                "eventName": "INSERT",
+                "dynamodb": {"NewImage": {"delivery_status": {"S": "pending"}, "destination": {"S": "meta"}}},
+            },
+            False,
+        ),
         ({"eventName": "MODIFY", "dynamodb": {"NewImage": {"delivery_status": {"S": "pending"}}}}, False),
         ({"eventName": "INSERT", "dynamodb": {"NewImage": {"delivery_status": {"S": "sent"}}}}, False),
         ({"eventName": "INSERT", "dynamodb": {"Keys": {}}}, False),
@@ -162,7 +202,7 @@ def test_batches_hold_at_most_the_batch_size(streams, dynamodb, table):
     ],
 )
 def test_filter_patterns(record, passes):
-    assert matches(PATTERN, record) is passes
+    assert matches(pattern("tiktok"), record) is passes
 
 
 def test_unsupported_filter_operators_are_refused_not_guessed():

@@ -33,15 +33,16 @@ def sequence_number(record):
 
 
 def session_of(record):
-    return record["dynamodb"]["Keys"]["session_id"]["S"]
+    return record["dynamodb"]["Keys"]["session_id"]["S"].rpartition("#")[0]
 
 
 def failed(answer):
     return [failure["itemIdentifier"] for failure in answer["batchItemFailures"]]
 
 
-def of_session(session_id):
-    return lambda kwargs: kwargs.get("Key") == {"session_id": {"S": session_id}}
+def of_session(session_id, destination="tiktok"):
+    """The requests that touch this session's delivery to the destination."""
+    return lambda kwargs: kwargs.get("Key") == {"session_id": {"S": f"{session_id}#{destination}"}}
 
 
 def claims(kwargs):
@@ -63,7 +64,9 @@ def provision(deliver, count=1, **session_overrides):
     sessions = [checkout_session(**session_overrides) for _ in range(count)]
     for session in sessions:
         answer = deliver(stripe_event(session=session))
-        assert answer.status == 200 and answer.body["tiktok"] == {"status": "pending"}, answer.body
+        assert answer.status == 200 and answer.body["deliveries"]["tiktok"] == {"status": "pending"}, (
+            answer.body
+        )
     return sessions
 
 
@@ -96,7 +99,7 @@ def test_a_paid_session_is_sent_once_after_the_stream_is_drained(
         "status": "provisioned",
         "session_id": session["id"],
         "duplicate": False,
-        "tiktok": {"status": "pending"},
+        "deliveries": {"tiktok": {"status": "pending"}},
     }
     assert tiktok_server.requests == []
 
@@ -110,7 +113,7 @@ def test_a_paid_session_is_sent_once_after_the_stream_is_drained(
     assert body["event_source_id"] == PIXEL_ID and body["test_event_code"] == "TEST12345"
     [sent] = body["data"]
     assert sent["event_id"] == session["id"] and sent["event_time"] == event["created"]
-    record = db.session(session["id"])
+    record = db.delivery(session["id"])
     assert record["delivery_status"] == "sent" and record["delivery_attempts"] == 1
     assert record["delivery_code"] == 0 and record["delivery_request_id"] == "req-standin"
     for gone in ("claim_token", "claim_expires_at", "redrive_queue", "next_attempt_at", "purchase"):
@@ -132,7 +135,7 @@ def test_the_same_batch_delivered_twice_sends_nothing_more(env, deliver, stream,
     assert again.error is None and again.answer == NOTHING_TO_RETRY
     assert len(tiktok_server.requests) == 2
     for session in sessions:
-        record = db.session(session["id"])
+        record = db.delivery(session["id"])
         assert record["delivery_status"] == "sent" and record["delivery_attempts"] == 1
     assert batch_tallies(logs)[-1]["not_claimed"] == 2
     assert "sent" not in batch_tallies(logs)[-1]
@@ -171,7 +174,7 @@ def test_a_failed_claim_fails_only_that_record_and_the_retry_sends_it_once(
     assert sorted(by_event) == sorted(session["id"] for session in (first, middle, last))
     assert all(len(bodies) == 1 for bodies in by_event.values())
     assert stream.given_up == []
-    assert db.session(middle["id"])["delivery_attempts"] == 1  # the throttled claim took nothing
+    assert db.delivery(middle["id"])["delivery_attempts"] == 1  # the throttled claim took nothing
 
 
 def test_every_claim_failing_fails_the_whole_batch_and_the_retry_delivers(
@@ -183,7 +186,7 @@ def test_every_claim_failing_fails_the_whole_batch_and_the_retry_delivers(
     )
     untouched_after_the_failure = []
     stream.on_invocation = lambda invocation: untouched_after_the_failure.append(
-        (len(tiktok_server.requests), [db.session(session["id"]) for session in sessions])
+        (len(tiktok_server.requests), [db.delivery(session["id"]) for session in sessions])
     )
     monkeypatch.setattr(sender_app, "dynamodb", throttled)
 
@@ -199,7 +202,7 @@ def test_every_claim_failing_fails_the_whole_batch_and_the_retry_delivers(
     assert retry.event == failing.event and retry.answer == NOTHING_TO_RETRY
     assert sorted(sent_by_event()) == sorted(session["id"] for session in sessions)
     assert len(tiktok_server.requests) == 3
-    assert all(db.session(session["id"])["delivery_status"] == "sent" for session in sessions)
+    assert all(db.delivery(session["id"])["delivery_status"] == "sent" for session in sessions)
 
 
 # --- DynamoDB errors while recording the outcome --------------------------------------------------
@@ -247,7 +250,7 @@ def test_an_outcome_that_cannot_be_recorded_is_retried_and_resent_once_by_the_re
     assert emf.total("DeliveryRecordFailures") == 1
     assert emf.total(counted) == 1
     assert any(line.get("message") == "Could not record the TikTok outcome" for line in logs())
-    record = db.session(session["id"])
+    record = db.delivery(session["id"])
     assert record["delivery_status"] == "pending" and record["claim_token"]
     assert record["delivery_attempts"] == 1
 
@@ -259,7 +262,7 @@ def test_an_outcome_that_cannot_be_recorded_is_retried_and_resent_once_by_the_re
 
     first, second = sent_by_event()[session["id"]]
     assert first == second
-    record = db.session(session["id"])
+    record = db.delivery(session["id"])
     assert record["delivery_status"] == "sent" and record["delivery_attempts"] == 2
     assert "claim_token" not in record
 
@@ -288,7 +291,7 @@ def test_a_crash_between_claim_and_send_leaves_the_claim_to_expire_then_the_redr
     assert all(retry.error is None and retry.answer == NOTHING_TO_RETRY for retry in retries)
     assert stream.given_up == []
     assert tiktok_server.requests == []
-    record = db.session(session["id"])
+    record = db.delivery(session["id"])
     assert record["delivery_status"] == "pending" and record["redrive_queue"] == "tiktok"
     assert record["claim_token"] and record["claim_expires_at"] > time.time() + 60
     assert record["delivery_attempts"] == 1, "the crashed attempt is counted"
@@ -303,7 +306,7 @@ def test_a_crash_between_claim_and_send_leaves_the_claim_to_expire_then_the_redr
     assert redrive(at=record["claim_expires_at"] + 2) == {}
     assert stream.drain() == 0
     assert len(sent_by_event()[session["id"]]) == 1
-    record = db.session(session["id"])
+    record = db.delivery(session["id"])
     assert record["delivery_status"] == "sent" and record["delivery_attempts"] == 2
 
 
@@ -350,7 +353,7 @@ def test_records_that_are_not_new_pending_deliveries_are_ignored(
 
     assert answer == NOTHING_TO_RETRY
     assert tiktok_server.requests == []
-    assert_untouched(db.session(session["id"]))
+    assert_untouched(db.delivery(session["id"]))
 
     # The record it was made from is sent: the check above can fail.
     assert invoke_sender(sender_app, [real]) == NOTHING_TO_RETRY
@@ -371,7 +374,7 @@ def test_a_token_cleared_after_provisioning_settles_the_delivery_skipped(
 
     assert [invocation.answer for invocation in stream.invocations] == [NOTHING_TO_RETRY]
     assert tiktok_server.requests == []
-    record = db.session(session["id"])
+    record = db.delivery(session["id"])
     assert record["delivery_status"] == "skipped"
     assert "TIKTOK_ACCESS_TOKEN" in record["delivery_reason"]
     for gone in ("redrive_queue", "next_attempt_at", "claim_token", "purchase"):
@@ -396,14 +399,14 @@ def test_too_little_time_left_fails_the_records_unclaimed_and_a_full_invocation_
     assert failed(answer) == [sequence_number(record) for record in records]
     assert tiktok_server.requests == []
     for session in sessions:
-        assert_untouched(db.session(session["id"]))
+        assert_untouched(db.delivery(session["id"]))
     assert batch_tallies(logs)[-1]["retry_later"] == 2
 
     assert invoke_sender(sender_app, records) == NOTHING_TO_RETRY
     assert sorted(event["event_id"] for event in tiktok_server.events()) == sorted(
         session["id"] for session in sessions
     )
-    assert all(db.session(session["id"])["delivery_status"] == "sent" for session in sessions)
+    assert all(db.delivery(session["id"])["delivery_status"] == "sent" for session in sessions)
 
 
 def test_an_unreadable_token_fails_the_records_unclaimed_and_counts_a_configuration_error(
@@ -431,7 +434,7 @@ def test_an_unreadable_token_fails_the_records_unclaimed_and_counts_a_configurat
     assert stream.given_up == records
     assert tiktok_server.requests == []
     for session in sessions:
-        assert_untouched(db.session(session["id"]))
+        assert_untouched(db.delivery(session["id"]))
     # Logged and counted once per invocation (the batch's other records fail without a new read).
     assert emf.total("ConfigurationErrors") == len(stream.invocations)
     problems = [
@@ -444,7 +447,7 @@ def test_an_unreadable_token_fails_the_records_unclaimed_and_counts_a_configurat
 
     # The given-up deliveries are still in the redrive index: the token written, they go out.
     ssm.put_parameter(Name=f"{prefix}/tiktok-token", Value="token-at-last", Type="SecureString")
-    due = db.session(sessions[0]["id"])["next_attempt_at"]
+    due = db.delivery(sessions[0]["id"])["next_attempt_at"]
     assert redrive(at=due + 1) == {"sent": 2}
     assert {request.headers["access-token"] for request in tiktok_server.requests} == {"token-at-last"}
 
@@ -468,6 +471,6 @@ def test_a_record_left_to_lambdas_retry_is_logged_and_counted_without_the_buyers
         line for line in logs() if line.get("message") == "Record not processed: Lambda delivers it again"
     ]
     assert line["level"] == "WARNING" and line["error"].startswith("OutOfTime: ")
-    assert line["checkout_session_id"] == session["id"]
+    assert line["event_id"] == session["id"]
     assert emf.total("SenderRecordFailures") == 1
     assert session["customer_details"]["email"].strip() not in logs.text()

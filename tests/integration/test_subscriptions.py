@@ -196,7 +196,7 @@ def test_the_checkout_and_its_subscription_create_invoice_are_one_conversion_in_
         "status": "provisioned",
         "session_id": session["id"],
         "duplicate": False,
-        "tiktok": {"status": "pending"},
+        "deliveries": {"tiktok": {"status": "pending"}},
     }
     assert invoice_answer.status == 200, invoice_answer.body
     known = {"checkout first": "provisioned", "invoice first": "unknown"}.get(order)
@@ -217,7 +217,7 @@ def test_the_checkout_and_its_subscription_create_invoice_are_one_conversion_in_
     assert len(tiktok_server.requests) == 1
     [event] = tiktok_server.events()
     assert (event["event"], event["event_id"]) == ("CompletePayment", session["id"])
-    assert [item["session_id"] for item in db.sessions()] == [session["id"]]
+    assert [item["event_id"] for item in db.deliveries()] == [session["id"]]
 
 
 def test_a_plan_change_invoice_is_recorded_but_never_reported(env, renewals_on, checkout, db, tiktok_server):
@@ -228,7 +228,7 @@ def test_a_plan_change_invoice_is_recorded_but_never_reported(env, renewals_on, 
 
     assert answer.body == payment_answer(proration, "recorded", "provisioned")
     assert subscription_record(db)["last_paid_invoice"] == invoice_of(proration)["id"]
-    assert db.session(invoice_of(proration)["id"]) is None
+    assert db.delivery(invoice_of(proration)["id"]) is None
     assert [event["event"] for event in tiktok_server.events()] == ["CompletePayment"]
 
 
@@ -259,7 +259,7 @@ def test_a_renewal_with_renewal_event_name_empty_is_recorded_and_not_reported(
     assert record["paid_through"] == now + 60 * DAY
     assert record["last_paid_invoice"] == invoice_of(cycle)["id"]
     assert record["last_paid_at"] == iso(invoice_of(cycle)["status_transitions"]["paid_at"])
-    assert db.session(invoice_of(cycle)["id"]) is None
+    assert db.delivery(invoice_of(cycle)["id"]) is None
     assert [event["event_id"] for event in tiktok_server.events()] == [session["id"]]
 
 
@@ -304,10 +304,10 @@ def test_a_renewal_is_reported_as_its_own_event_joined_to_the_purchase(
     assert user["zip_code"] == sha256("94107")  # ZIP+4 "94107-1234": the first five digits
     assert (user["city"], user["state"], user["country"]) == ("sanfrancisco", "ca", "us")
     assert not {"ttclid", "ttp", "ip", "user_agent"} & set(user)  # no browser at a renewal
-    delivered = db.session(invoice_id)
+    delivered = db.delivery(invoice_id)
     assert delivered["delivery_kind"] == "renewal" and delivered["delivery_status"] == "sent"
     assert "purchase" not in delivered  # the buyer's details go once TikTok has them
-    assert len(db.sessions()) == 2
+    assert len(db.deliveries()) == 2
 
 
 def test_the_same_renewal_delivered_twice_is_reported_once(
@@ -335,7 +335,7 @@ def test_the_same_renewal_delivered_twice_is_reported_once(
         "renewal": {"status": "sent", "duplicate": True},
     }
     assert len(sent_by_event()[invoice_id]) == 1
-    assert [item["session_id"] for item in db.sessions()].count(invoice_id) == 1
+    assert [item["event_id"] for item in db.deliveries()].count(invoice_id) == 1
 
 
 def test_racing_deliveries_of_one_renewal_report_it_once(
@@ -355,8 +355,8 @@ def test_racing_deliveries_of_one_renewal_report_it_once(
         {"status": "pending", "duplicate": True},
     ]
     assert len(sent_by_event()[invoice_id]) == 1
-    assert [item["session_id"] for item in db.sessions()].count(invoice_id) == 1
-    assert db.session(invoice_id)["delivery_status"] == "sent"
+    assert [item["event_id"] for item in db.deliveries()].count(invoice_id) == 1
+    assert db.delivery(invoice_id)["delivery_status"] == "sent"
 
 
 def test_a_renewal_tiktok_failed_to_take_is_retried_by_the_redrive_and_sent_once(
@@ -373,7 +373,7 @@ def test_a_renewal_tiktok_failed_to_take_is_retried_by_the_redrive_and_sent_once
 
     # Then: recorded as a retryable failure, exactly as a purchase's would be
     assert answer.body["renewal"] == {"status": "pending"}
-    record = db.session(invoice_id)
+    record = db.delivery(invoice_id)
     assert record["delivery_status"] == "failed" and record["delivery_retryable"] is True
     assert record["delivery_http_status"] == 500 and record["delivery_attempts"] == 1
     due = record["next_attempt_at"]
@@ -385,7 +385,7 @@ def test_a_renewal_tiktok_failed_to_take_is_retried_by_the_redrive_and_sent_once
     failed, sent = sent_by_event()[invoice_id]
     assert failed == sent and sent["data"][0]["event"] == "Subscribe"
     assert len(tiktok_server.requests) == 2
-    record = db.session(invoice_id)
+    record = db.delivery(invoice_id)
     assert record["delivery_status"] == "sent" and record["delivery_attempts"] == 2
 
 
@@ -404,7 +404,7 @@ def test_a_renewal_is_skipped_when_renewal_event_name_is_cleared_before_the_send
     else:
         assert redrive(at=time.time() + DAY) == {"skipped": 1}
 
-    record = db.session(invoice_id)
+    record = db.delivery(invoice_id)
     assert record["delivery_status"] == "skipped"
     assert record["delivery_reason"] == RENEWALS_OFF
     assert "purchase" not in record and "redrive_queue" not in record
@@ -560,8 +560,8 @@ def test_a_renewal_of_a_subscription_never_provisioned_is_reported_for_the_strip
     assert event["user"]["email"] == sha256("ada.lovelace@example.com")
     [record] = db.customers()
     assert "checkout_session" not in record
-    [item] = db.sessions()
-    assert (item["session_id"], item["delivery_kind"], item["delivery_status"]) == (
+    [item] = db.deliveries()
+    assert (item["event_id"], item["delivery_kind"], item["delivery_status"]) == (
         invoice_id,
         "renewal",
         "sent",
@@ -707,13 +707,13 @@ def test_hostile_signed_invoices_and_subscriptions_never_get_a_5xx_or_change_wha
     assert body["status"] == "recorded"
     assert record["last_paid_invoice"] == paid["id"]
     assert record["paid_through"] == (record_before["paid_through"] if outcome == KEPT else period_end(event))
-    renewals = [item for item in db.sessions() if item["session_id"] != session["id"]]
+    renewals = [item for item in db.deliveries() if item["event_id"] != session["id"]]
     if paid["billing_reason"] != "subscription_cycle":
         assert "renewal" not in body and renewals == []
         return
     # A renewal with an unreadable part is reported with what could be read.
     assert body["renewal"] == {"status": "pending"}
-    assert [(item["session_id"], item["delivery_status"]) for item in renewals] == [(paid["id"], "sent")]
+    assert [(item["event_id"], item["delivery_status"]) for item in renewals] == [(paid["id"], "sent")]
     _, renewed = tiktok_server.events()
     assert renewed["event"] == "Subscribe" and renewed["event_id"] == paid["id"]
     assert renewed["user"]["external_id"] == sha256("user-42")
@@ -832,7 +832,7 @@ def test_fuzzed_invoice_and_subscription_shapes_never_get_a_5xx(
         assert 0 < item.get("paid_through", 1) < 32503680000
         if item["checkout_session_id"] != record["checkout_session_id"] or item["customer_id"] != CUSTOMER:
             assert "checkout_session" not in item  # never provisioned: no session invented
-    renewal_items = {item["session_id"] for item in db.sessions() if item["session_id"] != session["id"]}
+    renewal_items = {item["event_id"] for item in db.deliveries() if item["event_id"] != session["id"]}
     assert renewal_items == started
     assert all(invocation.answer == {"batchItemFailures": []} for invocation in stream.invocations)
     assert stream.given_up == []
@@ -898,7 +898,7 @@ def test_a_payment_write_dynamodb_refuses_is_a_500_and_stripes_retry_applies_it_
     assert refused.status == 500
     assert refused.body == {"error": "recording failed, retry later", "invoice_id": invoice_id}
     assert subscription_record(db) == before
-    assert db.session(invoice_id) is None  # no renewal started for a payment not recorded
+    assert db.delivery(invoice_id) is None  # no renewal started for a payment not recorded
     assert len(tiktok_server.requests) == 1
 
     retried = checkout(cycle)
@@ -934,7 +934,7 @@ def test_a_renewal_put_failing_after_the_payment_applied_is_started_once_by_the_
     assert refused.status == 500
     assert refused.body == {"error": "recording failed, retry later", "invoice_id": invoice_id}
     assert subscription_record(db)["last_paid_invoice"] == invoice_id  # the update had applied
-    assert db.session(invoice_id) is None
+    assert db.delivery(invoice_id) is None
     assert len(tiktok_server.requests) == 1
 
     # When: Stripe retries: the payment is already recorded, the renewal starts now, once
@@ -968,7 +968,7 @@ def test_dynamodb_requests_per_subscription_event(
 
     assert cost(completed) == ["transact_write_items"]
     [(_, transaction)] = recording_dynamodb.calls
-    assert [next(iter(item)) for item in transaction["TransactItems"]] == ["Put", "Put", "Update"]
+    assert [next(iter(item)) for item in transaction["TransactItems"]] == ["Put", "Put", "Put", "Update"]
     assert cost(invoice_paid()) == ["update_item"]  # subscription_create
     assert cost(cycle) == ["update_item", "put_item"]  # a renewal reported
     assert cost(cycle) == ["update_item", "put_item"]  # ... and its duplicate

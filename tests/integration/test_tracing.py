@@ -171,11 +171,11 @@ def test_the_webhook_works_with_tracing_on(env, xray, db, tiktok_server):
 
     answer = result["answer"]
     assert answer["statusCode"] == 200
-    assert json.loads(answer["body"])["tiktok"] == {"status": "pending"}
+    assert json.loads(answer["body"])["deliveries"]["tiktok"] == {"status": "pending"}
     assert result["xray_imported"] is True
     assert len(db.customers()) == 1
-    [session] = db.sessions()
-    assert session["delivery_status"] == "pending"
+    [delivery] = db.deliveries()
+    assert delivery["delivery_status"] == "pending"
     assert tiktok_server.requests == []  # the webhook never calls TikTok, traced or not
     traced = subsegments(xray.documents())
     [handler] = [doc for doc in traced if doc["name"] == "## lambda_handler"]
@@ -203,7 +203,7 @@ def test_the_sender_works_with_tracing_on(env, deliver, stream, db, tiktok_serve
 
     assert answer == {"batchItemFailures": []}
     assert len(tiktok_server.requests) == 1
-    assert db.session(session_id)["delivery_status"] == "sent"
+    assert db.delivery(session_id)["delivery_status"] == "sent"
     [handler] = [doc for doc in traced if doc["name"] == "## lambda_handler"]
     dynamodb = [doc for doc in traced if doc["name"] == "dynamodb"]
     assert [doc["aws"]["operation"] for doc in dynamodb] == ["UpdateItem", "UpdateItem"]  # claim, record

@@ -7,10 +7,10 @@ import pytest
 from checkout_conversions.config import (
     DEFAULT_TIKTOK_API_URL,
     ConfigurationError,
+    access_token,
     load_settings,
     read_secret,
     require_tables,
-    tiktok_access_token,
     webhook_secrets,
 )
 
@@ -163,11 +163,11 @@ def test_missing_webhook_secret_is_configuration_error(environ):
 )
 def test_tiktok_access_token_switched_off(raw):
     environ = {"TIKTOK_ACCESS_TOKEN": raw}
-    assert tiktok_access_token(load_settings(environ), environ) == ""
+    assert access_token(load_settings(environ), "tiktok", environ) == ""
 
 
 def test_tiktok_access_token_unset():
-    assert tiktok_access_token(load_settings({}), {}) == ""
+    assert access_token(load_settings({}), "tiktok", {}) == ""
 
 
 @pytest.mark.parametrize(
@@ -176,7 +176,7 @@ def test_tiktok_access_token_unset():
 )
 def test_tiktok_access_token_is_returned_trimmed(raw, expected):
     environ = {"TIKTOK_ACCESS_TOKEN": raw}
-    assert tiktok_access_token(load_settings(environ), environ) == expected
+    assert access_token(load_settings(environ), "tiktok", environ) == expected
 
 
 @pytest.mark.parametrize("source", ["ssm", "secretsmanager"])

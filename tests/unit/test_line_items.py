@@ -232,13 +232,20 @@ def test_a_read_that_runs_out_of_time_between_pages_is_unavailable_not_partial(m
 
 def test_the_senders_budget_counts_the_line_items_read_only_when_there_is_a_key():
     from checkout_conversions.config import load_settings
-    from checkout_conversions.tiktok_request import worst_case_seconds
+    from checkout_conversions.destinations import META, TIKTOK
+    from checkout_conversions.outbound import worst_case_seconds
 
-    settings = load_settings({"TIKTOK_TIMEOUT_SECONDS": "5", "STRIPE_API_TIMEOUT_SECONDS": "3"})
+    settings = load_settings(
+        {"TIKTOK_TIMEOUT_SECONDS": "5", "META_TIMEOUT_SECONDS": "2", "STRIPE_API_TIMEOUT_SECONDS": "3"}
+    )
 
-    assert worst_case_seconds(settings, reads_line_items=False) == 4 * 5
-    assert worst_case_seconds(settings, reads_line_items=True) == 4 * 5 + 5 * 3
+    assert worst_case_seconds(TIKTOK, settings, reads_line_items=False) == 4 * 5
+    assert worst_case_seconds(TIKTOK, settings, reads_line_items=True) == 4 * 5 + 5 * 3
+    assert worst_case_seconds(META, settings, reads_line_items=True) == 4 * 2 + 5 * 3  # each its own
     # With every timeout at its maximum, a record still fits in the sender's 120 s (template.yaml)
     # with its 10 s for the record.
-    slowest = load_settings({"TIKTOK_TIMEOUT_SECONDS": "10", "STRIPE_API_TIMEOUT_SECONDS": "10"})
-    assert worst_case_seconds(slowest, reads_line_items=True) + 10 <= 120
+    slowest = load_settings(
+        {"TIKTOK_TIMEOUT_SECONDS": "10", "META_TIMEOUT_SECONDS": "10", "STRIPE_API_TIMEOUT_SECONDS": "10"}
+    )
+    for destination in (TIKTOK, META):
+        assert worst_case_seconds(destination, slowest, reads_line_items=True) + 10 <= 120

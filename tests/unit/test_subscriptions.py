@@ -14,7 +14,12 @@ import pytest
 
 from checkout_conversions.config import load_settings
 from checkout_conversions.conversion import renewal_purchase
-from checkout_conversions.delivery import RENEWAL, skip_reason_at_send_time, skip_reason_for_renewal
+from checkout_conversions.destinations import (
+    RENEWAL,
+    TIKTOK,
+    skip_reason_at_send_time,
+    skip_reason_for_renewal,
+)
 from checkout_conversions.purchase import Buyer, Purchase
 from checkout_conversions.stripe_events import Decision, MalformedEvent, decide, subscription_of
 from checkout_conversions.subscriptions import paid_at, paid_through
@@ -671,7 +676,7 @@ def settings(**changes):
     ],
 )
 def test_skip_reason_for_renewal(environ, livemode, expected):
-    assert skip_reason_for_renewal(settings(**environ), livemode, NOW - 60, NOW) == expected
+    assert skip_reason_for_renewal(TIKTOK, settings(**environ), livemode, NOW - 60, NOW) == expected
 
 
 def test_a_renewal_off_by_default():
@@ -679,16 +684,18 @@ def test_a_renewal_off_by_default():
     bare = load_settings({"TIKTOK_PIXEL_ID": "CPIXEL01", "TIKTOK_TEST_EVENT_CODE": "TEST123"})
     assert bare.renewal_event_name == ""
     assert bare.tiktok_event_name == "CompletePayment"  # never borrowed for renewals
-    assert skip_reason_for_renewal(bare, False, NOW, NOW) == NAME_EMPTY
+    assert skip_reason_for_renewal(TIKTOK, bare, False, NOW, NOW) == NAME_EMPTY
 
 
 def test_a_renewal_older_than_the_maximum_age_is_not_reported():
     week = 7 * 86400  # DELIVERY_MAX_AGE_DAYS' default
-    assert skip_reason_for_renewal(settings(), True, NOW - week, NOW) is None
-    assert skip_reason_for_renewal(settings(), True, NOW - week - 1, NOW) == "payment older than 7 days"
-    assert skip_reason_for_renewal(settings(DELIVERY_MAX_AGE_DAYS="2"), True, NOW - 3 * 86400, NOW) == (
-        "payment older than 2 days"
+    assert skip_reason_for_renewal(TIKTOK, settings(), True, NOW - week, NOW) is None
+    assert (
+        skip_reason_for_renewal(TIKTOK, settings(), True, NOW - week - 1, NOW) == "payment older than 7 days"
     )
+    assert skip_reason_for_renewal(
+        TIKTOK, settings(DELIVERY_MAX_AGE_DAYS="2"), True, NOW - 3 * 86400, NOW
+    ) == ("payment older than 2 days")
 
 
 @pytest.mark.parametrize(
@@ -713,7 +720,7 @@ def test_a_renewal_older_than_the_maximum_age_is_not_reported():
     ],
 )
 def test_skip_reason_at_send_time_of_a_renewal(environ, token, livemode, expected):
-    assert skip_reason_at_send_time(settings(**environ), token, livemode, kind=RENEWAL) == expected
+    assert skip_reason_at_send_time(TIKTOK, settings(**environ), token, livemode, kind=RENEWAL) == expected
     assert RENEWAL == "renewal"  # the delivery_kind the webhook stores on a renewal's item
 
 
@@ -721,5 +728,5 @@ def test_skip_reason_at_send_time_of_a_renewal(environ, token, livemode, expecte
 def test_an_empty_renewal_event_name_never_stops_a_purchase(kind):
     """Only renewals depend on RENEWAL_EVENT_NAME: a purchase (no delivery_kind) is still sent."""
     off = settings(RENEWAL_EVENT_NAME="")
-    assert skip_reason_at_send_time(off, "token", True, kind=kind) is None
-    assert skip_reason_at_send_time(off, "token", True) is None
+    assert skip_reason_at_send_time(TIKTOK, off, "token", True, kind=kind) is None
+    assert skip_reason_at_send_time(TIKTOK, off, "token", True) is None
