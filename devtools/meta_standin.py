@@ -19,30 +19,22 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
-from devtools.loopback import LoopbackStandIn
-from devtools.tiktok_standin import RecordedRequest
+from devtools.loopback import RecordedRequest, ScriptedStandIn
 
 EVENTS_PATH = re.compile(r"^/[^/]+/[^/]+/events/?$")
 FBTRACE_ID = "AStandInFbTraceId"
 
 
-class MetaStandIn(LoopbackStandIn):
+class MetaStandIn(ScriptedStandIn):
+    requests: list[RecordedRequest]
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
-        self.requests: list[RecordedRequest] = []
-        self._script: list[str] = ["ok"]
         super().__init__(self._handler_class(), host, port)
 
     @property
     def url_base(self) -> str:
         """What META_API_BASE_URL is set to (meta_api.events_url adds version, pixel, /events)."""
         return self.base_url
-
-    def behave(self, *script: str) -> None:
-        """Answer the next requests with these behaviours in turn; the last one repeats."""
-        with self._lock:
-            self._script = list(script) or ["ok"]
-            self.requests.clear()
-        self._release.clear()
 
     def events(self) -> list[dict[str, Any]]:
         """Every event of every request's `data[]`, in the order received."""
@@ -64,10 +56,6 @@ class MetaStandIn(LoopbackStandIn):
                 bodies.append(body or {})
         return bodies
 
-    def _next_behaviour(self) -> str:
-        with self._lock:
-            return self._script.pop(0) if len(self._script) > 1 else self._script[0]
-
     def _handler_class(self):
         standin = self
 
@@ -79,12 +67,7 @@ class MetaStandIn(LoopbackStandIn):
                 pass
 
             def do_POST(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length)
-                with standin._lock:
-                    standin.requests.append(
-                        RecordedRequest(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-                    )
+                body = standin.record(self)
                 if not EVENTS_PATH.match(urlsplit(self.path).path):
                     self._answer_error(404, 2500, f"Unknown path components: {urlsplit(self.path).path}")
                     return
@@ -95,8 +78,7 @@ class MetaStandIn(LoopbackStandIn):
                     return
                 behaviour = standin._next_behaviour()
                 if behaviour == "hang":
-                    standin._release.wait(timeout=60)
-                    self.close_connection = True
+                    standin.hold(self)
                     return
                 if behaviour.startswith("error:"):
                     code = int(behaviour.split(":", 1)[1])

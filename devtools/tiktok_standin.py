@@ -9,48 +9,26 @@ behaviours can be queued; the last one sticks.
 """
 
 import json
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from devtools.loopback import LoopbackStandIn
+from devtools.loopback import RecordedRequest, ScriptedStandIn
 
 PATH = "/open_api/v1.3/event/track/"
 
 
-@dataclass
-class RecordedRequest:
-    path: str
-    headers: dict[str, str]
-    body: bytes
+class TikTokStandIn(ScriptedStandIn):
+    requests: list[RecordedRequest]
 
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-class TikTokStandIn(LoopbackStandIn):
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
-        self.requests: list[RecordedRequest] = []
-        self._script: list[str] = ["ok"]
         super().__init__(self._handler_class(), host, port)
 
     @property
     def url(self) -> str:
         return f"{self.base_url}{PATH}"
 
-    def behave(self, *script: str) -> None:
-        """Answer the next requests with these behaviours in turn; the last one repeats."""
-        with self._lock:
-            self._script = list(script) or ["ok"]
-            self.requests.clear()
-        self._release.clear()
-
     def events(self) -> list[dict[str, Any]]:
         return [event for request in list(self.requests) for event in request.json()["data"]]
-
-    def _next_behaviour(self) -> str:
-        with self._lock:
-            return self._script.pop(0) if len(self._script) > 1 else self._script[0]
 
     def _handler_class(self):
         standin = self
@@ -63,16 +41,10 @@ class TikTokStandIn(LoopbackStandIn):
                 pass
 
             def do_POST(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length)
                 behaviour = standin._next_behaviour()
-                with standin._lock:
-                    standin.requests.append(
-                        RecordedRequest(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-                    )
+                standin.record(self)
                 if behaviour == "hang":
-                    standin._release.wait(timeout=60)
-                    self.close_connection = True
+                    standin.hold(self)
                     return
                 if behaviour.startswith("slow-headers:"):
                     standin._release.wait(timeout=float(behaviour.split(":", 1)[1]))

@@ -1,8 +1,8 @@
 """The AWS clients, created once per Lambda container and reused by every invocation.
 
 Endpoints come the standard way: boto3 honours AWS_ENDPOINT_URL_DYNAMODB (local stand-ins). The
-HTTP client for TikTok lives with the code that calls TikTok (tiktok_api.py), which the webhook
-never imports (the `stripe` library itself imports httpx when it is installed, as it is in the
+HTTP client for the ad platforms lives with the code that calls them (platform_http.py), which the
+webhook never imports (the `stripe` library itself imports httpx when it is installed, as it is in the
 shared layer).
 """
 

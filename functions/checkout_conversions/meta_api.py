@@ -11,16 +11,15 @@ Business Use Case throttling codes. An error Meta marks `is_transient` is retrie
 """
 
 import json
-import time
 from decimal import Decimal
 from typing import Any
 
 import httpx
 
+from checkout_conversions import platform_http
 from checkout_conversions.delivery import DeliveryStatus, Outcome
 from checkout_conversions.tiktok_payload import encode
 
-MAX_RESPONSE_BYTES = 64 * 1024
 _MESSAGE_LIMIT = 300
 
 # 1 unknown and 2 service (temporary downtime), 4, 17, 32, 613 and the Business Use Case range
@@ -39,35 +38,14 @@ def events_url(api_base: str, api_version: str, pixel_id: str) -> str:
 
 
 def post(client: httpx.Client, url: str, access_token: str, body: bytes, timeout_seconds: float) -> Outcome:
-    """POST one request body (meta_payload.encode's), with the token added to it. Connecting,
-    sending, waiting for the answer and reading it are each bounded by `timeout_seconds`, so one
-    call ends within about four times that."""
+    """POST one request body (meta_payload.encode's), with the token added to it
+    (platform_http.post: bounded time, never raises)."""
     try:
         content = with_access_token(body, access_token)
     except (ValueError, TypeError) as error:
         return Outcome.failure(f"request body is not a JSON object: {type(error).__name__}", retryable=False)
-    timeout = httpx.Timeout(timeout_seconds)
-    try:
-        with client.stream(
-            "POST", url, content=content, headers={"Content-Type": "application/json"}, timeout=timeout
-        ) as response:
-            # httpx's read timeout applies to each read: an answer trickled byte by byte would
-            # never trip it, so the whole body gets one deadline of its own.
-            deadline = time.monotonic() + timeout_seconds
-            received = bytearray()
-            for chunk in response.iter_bytes():
-                received += chunk
-                if len(received) > MAX_RESPONSE_BYTES:
-                    break
-                if time.monotonic() > deadline:
-                    return Outcome.failure(f"answer not read within {timeout_seconds:g}s")
-            return classify(response.status_code, bytes(received))
-    except httpx.TimeoutException as error:
-        return Outcome.failure(f"timed out ({type(error).__name__}, {timeout_seconds:g}s)")
-    except httpx.HTTPError as error:
-        return Outcome.failure(f"connection error: {type(error).__name__}")
-    except Exception as error:  # noqa: BLE001 - a Meta problem is recorded, never raised
-        return Outcome.failure(f"unexpected error: {type(error).__name__}")
+    headers = {"Content-Type": "application/json"}
+    return platform_http.post(client, url, content, headers, timeout_seconds, classify)
 
 
 def with_access_token(body: bytes, access_token: str) -> bytes:

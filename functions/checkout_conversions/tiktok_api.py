@@ -6,14 +6,13 @@ and the redrive import this module: the webhook never calls TikTok.
 """
 
 import json
-import time
 from typing import Any
 
 import httpx
 
+from checkout_conversions import platform_http
 from checkout_conversions.delivery import DeliveryStatus, Outcome
 
-MAX_RESPONSE_BYTES = 64 * 1024
 _MESSAGE_LIMIT = 300
 
 SUCCESS_CODES = frozenset({0, 20001})  # 20001: partial success
@@ -22,43 +21,11 @@ TRANSIENT_CODES = frozenset({40100, 40132, 50000, 50002, 60001, 61000})
 TRANSIENT_HTTP_STATUSES = frozenset({408, 425, 429})
 
 
-def new_client() -> httpx.Client:
-    """One per Lambda container, reused by every invocation (keeps the TLS connection warm)."""
-    return httpx.Client(
-        limits=httpx.Limits(max_connections=4, max_keepalive_connections=2),
-        headers={"User-Agent": "checkout-conversions/1.0"},
-    )
-
-
 def post(client: httpx.Client, url: str, access_token: str, body: bytes, timeout_seconds: float) -> Outcome:
-    """POST one request body. Connecting, sending, waiting for the answer and reading it are each
-    bounded by `timeout_seconds`, so one call ends within about four times that."""
-    timeout = httpx.Timeout(timeout_seconds)
-    try:
-        with client.stream(
-            "POST",
-            url,
-            content=body,
-            headers={"Access-Token": access_token, "Content-Type": "application/json"},
-            timeout=timeout,
-        ) as response:
-            # httpx's read timeout applies to each read: an answer trickled byte by byte would
-            # never trip it, so the whole body gets one deadline of its own.
-            deadline = time.monotonic() + timeout_seconds
-            received = bytearray()
-            for chunk in response.iter_bytes():
-                received += chunk
-                if len(received) > MAX_RESPONSE_BYTES:
-                    break
-                if time.monotonic() > deadline:
-                    return Outcome.failure(f"answer not read within {timeout_seconds:g}s")
-            return classify(response.status_code, bytes(received))
-    except httpx.TimeoutException as error:
-        return Outcome.failure(f"timed out ({type(error).__name__}, {timeout_seconds:g}s)")
-    except httpx.HTTPError as error:
-        return Outcome.failure(f"connection error: {type(error).__name__}")
-    except Exception as error:  # noqa: BLE001 - a TikTok problem is recorded, never raised
-        return Outcome.failure(f"unexpected error: {type(error).__name__}")
+    """POST one request body, the token in TikTok's Access-Token header (platform_http.post:
+    bounded time, never raises)."""
+    headers = {"Access-Token": access_token, "Content-Type": "application/json"}
+    return platform_http.post(client, url, body, headers, timeout_seconds, classify)
 
 
 def classify(http_status: int, body: bytes) -> Outcome:

@@ -1,6 +1,6 @@
 """Lambda entry point of the TikTok sender (the Sessions table's DynamoDB stream, new pending deliveries)."""
 
-from checkout_conversions import tiktok_api
+from checkout_conversions import platform_http
 from checkout_conversions.clients import dynamodb_client
 from checkout_conversions.observability import logger, metrics, traced
 from checkout_conversions.sender import new_processor, send_new_deliveries
@@ -8,7 +8,7 @@ from checkout_conversions.sender import new_processor, send_new_deliveries
 # Before the clients: X-Ray instruments only the httpx clients created after it patches httpx.
 trace = traced("botocore", "httpx")
 dynamodb = dynamodb_client()
-http = tiktok_api.new_client()
+http = platform_http.new_client()
 processor = new_processor()
 
 
