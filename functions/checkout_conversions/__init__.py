@@ -1,1 +1,1 @@
-"""Paid Stripe Checkout sessions to provisioned customers and TikTok conversions."""
+"""Paid Stripe Checkout sessions to provisioned customers and ad conversions (TikTok, Meta)."""

@@ -3,7 +3,7 @@
 Settings are re-read on each invocation (a dozen environment lookups, microseconds), so that a test
 or an operator changing a variable sees the effect at once. Secrets come through `read_secret`,
 which can also read them from SSM Parameter Store or Secrets Manager with a short cache, so that
-clearing the TikTok token there switches TikTok off without a deploy.
+clearing a platform's token there switches that destination off without a deploy.
 """
 
 import math
@@ -74,7 +74,7 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
 
     def number(name: str, default: float, cast=int, minimum: float = 0, maximum: float = 86400):
         """A tuning number; a bad one falls back to its default and is reported, because a typo
-        in a TikTok or redrive setting must never stop provisioning."""
+        in a platform's or the redrive's setting must never stop provisioning."""
         raw = text(name)
         if not raw:
             return cast(default)

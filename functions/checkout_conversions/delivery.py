@@ -268,7 +268,7 @@ def requeue(store: Store, destination: Destination, key: str, now: int) -> dict[
     if item is not None:
         return item
     existing = store.get_session(key)
-    if existing is None:
+    if existing is None or "delivery_status" not in existing:  # nothing, or a session's marker
         raise LookupError(f"no {destination.label} delivery {key}")
     status = existing.get("delivery_status")
     if status == DeliveryStatus.SENT:

@@ -15,6 +15,8 @@ starts deliveries and imports none of it.
 
 Adding a destination: a send-side module with `prepare` and `post` (tiktok.py, meta.py), its
 settings, an entry in ALL, and its event source mapping, schedule and alarms in template.yaml.
+DynamoDB Streams serves two readers per shard: a third mapping would be throttled, so a third
+destination means one mapping for all of them first (the sender already handles any mix).
 """
 
 import importlib
@@ -33,7 +35,6 @@ class Destination:
     label: str  # "TikTok": its metrics (TikTokSent, TikTokFailed ...) and log lines
     sender_module: str
     max_age_days: int | None = None  # the platform's own limit on an event's age, if it has one
-    reports_renewals: bool = False
 
     @property
     def variable_prefix(self) -> str:
@@ -68,7 +69,7 @@ class Destination:
         return importlib.import_module(self.sender_module)
 
 
-TIKTOK = Destination("tiktok", "TikTok", "checkout_conversions.tiktok", reports_renewals=True)
+TIKTOK = Destination("tiktok", "TikTok", "checkout_conversions.tiktok")  # and renewals (subscriptions.py)
 # Meta refuses a whole request holding an event older than 7 days.
 META = Destination("meta", "Meta", "checkout_conversions.meta", max_age_days=7)
 ALL = (TIKTOK, META)

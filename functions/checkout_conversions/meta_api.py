@@ -18,7 +18,7 @@ import httpx
 
 from checkout_conversions import platform_http
 from checkout_conversions.delivery import DeliveryStatus, Outcome
-from checkout_conversions.tiktok_payload import encode
+from checkout_conversions.meta_payload import encode
 
 _MESSAGE_LIMIT = 300
 
@@ -98,7 +98,9 @@ def _error_outcome(http_status: int, error: dict[str, Any]) -> Outcome:
     code = error.get("code") if _is_integer(error.get("code")) else None
     subcode = error.get("error_subcode") if _is_integer(error.get("error_subcode")) else None
     request_id = error.get("fbtrace_id") if isinstance(error.get("fbtrace_id"), str) else None
-    text = str(error.get("message") or "")
+    # Meta's own text can quote rejected values: the log prints a message only when there is no
+    # code (delivery.record), so without a code the message is ours.
+    text = str(error.get("message") or "") if code is not None else "Graph API error without a code"
     message = (f"subcode {subcode}: {text}" if subcode else text)[:_MESSAGE_LIMIT]
     return Outcome(
         DeliveryStatus.FAILED,

@@ -63,6 +63,9 @@ def run_redrive(
 ) -> dict[str, Any]:
     """Work through one destination's due deliveries; returns how many ended in each way."""
     tally: Counter[str] = Counter()
+    if not destination.enabled(settings):
+        # Not part of this deployment (its schedule still runs): no secret to read, nothing to do.
+        return {"disabled": destinations.settings_skip_reason(destination, settings, livemode=True)}
     logger.append_keys(destination=destination.name)
     try:
         token = access_token(settings, destination.name)
@@ -96,7 +99,7 @@ def run_redrive(
         for entry in due:
             if seconds_left() < STOP_MARGIN_SECONDS + one_send:
                 break
-            logger.append_keys(event_id=entry.get("event_id") or entry["session_id"])
+            logger.append_keys(event_id=entry["session_id"].rpartition("#")[0] or entry["session_id"])
             try:
                 outcome = _redrive_one(
                     store, destination, settings, token, prepare, post, entry, clock, seconds_left()

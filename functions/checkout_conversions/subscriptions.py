@@ -16,8 +16,9 @@ overwrites a newer state and a redelivery changes nothing. One UpdateItem per ev
 A renewal (`billing_reason` subscription_cycle, never the subscription_create invoice of the
 first payment, which the checkout already reported) starts its own TikTok delivery when
 RENEWAL_EVENT_NAME is set: a pending item in the Sessions table keyed `<invoice id>#tiktok`, so
-the stream's sender delivers it like a purchase, exactly once. One PutItem more. Renewals are
-reported to TikTok only: Meta gets purchases.
+the stream's sender delivers it like a purchase, exactly once. One PutItem more (and, for a
+redelivered invoice, one GetItem: its renewal may be under the bare invoice id, as recorded before
+deliveries were keyed by destination). Renewals are reported to TikTok only: Meta gets purchases.
 """
 
 from datetime import UTC, datetime
@@ -143,6 +144,13 @@ def _start_renewal(
         "expires_at": now + settings.record_retention_days * 86400,
     }
     item = delivery.new_item(tiktok, invoice["id"], recorded, purchase.to_json(), None, now, settings)
+    if not written.applied:
+        # A redelivery: its renewal may have been started before deliveries were keyed by
+        # destination, under the bare invoice id (items expire after RECORD_RETENTION_DAYS).
+        legacy = store.get_session(invoice["id"])
+        if legacy is not None and "delivery_status" in legacy:
+            count("RenewalDuplicates")
+            return {"status": legacy["delivery_status"], "duplicate": True}
     existing = store.start_delivery(item)
     if existing is not None:
         count("RenewalDuplicates")

@@ -1,4 +1,5 @@
-"""Lambda entry point of the scheduled TikTok redrive (EventBridge Scheduler, every few minutes)."""
+"""Lambda entry point of the scheduled redrive (EventBridge Scheduler, every few minutes, one
+schedule per destination)."""
 
 from checkout_conversions import platform_http
 from checkout_conversions.clients import dynamodb_client

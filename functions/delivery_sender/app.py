@@ -1,4 +1,5 @@
-"""Lambda entry point of the TikTok sender (the Sessions table's DynamoDB stream, new pending deliveries)."""
+"""Lambda entry point of the delivery sender (the Sessions table's DynamoDB stream, new pending
+deliveries of every destination)."""
 
 from checkout_conversions import platform_http
 from checkout_conversions.clients import dynamodb_client

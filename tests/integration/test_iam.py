@@ -203,16 +203,19 @@ def test_the_webhook_is_granted_exactly_what_it_calls(
         "customer.subscription.deleted",
         subscription(id=subscription_id, customer=customer, status="canceled"),
     )
-    events = [stripe_event(session=session)] * 2 + [renewal, cancelled]
+    events = [stripe_event(session=session)] * 2 + [renewal, renewal, cancelled]
 
     # A new subscription session (one transaction, which also links its subscription record),
-    # a duplicate (the same transaction), a renewal, a cancellation
+    # a duplicate (the same transaction), a renewal and its redelivery, a cancellation
     for event in events:
         assert invoke(signed_webhook_event(event, WEBHOOK_SECRET)).status == 200
 
     assert recording_dynamodb.operations() == ["transact_write_items"] * 2 + [
         "update_item",
         "put_item",
+        "update_item",  # the redelivered renewal: unchanged ...
+        "get_item",  # ... looked for under the bare invoice id (a renewal of the previous version)
+        "put_item",  # ... and found already started
         "update_item",
     ]
     [(_, transaction), *_] = recording_dynamodb.calls
@@ -221,6 +224,7 @@ def test_the_webhook_is_granted_exactly_what_it_calls(
     assert needed(recording_dynamodb.calls, logical_ids) == granted(WEBHOOK)
     assert granted(WEBHOOK) == {
         ("dynamodb:PutItem", "SessionsTable"),
+        ("dynamodb:GetItem", "SessionsTable"),
         ("dynamodb:PutItem", "CustomersTable"),
         ("dynamodb:UpdateItem", "CustomersTable"),
     }

@@ -400,3 +400,16 @@ def test_make_deliveries_lists_each_destination_and_requeues_metas_alone(
     assert len(tiktok_server.requests) == 1  # TikTok's delivery untouched
     code, refused = run("--requeue", session["id"], "--destination", "tiktok")
     assert code == 1 and "already has it" in refused
+
+
+def test_metas_schedule_idles_without_reading_a_secret_where_meta_is_not_used(env, redrive, monkeypatch, emf):
+    """A TikTok-only merchant with stored secrets (no MetaAccessTokenName) still has Meta's
+    schedule: every run must idle quietly, never count a ConfigurationError (its alarm would
+    never clear and would hide real ones)."""
+    monkeypatch.setenv("SECRETS_SOURCE", "ssm")
+    monkeypatch.delenv("META_PIXEL_ID", raising=False)
+
+    assert redrive(destination="meta") == {"disabled": "Meta is switched off: META_PIXEL_ID is not set"}
+
+    emf.flush()
+    assert emf.total("ConfigurationErrors") == 0

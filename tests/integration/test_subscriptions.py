@@ -338,6 +338,32 @@ def test_the_same_renewal_delivered_twice_is_reported_once(
     assert [item["event_id"] for item in db.deliveries()].count(invoice_id) == 1
 
 
+def test_a_renewal_started_by_the_previous_version_is_not_started_again_when_stripe_resends_it(
+    env, renewals_on, checkout, deliver, stream, db, tables, dynamodb, tiktok_server, sent_by_event
+):
+    """Before deliveries were keyed by destination, a renewal's was keyed by the bare invoice id:
+    a resend of that invoice.paid after the upgrade finds it there and starts nothing."""
+    provisioned_subscription(checkout)
+    cycle = renewal()
+    invoice_id = invoice_of(cycle)["id"]
+    assert deliver(cycle).body["renewal"] == {"status": "pending"}
+    stream.drain()
+    table = tables["SESSIONS_TABLE_NAME"]
+    # As the previous version left it: the same delivery, sent, under the bare invoice id.
+    item = dynamodb.get_item(TableName=table, Key={"session_id": {"S": f"{invoice_id}#tiktok"}})["Item"]
+    dynamodb.delete_item(TableName=table, Key={"session_id": {"S": f"{invoice_id}#tiktok"}})
+    for attribute in ("destination", "event_id"):
+        item.pop(attribute)
+    dynamodb.put_item(TableName=table, Item={**item, "session_id": {"S": invoice_id}})
+
+    resent = deliver(cycle)
+
+    assert resent.body["renewal"] == {"status": "sent", "duplicate": True}
+    stream.drain()
+    assert len(sent_by_event()[invoice_id]) == 1
+    assert db.delivery(invoice_id) is None
+
+
 def test_racing_deliveries_of_one_renewal_report_it_once(
     env, renewals_on, checkout, deliver, stream, db, tiktok_server, sent_by_event
 ):
@@ -971,7 +997,8 @@ def test_dynamodb_requests_per_subscription_event(
     assert [next(iter(item)) for item in transaction["TransactItems"]] == ["Put", "Put", "Put", "Update"]
     assert cost(invoice_paid()) == ["update_item"]  # subscription_create
     assert cost(cycle) == ["update_item", "put_item"]  # a renewal reported
-    assert cost(cycle) == ["update_item", "put_item"]  # ... and its duplicate
+    assert cost(cycle) == ["update_item", "get_item", "put_item"]  # ... and its duplicate (and a look for
+    # a renewal the previous version started under the bare invoice id)
     assert cost(status_event("canceled", int(time.time()) - 10)) == ["update_item"]
     assert cost(plain_invoice) == []  # an invoice that pays no subscription: ignored
     monkeypatch.setenv("RENEWAL_EVENT_NAME", "")

@@ -137,9 +137,15 @@ def test_long_message_is_truncated_to_300_characters():
 @pytest.mark.parametrize(
     ("error", "code", "message", "request_id"),
     [
-        ({}, None, "", None),
-        ({"code": "190", "message": None, "fbtrace_id": 12}, None, "", None),
-        ({"code": True, "message": 12}, None, "12", None),
+        # Without a code the message is ours: Meta's text, which may quote values, would be logged.
+        ({}, None, "Graph API error without a code", None),
+        ({"code": "190", "message": None, "fbtrace_id": 12}, None, "Graph API error without a code", None),
+        (
+            {"code": True, "message": "rejected jane@example.com"},
+            None,
+            "Graph API error without a code",
+            None,
+        ),
     ],
 )
 def test_error_without_usable_fields(error, code, message, request_id):
