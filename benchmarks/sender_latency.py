@@ -133,7 +133,9 @@ def run(sessions: int = SESSIONS, warmup: int = WARMUP, seed: int = SEED) -> com
 
 
 def _session_of(record: dict[str, Any]) -> str:
-    return str(record.get("dynamodb", {}).get("NewImage", {}).get("session_id", {}).get("S"))
+    """The checkout session a stream record's delivery is of (its key is `<session id>#tiktok`)."""
+    key = str(record.get("dynamodb", {}).get("NewImage", {}).get("session_id", {}).get("S"))
+    return key.rpartition("#")[0] or key
 
 
 def _section(
