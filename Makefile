@@ -12,12 +12,18 @@ E ?= checkout_session_completed
 help:
 	@echo "make run       start the webhook on http://127.0.0.1:$(PORT)/ with local DynamoDB, send the sample events"
 	@echo "make test      lint the template and code, run every test, and the demo"
-	@echo "make test-dynamodb-local   the integration tests against Amazon's DynamoDB Local (Java, npm, unshare)"
 	@echo "make demo      send the sample events through a local webhook and check every outcome"
+	@echo "make lint      cfn-lint the template, ruff the code"
+	@echo "make unit      the unit tests only"
+	@echo "make integration   the integration tests only (real HTTP, DynamoDB and its stream on loopback)"
+	@echo "make test-dynamodb-local   the integration tests against Amazon's DynamoDB Local (Java, npm, unshare)"
 	@echo "make event E=checkout_session_completed   write a freshly signed event for sam local invoke"
-	@echo "make deliveries   list TikTok deliveries by status and match-key coverage (REQUEUE=cs_... to send one again)"
+	@echo "make event SESSION=cs_... [DESTINATION=meta]   the stream event that hands that delivery to the sender"
+	@echo "make deliveries   list deliveries per destination (REQUEUE=cs_... [DESTINATION=meta] to send one again)"
 	@echo "make bench     run the benchmarks and append to benchmarks/RESULTS.md"
-	@echo "make build     sam build (needs AWS SAM CLI)"
+	@echo "make build     sam build (needs the AWS SAM CLI)"
+	@echo "make validate  sam validate --lint (needs the AWS SAM CLI)"
+	@echo "make clean     remove the virtual environment, build output and caches"
 
 $(INSTALLED): requirements-dev.txt constraints.txt layers/dependencies/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed: make PYTHON=python3.11 ...")'
@@ -60,10 +66,14 @@ deliveries: $(INSTALLED)
 bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks.run_all
 
+SAM_CLI_MISSING := The AWS SAM CLI is not installed: see https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/install-sam-cli.html (or pip install aws-sam-cli in a virtual environment of its own)
+
 build:
+	@command -v sam >/dev/null || { echo "$(SAM_CLI_MISSING)" >&2; exit 2; }
 	sam build
 
 validate:
+	@command -v sam >/dev/null || { echo "$(SAM_CLI_MISSING)" >&2; exit 2; }
 	sam validate --lint
 
 clean:

@@ -129,6 +129,9 @@ class _FunctionUrlRequest(BaseHTTPRequestHandler):
         raise AttributeError(name)
 
     def _forward(self) -> None:
+        # Read once, before the answer goes out: the demo's samples, answered before the main
+        # thread turns request logging on, must not print a line after the "Serving" banner.
+        on_request = self.server.on_request
         body = self._read_body()
         if body is None:
             return
@@ -149,8 +152,8 @@ class _FunctionUrlRequest(BaseHTTPRequestHandler):
             traceback.print_exc()
             status, headers, raw = 502, [JSON_TYPE], b'{"message":"Internal Server Error"}'
         self._reply(status, headers, raw)
-        if self.server.on_request:
-            self.server.on_request(self.command, self.path, status, raw)
+        if on_request:
+            on_request(self.command, self.path, status, raw)
 
     def _read_body(self) -> bytes | None:
         """The request body, or None once an error answer has been sent."""

@@ -152,6 +152,18 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+def _say_missing_tables(env_file: Path, environ: Mapping[str, str] = os.environ) -> None:
+    missing = [name for name in TABLE_VARIABLES if not environ.get(name)]
+    if missing:
+        print(
+            f"Not in {_shown(env_file)}: {' and '.join(missing)}. Set them to your deployed stack's "
+            "outputs (SessionsTableName, CustomersTableName: `aws cloudformation describe-stacks "
+            "--stack-name <stack> --query 'Stacks[0].Outputs'`) in the environment or .env and run "
+            "`make event` again; without them the function answers 500 "
+            '"webhook endpoint is not configured".'
+        )
+
+
 def _write_private(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # may hold the TikTok token
@@ -223,12 +235,12 @@ def main(argv: list[str] | None = None) -> int:
         f'answers 400 "signature timestamp too old"; run `make event E={name}` again.'
     )
     print(
-        "Inside Docker the function uses real DynamoDB with your AWS credentials: set SESSIONS_TABLE_NAME "
-        "and CUSTOMERS_TABLE_NAME (your stack's outputs) in the environment or .env before `make event`. "
-        "`make run` needs neither Docker nor AWS."
+        "Inside Docker the function uses real DynamoDB with your AWS credentials. `make run` needs "
+        "neither Docker nor AWS."
     )
+    _say_missing_tables(env_file)
     session_id = event["data"]["object"].get("id")
-    print(f"Then hand its TikTok delivery to the sender: make event SESSION={session_id}")
+    print(f"Then hand its deliveries to the sender: make event SESSION={session_id} [DESTINATION=meta]")
     return 0
 
 

@@ -35,6 +35,10 @@ def handle_webhook(event: Any, dynamodb: Any) -> HttpResponse:
     try:
         request = parse_request(event)
     except BadHttpRequest as bad:
+        # Not a webhook at all (another method, an oversized body): visible, never a signature
+        # failure, so that a flood of them neither hides nor fakes a wrong signing secret.
+        count("RejectedRequests")
+        logger.warning("Rejected a request", extra={"status": bad.response.status, "reason": str(bad)})
         return bad.response
 
     try:
@@ -54,12 +58,15 @@ def handle_webhook(event: Any, dynamodb: Any) -> HttpResponse:
         logger.warning("Rejected a webhook", extra={"reason": str(error)})
         return HttpResponse(400, {"error": str(error)})
     except MalformedEvent as error:
+        count("RejectedRequests")
+        logger.warning("Signed event is malformed", extra={"reason": str(error)})
         return HttpResponse(400, {"error": str(error)})
 
     logger.set_correlation_id(stripe_event["id"])
     try:
         decision = decide(stripe_event)
     except MalformedEvent as error:
+        count("RejectedRequests")
         logger.warning("Signed event is malformed", extra={"reason": str(error)})
         return HttpResponse(400, {"error": str(error)})
     if decision.session is not None:

@@ -41,6 +41,24 @@ def server(app, env):
         yield running
 
 
+def test_a_request_answered_before_logging_is_turned_on_is_never_logged_after_it():
+    """`make run` sends the samples, prints the banner, then turns request logging on: a sample's
+    request, still finishing in its thread, must not print its line after the banner."""
+    logged = []
+
+    def handler(event, context):
+        running.on_request = lambda *line: logged.append(line)  # turned on while this one is in flight
+        return {"statusCode": 200, "body": "{}"}
+
+    with FunctionUrlServer(handler, port=0) as running:
+        assert post(running.port, b"{}", {"content-type": "application/json"})[0] == 200
+        time.sleep(0.2)  # the request thread's last step, after the answer was sent
+        assert logged == []
+        post(running.port, b"{}", {"content-type": "application/json"})
+        time.sleep(0.2)
+    assert [line[:3] for line in logged] == [("POST", "/", 200)]
+
+
 def signed_headers(body: bytes, secret: str = WEBHOOK_SECRET) -> dict[str, str]:
     return {"content-type": "application/json", "stripe-signature": stripe_signature(body, secret)}
 
@@ -318,6 +336,8 @@ def test_demo_exits_non_zero_when_an_expectation_is_wrong(tmp_path):
 
 def test_sign_event_writes_an_invoke_event_and_refuses_unknown_names(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("TIKTOK_ACCESS_TOKEN", raising=False)
+    for name in ("SESSIONS_TABLE_NAME", "CUSTOMERS_TABLE_NAME"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(sign_event, "DOTENV", tmp_path / "no.env")
     out = tmp_path / "completed.invoke.json"
 
@@ -328,7 +348,10 @@ def test_sign_event_writes_an_invoke_event_and_refuses_unknown_names(tmp_path, c
     env_vars = json.loads((tmp_path / "env.json").read_text())["StripeWebhookFunction"]
     assert env_vars["STRIPE_WEBHOOK_SECRET"] == sign_event.LOCAL_WEBHOOK_SECRET
     assert (tmp_path / "env.json").stat().st_mode & 0o077 == 0
-    assert "sam local invoke StripeWebhookFunction -e" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "sam local invoke StripeWebhookFunction -e" in said
+    # No deployed stack's tables given: said, with where to find them, not left out silently.
+    assert "SESSIONS_TABLE_NAME and CUSTOMERS_TABLE_NAME" in said and "describe-stacks" in said
 
     assert sign_event.main(["no_such_event"]) == 2
     assert "checkout_session_completed_jpy" in capsys.readouterr().err

@@ -8,6 +8,8 @@ from devtools.function_url import function_url_event, signed_webhook_event, stri
 from tests.factories import stripe_event
 from tests.integration.conftest import WEBHOOK_SECRET
 
+pytest_plugins = ("tests.integration.redrive_fixtures",)
+
 
 def assert_nothing_written(db, stream, tiktok_server):
     """No item, and nothing for the sender: the stream, drained, hands it nothing to send."""
@@ -18,7 +20,11 @@ def assert_nothing_written(db, stream, tiktok_server):
     assert tiktok_server.requests == []
 
 
-def test_non_post_gets_405_with_allow_header(env, invoke, db, stream, tiktok_server):
+def rejections(logs, message):
+    return [line for line in logs() if line.get("message") == message]
+
+
+def test_non_post_gets_405_with_allow_header(env, invoke, db, stream, tiktok_server, logs, emf):
     event = signed_webhook_event(stripe_event(), WEBHOOK_SECRET)
     event["requestContext"]["http"]["method"] = "GET"
 
@@ -27,15 +33,21 @@ def test_non_post_gets_405_with_allow_header(env, invoke, db, stream, tiktok_ser
     assert answer.status == 405
     assert answer.headers["allow"] == "POST"
     assert_nothing_written(db, stream, tiktok_server)
+    [line] = rejections(logs, "Rejected a request")
+    assert (line["level"], line["status"], line["reason"]) == ("WARNING", 405, "method not allowed")
+    assert emf.total("RejectedRequests") == 1 and emf.total("SignatureFailures") == 0
 
 
-def test_body_over_the_limit_gets_413(env, invoke, db, stream, tiktok_server):
+def test_body_over_the_limit_gets_413(env, invoke, db, stream, tiktok_server, logs, emf):
     huge = stripe_event()
     huge["data"]["object"]["metadata"]["padding"] = "x" * 300_000
 
     assert invoke(signed_webhook_event(huge, WEBHOOK_SECRET)).status == 413
     assert invoke(signed_webhook_event(huge, WEBHOOK_SECRET, base64_body=True)).status == 413
     assert_nothing_written(db, stream, tiktok_server)
+    # A flood of oversized bodies is visible, and never mistaken for a wrong signing secret.
+    assert [line["status"] for line in rejections(logs, "Rejected a request")] == [413, 413]
+    assert emf.total("RejectedRequests") == 2 and emf.total("SignatureFailures") == 0
 
 
 def test_base64_body_is_verified_on_the_decoded_bytes(env, deliver, db):
@@ -97,12 +109,15 @@ def test_tampered_body_gets_400(env, invoke, db, stream, tiktok_server):
     assert_nothing_written(db, stream, tiktok_server)
 
 
-def test_signed_body_that_is_not_json_gets_400(env, deliver, db, stream, tiktok_server):
+def test_signed_body_that_is_not_json_gets_400(env, deliver, db, stream, tiktok_server, logs, emf):
     answer = deliver(b"this is not json")
 
     assert answer.status == 400
     assert answer.body == {"error": "body is not JSON"}
     assert_nothing_written(db, stream, tiktok_server)
+    [line] = rejections(logs, "Signed event is malformed")
+    assert line["reason"] == "body is not JSON"
+    assert emf.total("RejectedRequests") == 1
 
 
 def test_signed_non_utf8_body_gets_400(env, invoke, db, stream, tiktok_server):

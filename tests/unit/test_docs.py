@@ -3,6 +3,8 @@
 import re
 from pathlib import Path
 
+import pytest
+
 from devtools.template_tables import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,3 +50,33 @@ def test_quick_start_shows_exactly_the_two_commands():
     [block] = re.findall(r"```sh\n(.*?)```", quick_start, re.S)
     commands = [line.split("#")[0].strip() for line in block.splitlines() if line.strip()]
     assert commands == ["make run", "make test"]
+
+
+def test_make_help_lists_every_target():
+    makefile = (ROOT / "Makefile").read_text()
+    phony = set(re.search(r"^\.PHONY: (.*)$", makefile, re.M).group(1).split()) - {"help", "venv"}
+    help_block = makefile.split("\nhelp:\n", 1)[1].split("\n\n", 1)[0]
+    listed = set(re.findall(r'@echo "make ([a-z][a-z0-9-]*)', help_block))
+    assert sorted(phony - listed) == []
+
+
+def test_make_build_and_validate_say_how_to_install_the_sam_cli_when_it_is_missing():
+    import os
+    import shutil
+    import subprocess
+
+    if shutil.which("sam") and os.path.dirname(shutil.which("sam")) in ("/usr/bin", "/bin"):
+        pytest.skip("a SAM CLI is installed where a stripped PATH still finds it")
+    make = shutil.which("make")
+    assert make, "make is needed to run the project's commands"
+    for target in ("build", "validate"):
+        run = subprocess.run(
+            [make, "--no-print-directory", target],
+            cwd=ROOT,
+            env={"PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert run.returncode != 0
+        assert "The AWS SAM CLI is not installed" in run.stderr and "install-sam-cli" in run.stderr
