@@ -984,7 +984,9 @@ def test_dynamodb_requests_per_subscription_event(
 ):
     monkeypatch.setattr(app, "dynamodb", recording_dynamodb)
     _, completed = subscription_checkout()
-    cycle = renewal()
+    # Later than the subscription_create invoice below (created 5 s ago): its payment is recorded,
+    # not found older (two events of one second would be ordered by their random ids).
+    cycle = renewal(created=int(time.time()))
     plain_invoice = stripe_event("invoice.paid", invoice(subscription=None, customer=CUSTOMER))
 
     def cost(event: dict[str, Any]) -> list[str]:
