@@ -12,6 +12,7 @@ import httpx
 
 from checkout_conversions import meta_api, meta_payload
 from checkout_conversions.config import Settings
+from checkout_conversions.currency import encode_json
 from checkout_conversions.delivery import Outcome, Prepared
 from checkout_conversions.observability import count, logger
 from checkout_conversions.purchase import Content, Purchase
@@ -35,7 +36,7 @@ def prepare(
         note = NO_USER_AGENT
         count("MetaMissingUserAgent")
         logger.warning("Meta event without client_user_agent: it will match poorly", extra={"reason": note})
-    return Prepared(meta_payload.encode(body), tuple(meta_payload.match_key_names(event)), note)
+    return Prepared(encode_json(body), tuple(meta_payload.match_key_names(event)), note)
 
 
 def post(client: httpx.Client, settings: Settings, access_token: str, body: bytes) -> Outcome:

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 
 from checkout_conversions import platform_http
+from checkout_conversions.currency import encode_json
 from checkout_conversions.delivery import DeliveryStatus, Outcome
-from checkout_conversions.meta_payload import encode
 
 _MESSAGE_LIMIT = 300
 
@@ -38,7 +38,7 @@ def events_url(api_base: str, api_version: str, pixel_id: str) -> str:
 
 
 def post(client: httpx.Client, url: str, access_token: str, body: bytes, timeout_seconds: float) -> Outcome:
-    """POST one request body (meta_payload.encode's), with the token added to it
+    """POST one request body (currency.encode_json's), with the token added to it
     (platform_http.post: bounded time, never raises)."""
     try:
         content = with_access_token(body, access_token)
@@ -54,7 +54,7 @@ def with_access_token(body: bytes, access_token: str) -> bytes:
     payload = json.loads(body, parse_float=Decimal)
     if not isinstance(payload, dict):
         raise TypeError("not a JSON object")
-    return encode({**payload, "access_token": access_token})
+    return encode_json({**payload, "access_token": access_token})
 
 
 def classify(http_status: int, body: bytes) -> Outcome:

@@ -27,14 +27,12 @@ from typing import Any
 from checkout_conversions import match_keys
 from checkout_conversions.currency import to_decimal_amount
 from checkout_conversions.purchase import Buyer, Content, Purchase
-from checkout_conversions.tiktok_payload import encode as _encode
 
 # The `user_data` keys, in the order they are reported (match-key coverage: names only).
 USER_DATA_KEYS = (
     "em", "ph", "fn", "ln", "ct", "st", "zp", "country", "external_id",
     "client_ip_address", "client_user_agent", "fbc", "fbp",
 )  # fmt: skip
-HASHED_KEYS = frozenset(USER_DATA_KEYS[:9])
 ACTION_SOURCE = "website"
 
 _COUNTRY = re.compile(r"^[a-z]{2}$")
@@ -90,11 +88,6 @@ def build_request(events: list[dict[str, Any]], test_event_code: str = "") -> di
     if test_event_code:
         body["test_event_code"] = test_event_code
     return body
-
-
-def encode(body: dict[str, Any]) -> bytes:
-    """Compact UTF-8 JSON with Decimal values as JSON numbers (19.99, never "19.99")."""
-    return _encode(body)
 
 
 def match_key_names(event: dict[str, Any]) -> list[str]:

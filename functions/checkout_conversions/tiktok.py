@@ -8,6 +8,7 @@ import httpx
 
 from checkout_conversions import tiktok_api, tiktok_payload
 from checkout_conversions.config import Settings
+from checkout_conversions.currency import encode_json
 from checkout_conversions.delivery import Outcome, Prepared
 from checkout_conversions.observability import count, logger
 from checkout_conversions.purchase import Content, Purchase
@@ -39,7 +40,7 @@ def prepare_stored(event_json: str, settings: Settings) -> Prepared:
 
 def _request(event: dict[str, Any], settings: Settings) -> Prepared:
     body = tiktok_payload.build_request([event], settings.tiktok_pixel_id, settings.tiktok_test_event_code)
-    return Prepared(tiktok_payload.encode(body), tuple(tiktok_payload.match_key_names(event)))
+    return Prepared(encode_json(body), tuple(tiktok_payload.match_key_names(event)))
 
 
 def post(client: httpx.Client, settings: Settings, access_token: str, body: bytes) -> Outcome:

@@ -4,8 +4,6 @@ Built at send time from the stored platform-neutral purchase (purchase.py), the 
 from Stripe when a key is configured, and the match-key rules of match_keys.py. No I/O here.
 """
 
-import json
-from decimal import Decimal
 from typing import Any
 
 from checkout_conversions import match_keys
@@ -110,17 +108,6 @@ def build_request(events: list[dict[str, Any]], pixel_id: str, test_event_code: 
     if test_event_code:
         body["test_event_code"] = test_event_code
     return body
-
-
-def encode(body: dict[str, Any]) -> bytes:
-    """JSON with Decimal values as JSON numbers (19.99, not "19.99" and not 19.990000000000002)."""
-    return json.dumps(body, separators=(",", ":"), default=_decimal_as_number).encode("utf-8")
-
-
-def _decimal_as_number(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _present(values: dict[str, Any]) -> dict[str, Any]:

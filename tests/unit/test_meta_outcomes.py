@@ -7,6 +7,7 @@ import socket
 import httpx
 import pytest
 
+from checkout_conversions.currency import encode_json as encode
 from checkout_conversions.delivery import DeliveryStatus, Outcome
 from checkout_conversions.meta_api import (
     PERMANENT_CODES,
@@ -16,7 +17,7 @@ from checkout_conversions.meta_api import (
     is_transient_code,
     post,
 )
-from checkout_conversions.meta_payload import build_event, build_request, encode
+from checkout_conversions.meta_payload import build_event, build_request
 from checkout_conversions.purchase import Buyer, Content, Purchase
 from devtools.meta_standin import FBTRACE_ID, MetaStandIn
 

@@ -16,12 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from checkout_conversions.currency import encode_json as encode
 from checkout_conversions.meta_payload import (
     USER_DATA_KEYS,
     build_event,
     build_request,
     build_user_data,
-    encode,
     match_key_names,
     missing_user_agent,
 )

@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import pytest
 
+from checkout_conversions.currency import encode_json as encode
 from checkout_conversions.purchase import Buyer, Purchase
 from checkout_conversions.tiktok_payload import (
     TIKTOK_CURRENCIES,
@@ -18,7 +19,6 @@ from checkout_conversions.tiktok_payload import (
     Content,
     build_event,
     build_request,
-    encode,
     match_key_names,
 )
 
