@@ -83,13 +83,11 @@ def by_name(name: str) -> Destination:
         raise ValueError(f"no destination {name!r}: one of {', '.join(_BY_NAME)}") from None
 
 
-def of_item(item: dict[str, Any]) -> Destination | None:
-    """The destination of a delivery item (one recorded before there were two is TikTok's), or
-    None for a name this version does not know: such a delivery is never sent to another."""
-    if "destination" not in item:
-        return TIKTOK
-    name = item["destination"]
-    return _BY_NAME.get(name) if isinstance(name, str) else None
+def recorded(name: str | None) -> Destination | None:
+    """The destination a delivery item names, or None for a name this version does not know:
+    such a delivery is never sent to another. An item with no `destination` at all was recorded
+    before there were two: TikTok's (the caller tells absent from unreadable)."""
+    return _BY_NAME.get(name) if name else None
 
 
 def enabled(settings: Settings) -> tuple[Destination, ...]:

@@ -64,9 +64,10 @@ def pending_delivery(record: DynamoDBRecord) -> tuple[str, Destination] | None:
     if image.get("delivery_status") != {"S": DeliveryStatus.PENDING.value}:
         return None
     key = _text(image.get("session_id"))
-    destination = destinations.of_item(
-        {"destination": _text(image["destination"])} if "destination" in image else {}
-    )
+    if "destination" in image:
+        destination = destinations.recorded(_text(image["destination"]))
+    else:
+        destination = destinations.TIKTOK  # recorded before there were two destinations
     if key is None or destination is None:
         return None
     return key, destination
