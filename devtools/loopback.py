@@ -9,6 +9,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A stand-in's request handler: HTTP/1.1 keep-alive, answers sent at once, no access log."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # answer at once, not after a 40 ms delayed ACK
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
 class LoopbackStandIn:
     def __init__(self, handler_class: type[BaseHTTPRequestHandler], host: str = "127.0.0.1", port: int = 0):
         self._lock = threading.Lock()

@@ -15,19 +15,16 @@ refused for their path or their missing token do not use up a behaviour.
 
 import json
 import re
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
-from devtools.loopback import RecordedRequest, ScriptedStandIn
+from devtools.loopback import QuietHandler, ScriptedStandIn
 
 EVENTS_PATH = re.compile(r"^/[^/]+/[^/]+/events/?$")
 FBTRACE_ID = "AStandInFbTraceId"
 
 
 class MetaStandIn(ScriptedStandIn):
-    requests: list[RecordedRequest]
-
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         super().__init__(self._handler_class(), host, port)
 
@@ -59,13 +56,7 @@ class MetaStandIn(ScriptedStandIn):
     def _handler_class(self):
         standin = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # answer at once, not after a 40 ms delayed ACK
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = standin.record(self)
                 if not EVENTS_PATH.match(urlsplit(self.path).path):

@@ -10,11 +10,10 @@ The objects have the shapes of Stripe's own (a `list` of `item`s, each with its 
 
 import json
 import time
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from devtools.loopback import LoopbackStandIn
+from devtools.loopback import LoopbackStandIn, QuietHandler
 
 _ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 403: "invalid_request_error",
                 404: "invalid_request_error", 429: "invalid_request_error"}  # fmt: skip
@@ -128,13 +127,7 @@ class StripeStandIn(LoopbackStandIn):
     def _handler_class(self):
         standin = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 query = parse_qs(parts.query)

@@ -9,17 +9,14 @@ behaviours can be queued; the last one sticks.
 """
 
 import json
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from devtools.loopback import RecordedRequest, ScriptedStandIn
+from devtools.loopback import QuietHandler, ScriptedStandIn
 
 PATH = "/open_api/v1.3/event/track/"
 
 
 class TikTokStandIn(ScriptedStandIn):
-    requests: list[RecordedRequest]
-
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         super().__init__(self._handler_class(), host, port)
 
@@ -33,13 +30,7 @@ class TikTokStandIn(ScriptedStandIn):
     def _handler_class(self):
         standin = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # answer at once, not after a 40 ms delayed ACK
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 behaviour = standin._next_behaviour()
                 standin.record(self)

@@ -94,7 +94,7 @@ class CheckoutStandIn(StripeStandIn):
         base = super()._handler_class()
 
         class Handler(base):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 parts = urlsplit(self.path)
                 body = self.rfile.read(int(self.headers.get("content-length") or 0)).decode()
                 if parts.path != "/v1/checkout/sessions":
@@ -104,7 +104,7 @@ class CheckoutStandIn(StripeStandIn):
                     status, answer = standin._create(decode_form(body))
                 self._answer(status, answer)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 segments = urlsplit(self.path).path.strip("/").split("/")
                 if len(segments) != 4 or segments[:3] != ["v1", "checkout", "sessions"]:
                     super().do_GET()  # line items, as the base stand-in serves them
