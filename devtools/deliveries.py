@@ -5,7 +5,7 @@ recent ones, match-key coverage, and a requeue.
     make deliveries COVERAGE=500             # match-key coverage over the newest 500 sent
     make deliveries REQUEUE=cs_live_...      # python -m devtools.deliveries --requeue cs_live_...
     make deliveries REQUEUE=cs_live_... DESTINATION=meta
-    python -m devtools.deliveries --stack-name checkout-conversions --status failed --limit 20
+    python -m devtools.deliveries --stack-name stripe-tiktok-conversions --status failed --limit 20
 
 The Sessions table comes from SESSIONS_TABLE_NAME (environment or .env), or from the stack's
 SessionsTableName output with --stack-name. AWS credentials, region and endpoint come the standard

@@ -2,7 +2,7 @@
  * Ad click attribution for every landing page: <script src="/attribution.js"></script>
  *
  * Keeps the click ids of the landing URL in first-party cookies for 30 days, where the checkout
- * backend reads them into the Checkout Session's metadata (README: "Checkout Session metadata"):
+ * backend reads them into the Checkout Session's metadata (docs/configuration.md: "Checkout Session metadata"):
  *   ?ttclid=...  -> cookie ttclid                           (metadata ttclid)
  *   ?fbclid=...  -> cookie _fbc = fb.1.<ms timestamp>.<fbclid>  (metadata fbc)
  * _fbc is written as Meta's Pixel writes it (the fbclid's case kept), and only for a new fbclid:

@@ -1,5 +1,5 @@
 // The checkout backend's logic, with no dependencies: what server.js gives Stripe and the success
-// page. The same rules as examples/python/checkout_backend.py (README: "Checkout Session metadata").
+// page. The same rules as examples/python/checkout_backend.py (docs/configuration.md: "Checkout Session metadata").
 "use strict";
 const crypto = require("node:crypto");
 const fs = require("node:fs");

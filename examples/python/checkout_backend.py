@@ -1,5 +1,5 @@
 """The merchant's checkout backend, in Flask: it creates the Stripe Checkout Session with the
-buyer's browser signals in its metadata (README: "Checkout Session metadata"), and renders the
+buyer's browser signals in its metadata (docs/configuration.md: "Checkout Session metadata"), and renders the
 success page that fires the browser Pixels with the same event id (examples/success/success.html).
 
     pip install flask==3.1.3 stripe==16.1.0

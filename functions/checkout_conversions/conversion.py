@@ -14,8 +14,8 @@ from typing import Any
 
 from checkout_conversions.purchase import Buyer, Purchase
 
-# The metadata keys the merchant's backend puts on the Checkout Session (README: "Checkout Session
-# metadata"): the buyer's browser signals, and their choices about ad measurement.
+# The metadata keys the merchant's backend puts on the Checkout Session (docs/configuration.md:
+# "Checkout Session metadata"): the buyer's browser signals, and their choices about ad measurement.
 METADATA_KEYS = (
     "ttclid",
     "ttp",

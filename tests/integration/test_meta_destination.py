@@ -89,7 +89,7 @@ def test_a_duplicate_webhook_sends_neither_again(both_env, checkout, tiktok_serv
 def test_the_sender_spends_two_update_items_per_delivered_record(
     both_env, deliver, db, sender_app, streams, dynamodb, tables, monkeypatch, tiktok_server, meta_server
 ):
-    """The figure the README quotes: with both destinations on, a purchase costs the webhook one
+    """The figure docs/performance.md quotes: with both destinations on, a purchase costs the webhook one
     TransactWriteItems and the sender two UpdateItems (claim, outcome) per destination."""
     from devtools.stream_mapping import LocalStreamMapping
     from tests.integration.redrive_fixtures import RecordingClient

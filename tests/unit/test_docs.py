@@ -1,4 +1,6 @@
-"""The README is the front door: what it names must exist, and every setting must be in it."""
+"""The README is the front door and docs/ the reference: what they name must exist, every link
+must lead somewhere, and every setting must be in the configuration reference. (Every command they
+show is run or checked by tests/integration/test_documented_commands.py.)"""
 
 import re
 from pathlib import Path
@@ -9,6 +11,8 @@ from devtools.template_tables import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
+DOCUMENTS = {path: path.read_text() for path in (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))}
+REFERENCE = (ROOT / "docs" / "configuration.md").read_text()
 
 
 def test_every_setting_the_code_reads_is_documented():
@@ -17,7 +21,7 @@ def test_every_setting_the_code_reads_is_documented():
     read |= set(re.findall(r'read_secret\(\s*settings,\s*"([A-Z][A-Z0-9_]+)"', source))
     read |= set(re.findall(r'"([A-Z][A-Z0-9_]+_ACCESS_TOKEN)"', source))  # ACCESS_TOKEN_VARIABLES
     assert {"STRIPE_WEBHOOK_SECRET", "TIKTOK_ACCESS_TOKEN", "TIKTOK_TIMEOUT_SECONDS"} <= read
-    missing = sorted(name for name in read if f"`{name}`" not in README)
+    missing = sorted(name for name in read if f"`{name}`" not in REFERENCE)
     assert missing == []
 
 
@@ -34,15 +38,55 @@ def test_every_variable_the_template_sets_is_documented():
         variables |= set(function.get("Environment", {}).get("Variables", {}))
     assert {"STRIPE_WEBHOOK_SECRET", "TIKTOK_ACCESS_TOKEN_NAME", "SESSIONS_TABLE_NAME"} <= variables
     # Whole names: TIKTOK_ACCESS_TOKEN_NAME in the README does not document TIKTOK_ACCESS_TOKEN.
-    missing = sorted(name for name in variables if not re.search(rf"\b{name}\b", README))
+    missing = sorted(name for name in variables if not re.search(rf"\b{name}\b", REFERENCE))
     assert missing == []
 
 
-def test_every_make_target_the_readme_shows_exists():
+def test_every_make_target_the_docs_show_exists():
     targets = set(re.findall(r"^([a-z][a-z0-9-]*):", (ROOT / "Makefile").read_text(), re.M))
-    shown = set(re.findall(r"\bmake ([a-z][a-z0-9-]*)", README))
-    assert shown, "the README shows make commands"
+    shown = {
+        target for text in DOCUMENTS.values() for target in re.findall(r"\bmake ([a-z][a-z0-9-]*)", text)
+    }
+    assert {"run", "test", "deliveries"} <= shown
     assert sorted(shown - targets) == []
+
+
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower-cased, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_of_the_readme_and_docs_leads_to_a_file_and_heading_that_exist():
+    links = 0
+    for path, text in DOCUMENTS.items():
+        prose = re.sub(r"```.*?```", "", text, flags=re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", prose):
+            if target.startswith(("http://", "https://")):
+                continue
+            links += 1
+            file_part, _, anchor = target.partition("#")
+            linked = (path.parent / file_part).resolve() if file_part else path
+            assert linked.exists(), f"{path.name}: {target}"
+            if anchor:
+                headings = re.findall(r"^#+ (.*)$", linked.read_text(), re.M)
+                assert anchor in {github_anchor(heading) for heading in headings}, f"{path.name}: {target}"
+    assert links > 15
+
+
+def test_the_readme_is_a_front_door_not_the_reference():
+    assert len(README.splitlines()) <= 200
+    for section in ("## Quick start", "## Go-live checklist", "## Configuration", "## Operating it"):
+        assert section in README
+    for document in (
+        "how-it-works",
+        "events",
+        "configuration",
+        "deploy",
+        "runbook",
+        "local-development",
+        "performance",
+    ):
+        assert f"(docs/{document}.md" in README
 
 
 def test_quick_start_shows_exactly_the_two_commands():
