@@ -6,7 +6,6 @@ Hashes are computed here with hashlib from the normalised value the rule gives, 
 under test; a few are also asserted as literal digests (Meta's published ones where it gives them).
 """
 
-import hashlib
 import json
 import re
 import unicodedata
@@ -26,16 +25,13 @@ from checkout_conversions.meta_payload import (
     missing_user_agent,
 )
 from checkout_conversions.purchase import Buyer, Content, Purchase
+from tests import payloads
+from tests.payloads import MUG, SESSION_ID, TEE, sha, walk_values
 
-SESSION_ID = "cs_test_a1B2c3D4e5F6"
 HASHED = ("em", "ph", "fn", "ln", "ct", "st", "zp", "country", "external_id")
 RAW = ("client_ip_address", "client_user_agent", "fbc", "fbp")
+
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
-
-
-def sha(normalised: str) -> str:
-    return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
-
 
 BUYER = Buyer(
     email="Jane.Doe@Example.com",
@@ -55,38 +51,14 @@ BUYER = Buyer(
     ttp="not-for-meta",
     locale="en-US",
 )
-TEE = Content("price_Tee001", "T-shirt", 2, 1499, "USD")
-MUG = Content("price_Mug001", "Mug", 1, 999, "USD")
 
 
 def make_purchase(buyer=BUYER, **overrides) -> Purchase:
-    fields = {
-        "event_id": SESSION_ID,
-        "event_time": 1735689600,
-        "order_id": SESSION_ID,
-        "buyer": buyer,
-        "amount": 3997,
-        "currency": "USD",
-        "page_url": "https://shop.example.com/checkout",
-        "page_referrer": "https://www.facebook.com/",
-    }
-    fields.update(overrides)
-    return Purchase(**fields)
+    return payloads.purchase(buyer, **{"page_referrer": "https://www.facebook.com/", **overrides})
 
 
 def user_data(default_phone_country: str = "", **fields) -> dict[str, str]:
     return build_user_data(make_purchase(Buyer(**fields)), default_phone_country)
-
-
-def walk_values(value):
-    if isinstance(value, dict):
-        for item in value.values():
-            yield from walk_values(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from walk_values(item)
-    else:
-        yield value
 
 
 # ---------------------------------------------------------------- the whole event
@@ -135,51 +107,27 @@ def test_user_data_keys_in_reporting_order():
     assert USER_DATA_KEYS == HASHED + RAW
 
 
+# Every buyer field Meta's event reads.
+META_FIELDS = (
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "zip_code",
+    "city",
+    "state",
+    "country",
+    "external_id",
+    "ip",
+    "user_agent",
+    "fbc",
+    "fbp",
+)
+
+
 @pytest.mark.parametrize(
     "empty_buyer",
-    [
-        Buyer(),
-        Buyer(
-            **dict.fromkeys(
-                (
-                    "email",
-                    "phone",
-                    "first_name",
-                    "last_name",
-                    "zip_code",
-                    "city",
-                    "state",
-                    "country",
-                    "external_id",
-                    "ip",
-                    "user_agent",
-                    "fbc",
-                    "fbp",
-                ),
-                "",
-            )
-        ),
-        Buyer(
-            **dict.fromkeys(
-                (
-                    "email",
-                    "phone",
-                    "first_name",
-                    "last_name",
-                    "zip_code",
-                    "city",
-                    "state",
-                    "country",
-                    "external_id",
-                    "ip",
-                    "user_agent",
-                    "fbc",
-                    "fbp",
-                ),
-                " \t\n ",
-            )
-        ),
-    ],
+    [Buyer(), Buyer(**dict.fromkeys(META_FIELDS, "")), Buyer(**dict.fromkeys(META_FIELDS, " \t\n "))],
     ids=["none", "empty-strings", "whitespace"],
 )
 def test_empty_or_blank_fields_never_produce_a_key(empty_buyer):

@@ -4,7 +4,6 @@ Hashes are computed here with hashlib from the normalised value the rule gives, 
 under test.
 """
 
-import hashlib
 import json
 from dataclasses import replace
 from decimal import Decimal
@@ -21,13 +20,8 @@ from checkout_conversions.tiktok_payload import (
     build_request,
     match_key_names,
 )
-
-SESSION_ID = "cs_test_a1B2c3D4e5F6"
-
-
-def sha(normalised: str) -> str:
-    return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
-
+from tests import payloads
+from tests.payloads import MUG, SESSION_ID, TEE, sha, walk_keys, walk_values
 
 BUYER = Buyer(
     email="jane.doe@example.com",
@@ -45,48 +39,14 @@ BUYER = Buyer(
     user_agent="Mozilla/5.0 (iPhone)",
     locale="en-US",
 )
-TEE = Content("price_Tee001", "T-shirt", 2, 1499, "USD")
-MUG = Content("price_Mug001", "Mug", 1, 999, "USD")
 
 
 def make_purchase(buyer=BUYER, **overrides) -> Purchase:
-    fields = {
-        "event_id": SESSION_ID,
-        "event_time": 1735689600,
-        "order_id": SESSION_ID,
-        "buyer": buyer,
-        "amount": 3997,
-        "currency": "USD",
-        "page_url": "https://shop.example.com/checkout",
-        "page_referrer": "https://www.tiktok.com/",
-    }
-    fields.update(overrides)
-    return Purchase(**fields)
+    return payloads.purchase(buyer, **overrides)
 
 
 def buyer(**fields) -> Buyer:
     return Buyer(**fields)
-
-
-def walk_keys(value):
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield key
-            yield from walk_keys(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from walk_keys(item)
-
-
-def walk_values(value):
-    if isinstance(value, dict):
-        for item in value.values():
-            yield from walk_values(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from walk_values(item)
-    else:
-        yield value
 
 
 # ---------------------------------------------------------------- the whole event
