@@ -267,3 +267,16 @@ def logs(app):
     read.text = buffer.getvalue
     yield read
     handler.setStream(previous)
+
+
+def read_secrets_from(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The functions as in a fresh container whose secret clients (SSM, Secrets Manager) talk to
+    `endpoint`: new Parameters providers, empty caches."""
+    from aws_lambda_powertools.utilities import parameters
+
+    from checkout_conversions import config
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint)
+    monkeypatch.setattr(config, "_secret_providers", {})
+    parameters.clear_caches()

@@ -37,6 +37,7 @@ import pytest
 from checkout_conversions import stripe_events
 from devtools.template_tables import load_template
 from tests.factories import checkout_session, stripe_event
+from tests.integration.conftest import read_secrets_from
 
 pytest_plugins = ("tests.integration.redrive_fixtures",)
 
@@ -367,11 +368,7 @@ def test_the_secret_commands_store_what_the_functions_read(
     }
     for name, value in names.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", aws_endpoint)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", aws_endpoint)
-    # A fresh container: new providers (and caches), whose clients see the endpoints.
-    monkeypatch.setattr(config, "_secret_providers", {})
-    parameters.clear_caches()
+    read_secrets_from(aws_endpoint, monkeypatch)
     settings = config.load_settings()
     # The endpoint's secret overwrote the placeholder; the TikTok token is as stored; Meta's was
     # then switched off the documented way.

@@ -12,7 +12,7 @@ import pytest
 
 from devtools.stripe_standin import line_item
 from tests.factories import checkout_session, stripe_event
-from tests.integration.conftest import STRIPE_API_KEY, WEBHOOK_SECRET
+from tests.integration.conftest import STRIPE_API_KEY, WEBHOOK_SECRET, read_secrets_from
 
 pytest_plugins = ("tests.integration.redrive_fixtures",)
 
@@ -57,13 +57,7 @@ def secrets(request, env, aws_endpoint, monkeypatch):
     environment holds other values, which must never be used."""
     from aws_lambda_powertools.utilities import parameters
 
-    from checkout_conversions import config
-
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", aws_endpoint)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", aws_endpoint)
-    # A fresh container: new providers (and caches), whose clients see the endpoints.
-    monkeypatch.setattr(config, "_secret_providers", {})
-    parameters.clear_caches()
+    read_secrets_from(aws_endpoint, monkeypatch)
     store = SecretStore(request.param, aws_endpoint)
     monkeypatch.setenv("SECRETS_SOURCE", request.param)
     monkeypatch.setenv("SECRETS_CACHE_SECONDS", "0")
