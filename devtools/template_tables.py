@@ -80,8 +80,3 @@ def create_tables(client: Any, prefix: str, template: dict[str, Any] | None = No
             )
         names[logical_id] = name
     return {variable: names[logical_id] for variable, logical_id in table_environment(template).items()}
-
-
-def delete_tables(client: Any, environment: dict[str, str]) -> None:
-    for name in environment.values():
-        client.delete_table(TableName=name)

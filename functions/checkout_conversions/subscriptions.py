@@ -32,7 +32,6 @@ from checkout_conversions.store import Store, StoreError, SubscriptionWrite
 from checkout_conversions.stripe_events import subscription_of
 
 RENEWAL = "subscription_cycle"
-FIRST_PAYMENT = "subscription_create"
 
 
 def record_payment(
