@@ -17,6 +17,7 @@ check here.
 """
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -84,7 +85,8 @@ class Command:
         return f"{self.document}: {self.text}"
 
 
-def documented_commands() -> list[Command]:
+@functools.cache
+def documented_commands() -> tuple[Command, ...]:
     commands = []
     for document in DOCUMENTS:
         text = document.read_text()
@@ -98,7 +100,7 @@ def documented_commands() -> list[Command]:
                 part = re.sub(r"\s+", " ", part).strip()
                 if part.split(" ", 1)[0] in PROGRAMS and " " in part:
                     commands.append(Command(document.name, part, runnable=False))
-    return commands
+    return tuple(commands)
 
 
 def commands_of(*kinds: str) -> list[Command]:
