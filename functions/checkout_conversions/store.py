@@ -252,6 +252,7 @@ class Store:
             f"delivery_status = :pending AND {_STORED} AND {_UNCLAIMED}",
             _values(claim_token=claim_token, hold_until=hold_until, one=1, pending="pending", now=now),
             return_new=True,
+            claim_token=claim_token,
         )
 
     def claim_due_delivery(
@@ -267,6 +268,7 @@ class Store:
             f"redrive_queue = :queue AND next_attempt_at <= :now AND {_UNCLAIMED}",
             _values(claim_token=claim_token, hold_until=hold_until, one=1, queue=queue, now=now),
             return_new=True,
+            claim_token=claim_token,
         )
 
     # ------------------------------------------------------------------ outcomes (under a claim)
@@ -414,7 +416,11 @@ class Store:
         condition: str,
         values: dict[str, Any],
         return_new: bool = False,
+        claim_token: str | None = None,
     ) -> dict[str, Any] | None:
+        """None when the condition fails. Taking a claim (`claim_token`): when the condition fails
+        because this very claim is in place, the SDK retried a write that was applied but whose
+        answer was lost, and the claimed item is returned as if the first answer had arrived."""
         request = {
             "TableName": self.sessions_table,
             "Key": to_item({"session_id": session_id}),
@@ -423,6 +429,8 @@ class Store:
             "ExpressionAttributeValues": values,
             "ReturnValues": "ALL_NEW" if return_new else "NONE",
         }
+        if claim_token:
+            request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
             try:
                 answer = self._client.update_item(**request)
@@ -430,6 +438,9 @@ class Store:
             except ClientError as error:
                 code = _error_code(error)
                 if code == "ConditionalCheckFailedException":
+                    current = from_item(error.response.get("Item")) if claim_token else None
+                    if current and current.get("claim_token") == claim_token:
+                        return current
                     return None
                 # DynamoDB refuses a write to an item that a transaction (a duplicate delivery
                 # being checked) is using at that instant; botocore does not retry that.

@@ -474,3 +474,40 @@ def test_a_record_left_to_lambdas_retry_is_logged_and_counted_without_the_buyers
     assert line["event_id"] == session["id"]
     assert emf.total("SenderRecordFailures") == 1
     assert session["customer_details"]["email"].strip() not in logs.text()
+
+
+@pytest.mark.parametrize("taker", ["stream", "redrive"])
+def test_a_claim_whose_answer_was_lost_is_still_its_takers_when_the_sdk_retries_it(
+    env, deliver, stream, db, tiktok_server, tables, taker
+):
+    """DynamoDB applied the claim but its answer never came back (a timeout), and botocore sent
+    the same write again: the retry's condition fails on this very claim, which is still the
+    taker's, so the delivery is sent now rather than after the claim expires."""
+    from checkout_conversions.store import Store
+
+    client = boto3.client("dynamodb")
+    retried = []
+
+    def retry_the_first_claim_once(attempts, request_dict, **_):
+        if not retried and "ADD delivery_attempts" in request_dict["body"].decode():
+            retried.append(attempts)
+            return 0  # retry at once: the first attempt was applied, its answer "lost"
+        return None
+
+    client.meta.events.register_first("needs-retry.dynamodb.UpdateItem", retry_the_first_claim_once)
+    store = Store(client, tables["SESSIONS_TABLE_NAME"], tables["CUSTOMERS_TABLE_NAME"])
+    [session] = provision(deliver)
+    key = f"{session['id']}#tiktok"
+    now = int(time.time())
+
+    if taker == "stream":
+        claimed = store.claim_new_delivery(key, "claim-1", now, now + 60)
+    else:  # the redrive, once the delivery is due
+        claimed = store.claim_due_delivery(key, "tiktok", "claim-1", now + DAY, now + DAY + 60)
+
+    assert retried == [1]
+    assert claimed is not None and claimed["claim_token"] == "claim-1"
+    assert claimed["delivery_attempts"] == 1 and "purchase" in claimed
+    # Anyone else still finds it held.
+    assert store.claim_new_delivery(key, "claim-2", now, now + 60) is None
+    assert db.delivery(session["id"])["claim_token"] == "claim-1"
