@@ -6,8 +6,9 @@ POWERTOOLS_METRICS_NAMESPACE, which template.yaml sets; the defaults keep local 
 
 import functools
 import os
+import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -19,6 +20,10 @@ metrics = Metrics(
     service=SERVICE,
     namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "CheckoutConversions"),
 )
+# The sender sends a batch's destinations in threads of their own; the metric set is shared.
+_metrics_lock = threading.Lock()
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 
 def tracing_enabled() -> bool:
@@ -26,7 +31,7 @@ def tracing_enabled() -> bool:
     return os.environ.get("POWERTOOLS_TRACE_DISABLED", "").strip().lower() not in ("true", "1", "yes", "on")
 
 
-def traced(*patch_modules: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def traced(*patch_modules: str) -> Callable[[Handler], Handler]:
     """The X-Ray decorator of a Lambda handler, patching only the clients that function uses; a
     no-op when tracing is off. The Tracer imports the X-Ray SDK, so it is only created when
     tracing is on: the webhook's cold start (the buyer's wait) does not pay for it otherwise."""
@@ -34,12 +39,16 @@ def traced(*patch_modules: str) -> Callable[[Callable[..., Any]], Callable[..., 
         return lambda handler: handler
     from aws_lambda_powertools import Tracer
 
-    tracer = Tracer(service=SERVICE, patch_modules=patch_modules)
-    return functools.partial(tracer.capture_lambda_handler, capture_response=False)
+    tracer = Tracer(service=SERVICE, patch_modules=list(patch_modules))
+    decorate: Callable[[Handler], Handler] = functools.partial(
+        tracer.capture_lambda_handler, capture_response=False
+    )
+    return decorate
 
 
 def count(metric_name: str, value: int = 1) -> None:
-    metrics.add_metric(name=metric_name, unit=MetricUnit.Count, value=value)
+    with _metrics_lock:
+        metrics.add_metric(name=metric_name, unit=MetricUnit.Count, value=value)
 
 
 def report_ignored_settings(problems: tuple[str, ...]) -> None:

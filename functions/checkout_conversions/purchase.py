@@ -1,19 +1,37 @@
-"""The one platform-neutral purchase: what was paid, and what is known of the buyer.
+"""The platform-neutral purchase: what was paid, what is known of the buyer, and their ad choices.
 
-The webhook builds it from the checkout session (conversion.py) and stores it on the session
-item, inside the provisioning transaction (the outbox). At send time each destination builds its
-own event from it, with its own normalisation and hashing (tiktok_payload.py for TikTok), so
-nothing slow or heavy (phone number parsing, Stripe API calls) happens while the buyer waits.
-Values are kept as Stripe and the merchant's metadata give them, trimmed and bounded, never
-hashed here; the item is encrypted at rest and the stored purchase is deleted once delivered.
+Built from Stripe's objects by the Stripe side, stored on each delivery item in the provisioning
+transaction (the outbox), and turned into each platform's own event at send time. Values are kept
+as Stripe and the merchant's metadata give them, trimmed and bounded, never hashed here.
 """
 
 import json
 from dataclasses import asdict, dataclass, fields
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
-from checkout_conversions.currency import to_decimal_amount
+from checkout_conversions.values import to_decimal_amount
+
+
+class Consent(StrEnum):
+    """The buyer's choice from the merchant's consent banner (`ad_consent` metadata)."""
+
+    GRANTED = "granted"
+    DENIED = "denied"
+    UNKNOWN = "unknown"  # the merchant passed none, or something else
+
+    @classmethod
+    def parse(cls, raw: object) -> "Consent":
+        value = raw.strip().lower() if isinstance(raw, str) else ""
+        return cls(value) if value in (cls.GRANTED, cls.DENIED) else cls.UNKNOWN
+
+
+class PurchaseKind(StrEnum):
+    """What a delivery reports: a checkout, or a subscription's renewal invoice."""
+
+    CHECKOUT = "checkout"
+    RENEWAL = "renewal"
 
 
 @dataclass(frozen=True)

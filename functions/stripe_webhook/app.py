@@ -1,6 +1,8 @@
 """Lambda entry point for Stripe's webhook (Function URL or HTTP API, payload format 2.0)."""
 
-from checkout_conversions.clients import dynamodb_client
+from typing import Any
+
+from checkout_conversions.aws import dynamodb_client
 from checkout_conversions.observability import logger, metrics, traced
 from checkout_conversions.webhook import handle_webhook
 
@@ -11,5 +13,5 @@ dynamodb = dynamodb_client()
 @logger.inject_lambda_context(clear_state=True)
 @trace
 @metrics.log_metrics
-def lambda_handler(event, context):
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     return handle_webhook(event, dynamodb).to_lambda()

@@ -1,0 +1,104 @@
+"""What every destination is: its settings, the request it prepares, and the platform's answer.
+
+The outbox speaks to a destination only through these types; a platform's folder implements them
+and knows nothing of the ledger or the store.
+"""
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Protocol
+
+from checkout_conversions.purchase import Content, Purchase, PurchaseKind
+from checkout_conversions.secrets import SecretRef
+
+if TYPE_CHECKING:
+    import httpx
+
+
+@dataclass(frozen=True)
+class DestinationSettings:
+    """One configured destination: a platform's pixel (or dataset) and how to reach it."""
+
+    name: str  # "tiktok": the delivery key's suffix and its RedriveIndex partition
+    label: str  # "TikTok": its metrics (TikTokSent, TikTokFailed ...) and log lines
+    pixel_id: str
+    test_event_code: str
+    access_token: SecretRef
+    event_name: str
+    timeout_seconds: float
+    max_age_days: int  # the platform's own limit on an event's age, within DELIVERY_MAX_AGE_DAYS
+    reports_renewals: bool = False  # the platform takes a subscription's renewals
+    renewal_event_name: str = ""  # empty: renewals switched off
+
+    @property
+    def variable_prefix(self) -> str:
+        return self.name.upper()
+
+    @property
+    def configured(self) -> bool:
+        """Part of this deployment: its pixel is set (its token is checked at send time)."""
+        return bool(self.pixel_id)
+
+    @property
+    def max_age_seconds(self) -> int:
+        return self.max_age_days * 86400
+
+    def delivery_key(self, event_id: str) -> str:
+        return f"{event_id}#{self.name}"
+
+
+class Verdict(StrEnum):
+    """What a platform's answer to one request means for the delivery."""
+
+    ACCEPTED = "accepted"
+    RETRY = "retry"  # transient: the redrive tries again later
+    REFUSED = "refused"  # permanent: retrying cannot help until someone fixes something
+
+
+@dataclass(frozen=True)
+class Answer:
+    verdict: Verdict
+    code: int | None = None
+    message: str = ""
+    request_id: str | None = None
+    http_status: int | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.verdict is Verdict.ACCEPTED
+
+    @property
+    def retryable(self) -> bool:
+        return self.verdict is Verdict.RETRY
+
+    @classmethod
+    def failure(
+        cls,
+        message: str,
+        retryable: bool = True,
+        http_status: int | None = None,
+        request_id: str | None = None,
+    ) -> "Answer":
+        verdict = Verdict.RETRY if retryable else Verdict.REFUSED
+        return cls(verdict, message=message, http_status=http_status, request_id=request_id)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A destination's request, ready to POST."""
+
+    body: bytes
+    match_keys: tuple[str, ...]  # the user keys the event carries (names, never values)
+    note: str | None = None  # why the event will match poorly, recorded with the outcome
+
+
+class Platform(Protocol):
+    """A platform's send side: built by its folder's factory, used by the outbox only."""
+
+    def prepare(self, purchase: Purchase, contents: list[Content] | None, kind: PurchaseKind) -> Prepared: ...
+
+    def prepare_stored(self, event_json: str) -> Prepared:
+        """An event stored whole by an older version (TikTok's, before the outbox)."""
+        ...
+
+    def post(self, http: "httpx.Client", access_token: str, body: bytes) -> Answer: ...

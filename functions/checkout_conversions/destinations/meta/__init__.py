@@ -1,0 +1,1 @@
+"""Meta's Conversions API: settings, match keys, payload and answers, all of Meta in one folder."""

@@ -1,0 +1,262 @@
+"""One claimed attempt at a delivery: claim, prepare the platform's request, POST it, record what
+came of it. Shared by the stream sender and the redrive.
+
+Whoever sends holds a claim (`claim_token`, `claim_expires_at`) taken by a conditional write, so
+the sender and the redrive never send the same delivery at the same time, and a stream record
+seen twice finds the delivery claimed or finished. A claim outlives the invocation that holds it,
+so a crashed holder's claim expires and the redrive takes the delivery over.
+"""
+
+import functools
+import os
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import httpx
+import stripe
+
+from checkout_conversions import destinations, secrets
+from checkout_conversions.destinations.base import Answer, DestinationSettings, Platform, Prepared
+from checkout_conversions.observability import count, logger
+from checkout_conversions.outbox import policy
+from checkout_conversions.outbox.model import (
+    AttemptResult,
+    Delivery,
+    DeliveryStatus,
+    Ledger,
+    Outcome,
+    SkipReason,
+    StoreError,
+)
+from checkout_conversions.purchase import Content, PurchaseKind
+from checkout_conversions.settings import Settings
+from checkout_conversions.stripe_side import line_items
+
+CLAIM_MARGIN_SECONDS = 30
+# With the redrive's backoff (1, 2, 4, 8 minutes by default) about a quarter of an hour of Stripe
+# outage before a conversion is sent without its contents.
+CONTENTS_ATTEMPTS = 5
+
+LineItems = Callable[[str], list[Content]]
+
+
+@dataclass(frozen=True)
+class Sending:
+    """What sending to one destination needs, read once for a stream batch or a redrive run."""
+
+    destination: DestinationSettings
+    platform: Platform
+    access_token: str  # "": switched off
+    read_line_items: LineItems | None  # None: no Stripe API key configured
+    http: httpx.Client
+    settings: Settings
+
+    @property
+    def worst_case_seconds(self) -> float:
+        """How long preparing and sending one request can take at most: the line items read
+        (when a Stripe key is configured) and the POST (four timeouts: connect, send, wait, read)."""
+        stripe_read = line_items.READ_TIMEOUTS * self.settings.stripe_api.timeout_seconds
+        return (stripe_read if self.read_line_items else 0) + 4 * self.destination.timeout_seconds
+
+
+def open_sending(
+    destination: DestinationSettings,
+    settings: Settings,
+    http: httpx.Client,
+    environ: Mapping[str, str] = os.environ,
+) -> Sending:
+    """The destination's token and the line-items reader, read now; ConfigurationError when a
+    configured secret cannot be read (the delivery then waits for it)."""
+    token = secrets.read_switch(destination.access_token, settings.secrets, environ)
+    platform = destinations.platform(destination)
+    return Sending(destination, platform, token, _line_items_reader(settings, environ), http, settings)
+
+
+def _line_items_reader(settings: Settings, environ: Mapping[str, str]) -> LineItems | None:
+    api = settings.stripe_api
+    if settings.secrets.source is not secrets.SecretSource.ENV and not api.key.stored_name:
+        return None  # optional: with a store, an empty STRIPE_API_KEY_NAME means none
+    api_key = secrets.read_switch(api.key, settings.secrets, environ)
+    if not api_key:
+        return None
+    client = _stripe_client(api_key, api.base, api.timeout_seconds)
+    source, timeout = api.content_id_source, api.timeout_seconds
+    return lambda session_id: line_items.read_line_items(client, session_id, source, timeout)
+
+
+@functools.lru_cache(maxsize=4)
+def _stripe_client(api_key: str, api_base: str, timeout_seconds: float) -> "stripe.StripeClient":
+    return line_items.new_client(api_key, api_base, timeout_seconds)
+
+
+# ---------------------------------------------------------------------- claiming
+
+
+def claim_new(ledger: Ledger, key: str, now: int, hold_seconds: float) -> Delivery | None:
+    """The stream sender's claim: a pending delivery nobody holds; None if there is none."""
+    return ledger.claim_new(key, uuid.uuid4().hex, now, _hold_until(now, hold_seconds))
+
+
+def claim_due(ledger: Ledger, queue: str, key: str, now: int, hold_seconds: float) -> Delivery | None:
+    """The redrive's claim: a delivery whose (re)try is due and nobody holds; None otherwise."""
+    return ledger.claim_due(key, queue, uuid.uuid4().hex, now, _hold_until(now, hold_seconds))
+
+
+def _hold_until(now: int, hold_seconds: float) -> int:
+    return int(now + hold_seconds + CLAIM_MARGIN_SECONDS)
+
+
+# ---------------------------------------------------------------------- one attempt
+
+
+def deliver_claimed(
+    ledger: Ledger, claimed: Delivery, sending: Sending, clock: Callable[[], float]
+) -> AttemptResult:
+    """Send a delivery this caller has just claimed and record what came of it, or settle it as
+    skipped when the policy says it must not be sent now. StoreError when the ledger fails."""
+    destination = sending.destination
+    skip = policy.skip_reason(
+        destination, claimed.facts, sending.settings.require_ad_consent, int(clock()), sending.access_token
+    )
+    if skip is None and not claimed.has_payload:
+        skip = SkipReason.NOTHING_STORED
+    if skip is not None:
+        reason = skip.describe(destination)
+        ledger.settle(claimed.key, DeliveryStatus.SKIPPED, reason, int(clock()), claimed.claim_token, None)
+        count(f"{destination.label}Skipped")
+        logger.info(f"{destination.label} delivery skipped", extra={"reason": reason})
+        return AttemptResult.SKIPPED
+
+    prepared = _prepare(claimed, sending)
+    if isinstance(prepared, Answer):
+        outcome = Outcome(prepared)
+    else:
+        outcome = Outcome(sending.platform.post(sending.http, sending.access_token, prepared.body), prepared)
+    record(ledger, destination, claimed, outcome, sending.settings, int(clock()))
+    if outcome.answer.accepted:
+        return AttemptResult.SENT
+    return AttemptResult.FAILED_RETRYABLE if outcome.answer.retryable else AttemptResult.FAILED_PERMANENT
+
+
+def _prepare(claimed: Delivery, sending: Sending) -> Prepared | Answer:
+    """The request of a claimed delivery, or the failed Answer when it cannot be built now
+    (Stripe's API unavailable)."""
+    if claimed.purchase_json is None:
+        assert claimed.stored_event is not None  # has_payload
+        return sending.platform.prepare_stored(claimed.stored_event)
+    purchase = claimed.purchase()
+    contents = None
+    # A renewal's invoice has no checkout session to read line items from.
+    if sending.read_line_items is not None and claimed.facts.kind is PurchaseKind.CHECKOUT:
+        try:
+            contents = sending.read_line_items(purchase.order_id)
+        except line_items.StripeApiUnavailable as error:
+            count("StripeLineItemsUnavailable")
+            if claimed.attempts < CONTENTS_ATTEMPTS:
+                return Answer.failure(f"Stripe API unavailable: {error}")
+            count("StripeLineItemsGivenUp")
+            logger.warning(
+                "Stripe's API still unavailable: sending without contents",
+                extra={"attempts": claimed.attempts, "reason": str(error)},
+            )
+        except line_items.StripeApiRefused as error:
+            _report_refusal(str(error))
+    return sending.platform.prepare(purchase, contents, claimed.facts.kind)
+
+
+_refusal_reported = False
+
+
+def _report_refusal(reason: str) -> None:
+    global _refusal_reported
+    count("StripeLineItemsRefused")
+    if not _refusal_reported:
+        _refusal_reported = True
+        logger.warning(
+            "Stripe's API refused to list line items: conversions go without contents until "
+            "STRIPE_API_KEY is fixed (a restricted key with read access to Checkout Sessions)",
+            extra={"reason": reason},
+        )
+
+
+def record(
+    ledger: Ledger,
+    destination: DestinationSettings,
+    claimed: Delivery,
+    outcome: Outcome,
+    settings: Settings,
+    now: int,
+) -> None:
+    """Write the outcome under the claim; StoreError if the store refuses (the send happened: the
+    claim then expires and the redrive sends the same event_id again, which the platform
+    deduplicates)."""
+    answer = outcome.answer
+    _count(destination.label, outcome)
+    log = logger.info if answer.accepted else logger.warning
+    log(
+        f"{destination.label} delivery %s",
+        DeliveryStatus.SENT.value if answer.accepted else DeliveryStatus.FAILED.value,
+        extra={
+            "destination": destination.name,
+            "platform_code": answer.code,
+            "platform_request_id": answer.request_id,
+            "http_status": answer.http_status,
+            # Ours ("timed out", "HTTP 503, not TikTok JSON"); the platform's own message, which
+            # can quote rejected values, is only recorded in DynamoDB.
+            "reason": answer.message if answer.code is None else None,
+            "retryable": answer.retryable,
+            "attempts": claimed.attempts,
+        },
+    )
+    token = claimed.claim_token or ""
+    try:
+        if answer.accepted:
+            held = ledger.record_sent(claimed.key, token, outcome, now)
+        else:
+            retry_at = now + settings.redrive.backoff_seconds(claimed.attempts) if answer.retryable else None
+            held = ledger.record_failure(claimed.key, token, outcome, now, retry_at)
+    except StoreError as error:
+        logger.error(f"Could not record the {destination.label} outcome", extra={"store_error": str(error)})
+        count("DeliveryRecordFailures")
+        raise
+    if not held:
+        logger.warning("The delivery claim was lost before the outcome was recorded")
+
+
+def _count(label: str, outcome: Outcome) -> None:
+    if outcome.answer.accepted:
+        count(f"{label}Sent")
+        for name in outcome.match_keys:
+            count(f"{label}MatchKey{name.title().replace('_', '')}")
+        return
+    count(f"{label}Failed")
+    if not outcome.answer.retryable:
+        count(f"{label}PermanentFailures")
+
+
+# ---------------------------------------------------------------------- the redrive's other ends
+
+
+def expire(ledger: Ledger, destination: DestinationSettings, key: str, now: int) -> bool:
+    """Give up an unclaimed delivery that is past the maximum age."""
+    reason = SkipReason.NOT_SENT_IN_TIME.describe(destination)
+    return ledger.settle(key, DeliveryStatus.EXPIRED, reason, now, None, destination.name)
+
+
+def requeue(ledger: Ledger, destination: DestinationSettings, key: str, now: int) -> Delivery:
+    """Put a delivery back in the redrive queue for its next run (an operator's replay).
+
+    Refused for a delivery already sent (the platform has it) or one that has no stored event
+    (skipped or expired: the event was never stored, or was deleted)."""
+    requeued = ledger.requeue(key, destination.name, now)
+    if requeued is not None:
+        return requeued
+    existing = ledger.get(key)
+    if existing is None:
+        raise LookupError(f"no {destination.label} delivery {key}")
+    if existing.status is DeliveryStatus.SENT:
+        raise ValueError(f"{key} is sent: {destination.label} already has it, and it is never sent twice")
+    if existing.status is DeliveryStatus.EXPIRED:
+        raise ValueError(f"{key} expired unsent and its stored event was deleted")
+    raise ValueError(f"{key} is {existing.status} with no stored event: it was never to be sent")

@@ -1,0 +1,42 @@
+"""The one answer to "should this purchase be reported to this destination, now?", asked by every
+path that records or sends a delivery: a checkout, a renewal, the sender and the redrive."""
+
+from checkout_conversions.destinations.base import DestinationSettings
+from checkout_conversions.outbox.model import ReportFacts, SkipReason
+from checkout_conversions.purchase import Consent, PurchaseKind
+
+TOKEN_NOT_READ = None  # the webhook never reads a platform's token: that is checked at send time
+
+
+def skip_reason(
+    destination: DestinationSettings,
+    facts: ReportFacts,
+    require_ad_consent: bool,
+    now: int,
+    access_token: str | None = TOKEN_NOT_READ,
+) -> SkipReason | None:
+    """Why this purchase is not reported to this destination now, or None: report it.
+
+    In order: the destination switched off (no token, no pixel), the buyer's consent, renewals
+    not reported, a test-mode payment without a test event code, a payment past the maximum age."""
+    if access_token is not None and not access_token:
+        return SkipReason.NO_TOKEN
+    if facts.consent is Consent.DENIED:
+        return SkipReason.CONSENT_DENIED
+    if require_ad_consent and facts.consent is not Consent.GRANTED:
+        return SkipReason.CONSENT_MISSING
+    if facts.kind is PurchaseKind.RENEWAL and not destination.renewal_event_name:
+        return SkipReason.RENEWALS_OFF
+    if not destination.pixel_id:
+        return SkipReason.NO_PIXEL
+    if not facts.livemode and not destination.test_event_code:
+        return SkipReason.TEST_MODE
+    if past_max_age(destination, facts.event_time, now):
+        return SkipReason.TOO_OLD
+    return None
+
+
+def past_max_age(destination: DestinationSettings, event_time: int, now: int) -> bool:
+    """A payment older than the maximum age is not reported: the platform's attribution has moved
+    on, or (Meta) it would refuse the request."""
+    return now - event_time > destination.max_age_seconds

@@ -1,0 +1,162 @@
+"""The stream sender: every new pending delivery in the Sessions table's stream, sent to its
+destination.
+
+One event source mapping carries every destination's new deliveries (its filter in template.yaml
+lets only INSERTs of pending deliveries through). A batch's deliveries are grouped by destination
+and each destination's are sent in a thread of its own, so a slow or failing platform holds the
+others' no longer than its own bounded time. Per record: claim, POST, record. Records arrive at
+least once; the claim makes a record seen twice find the delivery held or finished.
+
+What Lambda is told (partial batch response): a platform's failure is recorded on the item, where
+the redrive retries it with backoff, and counts as processed. A record fails, and Lambda delivers
+it again, only when the work could not be done: the store failing while claiming or recording, an
+unreadable secret, or too little time left in this invocation to start another send.
+"""
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+
+from checkout_conversions.destinations.base import DestinationSettings
+from checkout_conversions.observability import count, logger, report_ignored_settings
+from checkout_conversions.outbox import attempt
+from checkout_conversions.outbox.model import AttemptResult, Ledger, StoreError
+from checkout_conversions.secrets import ConfigurationError
+from checkout_conversions.settings import Settings, load_settings
+
+# A send is only started when its worst case (Sending.worst_case_seconds) and this much more for
+# the claim and the record is left.
+RECORD_MARGIN_SECONDS = 10
+
+
+class OutOfTime(Exception):
+    """Too little of the invocation is left to start another send: Lambda delivers it again."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What one invocation works with."""
+
+    ledger: Ledger
+    settings: Settings
+    http: httpx.Client
+    remaining_seconds: Callable[[], float]
+    clock: Callable[[], float]
+
+
+def new_processor() -> BatchProcessor:
+    # A batch in which every record failed is answered like any other partial failure (every
+    # sequence number listed), not raised: Lambda then retries from the first, as it would.
+    return BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
+
+
+def send_new_deliveries(
+    event: dict[str, Any],
+    context: Any,
+    processor: BatchProcessor,
+    open_ledger: Callable[[Settings], Ledger],
+    http_client: httpx.Client,
+    clock: Callable[[], float] = time.time,
+) -> dict[str, Any]:
+    """Process one batch of stream records; the answer lists the records Lambda must retry."""
+    settings = load_settings()
+    report_ignored_settings(settings.problems)
+    settings.tables.require()
+    batch = Batch(
+        open_ledger(settings),
+        settings,
+        http_client,
+        lambda: context.get_remaining_time_in_millis() / 1000,
+        clock,
+    )
+    records = event.get("Records") if isinstance(event, dict) else None
+    results = _send_all(batch, records if isinstance(records, list) else [])
+    tally = Counter(
+        result.value if isinstance(result, AttemptResult) else "retry_later" for result in results.values()
+    )
+
+    def answer(record: DynamoDBRecord) -> str:
+        result = results.get(id(record.raw_event), AttemptResult.IGNORED)
+        if isinstance(result, Exception):
+            raise result
+        return result.value
+
+    response = process_partial_response(event, answer, processor, context)
+    logger.info("Stream batch finished", extra=dict(tally))
+    return response
+
+
+def _send_all(batch: Batch, records: list[Any]) -> dict[int, AttemptResult | Exception]:
+    """Each record's result, keyed by the record's identity; one thread per destination."""
+    results: dict[int, AttemptResult | Exception] = {}
+    by_destination: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for record in records:
+        announced = batch.ledger.announced(record)
+        destination = batch.settings.known_destination(announced[1]) if announced else None
+        if announced is None or destination is None:
+            results[id(record)] = AttemptResult.IGNORED
+        else:
+            by_destination[destination.name].append((id(record), announced[0]))
+    groups = [(batch.settings.destination(name), keys) for name, keys in by_destination.items()]
+    if len(groups) <= 1:
+        for destination, keys in groups:
+            results.update(_send_destination(batch, destination, keys))
+        return results
+    with ThreadPoolExecutor(max_workers=len(groups)) as pool:
+        for done in pool.map(lambda group: _send_destination(batch, *group), groups):
+            results.update(done)
+    return results
+
+
+def _send_destination(
+    batch: Batch, destination: DestinationSettings, keys: list[tuple[int, str]]
+) -> dict[int, AttemptResult | Exception]:
+    """One destination's records of the batch, in order."""
+    results: dict[int, AttemptResult | Exception] = {}
+    try:
+        sending = attempt.open_sending(destination, batch.settings, batch.http)
+    except ConfigurationError as problem:
+        # Read once per batch: the batch's other records of this destination fail with it.
+        logger.error("Cannot read a secret; Lambda retries the batch", extra={"problem": str(problem)})
+        count("ConfigurationErrors")
+        return {identity: problem for identity, _ in keys}
+    for identity, key in keys:
+        logger.thread_safe_append_keys(event_id=key.rpartition("#")[0] or key, destination=destination.name)
+        try:
+            results[identity] = _send_one(batch, sending, key)
+        except Exception as error:  # noqa: BLE001 - Lambda delivers the record again
+            logger.warning(
+                "Record not processed: Lambda delivers it again", extra={"error": _described(error)}
+            )
+            count("SenderRecordFailures")
+            results[identity] = error
+        finally:
+            logger.thread_safe_remove_keys(["event_id", "destination"])
+    return results
+
+
+def _send_one(batch: Batch, sending: attempt.Sending, key: str) -> AttemptResult:
+    left_seconds = batch.remaining_seconds()
+    needed_seconds = sending.worst_case_seconds
+    if left_seconds < needed_seconds + RECORD_MARGIN_SECONDS:
+        raise OutOfTime(f"{left_seconds:.1f}s left in this invocation, a send needs {needed_seconds:g}s")
+    claimed = attempt.claim_new(batch.ledger, key, int(batch.clock()), hold_seconds=left_seconds)
+    if claimed is None:
+        logger.info("Delivery already claimed or finished: nothing to send")
+        return AttemptResult.NOT_CLAIMED
+    return attempt.deliver_claimed(batch.ledger, claimed, sending, batch.clock)
+
+
+def _described(error: Exception) -> str:
+    """Our own errors say what failed (an error code, a time, a setting's name); anything else is
+    named by its type only, since its text could quote a value."""
+    if isinstance(error, OutOfTime | StoreError | ConfigurationError):
+        return f"{type(error).__name__}: {error}"
+    return type(error).__name__
