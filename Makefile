@@ -13,7 +13,7 @@ help:
 	@echo "make run       start the webhook on http://127.0.0.1:$(PORT)/ with local DynamoDB, send the sample events"
 	@echo "make test      lint the template and code, run every test, and the demo"
 	@echo "make demo      send the sample events through a local webhook and check every outcome"
-	@echo "make lint      cfn-lint the template, ruff the code"
+	@echo "make lint      cfn-lint the template, ruff, mypy --strict and the complexity check on the code"
 	@echo "make unit      the unit tests only"
 	@echo "make integration   the integration tests only (real HTTP, DynamoDB and its stream on loopback)"
 	@echo "make test-dynamodb-local   the integration tests against Amazon's DynamoDB Local (Java, npm, unshare)"
@@ -37,6 +37,8 @@ venv: $(INSTALLED)
 lint: $(INSTALLED)
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/xenon --max-absolute B functions
 
 unit: $(INSTALLED)
 	$(BIN)/python -m pytest tests/unit

@@ -4,11 +4,10 @@ Service name and metrics namespace come from POWERTOOLS_SERVICE_NAME and
 POWERTOOLS_METRICS_NAMESPACE, which template.yaml sets; the defaults keep local runs working.
 """
 
-import functools
 import os
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -40,9 +39,10 @@ def traced(*patch_modules: str) -> Callable[[Handler], Handler]:
     from aws_lambda_powertools import Tracer
 
     tracer = Tracer(service=SERVICE, patch_modules=list(patch_modules))
-    decorate: Callable[[Handler], Handler] = functools.partial(
-        tracer.capture_lambda_handler, capture_response=False
-    )
+
+    def decorate(handler: Handler) -> Handler:
+        return cast(Handler, tracer.capture_lambda_handler(handler, capture_response=False))
+
     return decorate
 
 

@@ -81,7 +81,8 @@ class RedriveSettings:
 
     def backoff_seconds(self, attempts: int) -> int:
         """Exponential: base, 2x base, 4x base ... capped at the configured maximum."""
-        return min(self.backoff_base_seconds * 2 ** max(attempts - 1, 0), self.backoff_cap_seconds)
+        doubled: int = self.backoff_base_seconds * 2 ** max(attempts - 1, 0)
+        return min(doubled, self.backoff_cap_seconds)
 
 
 @dataclass(frozen=True)

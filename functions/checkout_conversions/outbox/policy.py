@@ -21,18 +21,27 @@ def skip_reason(
     not reported, a test-mode payment without a test event code, a payment past the maximum age."""
     if access_token is not None and not access_token:
         return SkipReason.NO_TOKEN
-    if facts.consent is Consent.DENIED:
+    too_old = SkipReason.TOO_OLD if past_max_age(destination, facts.event_time, now) else None
+    return (
+        _against_consent(facts.consent, require_ad_consent) or _not_configured(destination, facts) or too_old
+    )
+
+
+def _against_consent(consent: Consent, require_ad_consent: bool) -> SkipReason | None:
+    if consent is Consent.DENIED:
         return SkipReason.CONSENT_DENIED
-    if require_ad_consent and facts.consent is not Consent.GRANTED:
+    if require_ad_consent and consent is not Consent.GRANTED:
         return SkipReason.CONSENT_MISSING
+    return None
+
+
+def _not_configured(destination: DestinationSettings, facts: ReportFacts) -> SkipReason | None:
     if facts.kind is PurchaseKind.RENEWAL and not destination.renewal_event_name:
         return SkipReason.RENEWALS_OFF
     if not destination.pixel_id:
         return SkipReason.NO_PIXEL
     if not facts.livemode and not destination.test_event_code:
         return SkipReason.TEST_MODE
-    if past_max_age(destination, facts.event_time, now):
-        return SkipReason.TOO_OLD
     return None
 
 

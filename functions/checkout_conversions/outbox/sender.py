@@ -90,7 +90,7 @@ def send_new_deliveries(
 
     response = process_partial_response(event, answer, processor, context)
     logger.info("Stream batch finished", extra=dict(tally))
-    return response
+    return dict(response)
 
 
 def _send_all(batch: Batch, records: list[Any]) -> dict[int, AttemptResult | Exception]:

@@ -81,7 +81,7 @@ class DynamoDeliveries:
         purchase (the buyer's details, IP, click id) deleted."""
         present, absent = _outcome_fields(outcome)
         at = iso(now)
-        sets = {
+        sets: dict[str, Any] = {
             "delivery_status": DeliveryStatus.SENT.value,
             "delivery_sent_at": at,
             "delivery_updated_at": at,

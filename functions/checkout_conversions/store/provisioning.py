@@ -86,7 +86,7 @@ class DynamoProvisioning:
         return transaction
 
     def _link(self, link: SubscriptionLink) -> dict[str, Any]:
-        values = {
+        values: dict[str, Any] = {
             "session": link.session_id,
             "external_id": link.external_id,
             "subscription_id": link.subscription_id,

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import stripe
+from stripe.params.checkout import SessionLineItemListParams
 
 from checkout_conversions.purchase import Content
 from checkout_conversions.settings import ContentIdKind, ContentIdSource
@@ -43,7 +44,7 @@ def read_line_items(
     client: stripe.StripeClient, session_id: str, source: ContentIdSource, timeout_seconds: float
 ) -> list[Content]:
     """Every line item of the session (all pages), price and product expanded."""
-    params: dict[str, Any] = {"limit": PAGE_SIZE, "expand": ["data.price.product"]}
+    params: SessionLineItemListParams = {"limit": PAGE_SIZE, "expand": ["data.price.product"]}
     last_page_by = time.monotonic() + NEXT_PAGE_WITHIN_TIMEOUTS * timeout_seconds
     items: list[Content] = []
     try:
@@ -72,25 +73,27 @@ def _content(item: dict[str, Any], source: ContentIdSource) -> Content:
     price = mapping(item.get("price"))
     product = price.get("product")
     quantity = item["quantity"] if isinstance(item.get("quantity"), int) and item["quantity"] > 0 else 1
-    unit_amount = price.get("unit_amount")
-    if unit_amount is None and isinstance(item.get("amount_subtotal"), int):
-        unit_amount = item["amount_subtotal"] // quantity  # custom amounts, per-unit tiers
-    name = product.get("name") if isinstance(product, dict) else None
     return Content(
         content_id=_content_id(price, product, source),
-        content_name=name or item.get("description"),
+        content_name=mapping(product).get("name") or item.get("description"),
         quantity=int(quantity),
-        unit_amount=unit_amount if isinstance(unit_amount, int) else None,
+        unit_amount=_unit_amount(price, item, quantity),
         currency=str(item.get("currency") or price.get("currency") or "").upper() or None,
     )
 
 
+def _unit_amount(price: dict[str, Any], item: dict[str, Any], quantity: int) -> int | None:
+    unit_amount = price.get("unit_amount")
+    if unit_amount is None and isinstance(item.get("amount_subtotal"), int):
+        unit_amount = item["amount_subtotal"] // quantity  # custom amounts, per-unit tiers
+    return unit_amount if isinstance(unit_amount, int) else None
+
+
 def _content_id(price: dict[str, Any], product: object, source: ContentIdSource) -> str | None:
     price_id = price.get("id")
+    chosen: object = price_id
     if source.kind == ContentIdKind.PRODUCT:
-        product_id = product.get("id") if isinstance(product, dict) else product
-        return product_id or price_id
-    if source.kind == ContentIdKind.METADATA:
-        metadata = mapping(product).get("metadata")
-        return mapping(metadata).get(source.metadata_key) or price_id
-    return price_id
+        chosen = (product.get("id") if isinstance(product, dict) else product) or price_id
+    elif source.kind == ContentIdKind.METADATA:
+        chosen = mapping(mapping(product).get("metadata")).get(source.metadata_key) or price_id
+    return chosen if isinstance(chosen, str) else None

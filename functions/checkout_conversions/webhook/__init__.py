@@ -16,6 +16,7 @@ from checkout_conversions.settings import Settings, load_settings
 from checkout_conversions.store.deliveries import DynamoDeliveries
 from checkout_conversions.store.provisioning import DynamoProvisioning
 from checkout_conversions.store.subscriptions import DynamoSubscriptions
+from checkout_conversions.stripe_side import invoices
 from checkout_conversions.stripe_side.events import (
     CheckoutPaid,
     Ignored,
@@ -152,7 +153,7 @@ def _payment(
         count("SubscriptionWriteFailures")
         return HttpResponse(500, {"error": "recording failed, retry later", "invoice_id": invoice_id})
     written = recorded.written
-    billing_reason = subscriptions.invoices.billing_reason(paid.invoice)
+    billing_reason = invoices.billing_reason(paid.invoice)
     count("SubscriptionPaymentsRecorded" if written.applied else "SubscriptionEventsUnchanged")
     logger.info(
         "Subscription payment recorded" if written.applied else "Subscription payment already recorded",

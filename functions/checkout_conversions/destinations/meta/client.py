@@ -112,7 +112,7 @@ def classify(http_status: int, body: bytes) -> Answer:
         return Answer.failure(f"HTTP {http_status}, not a Graph API answer", http_status=http_status)
     request_id = answer.get("fbtrace_id") if isinstance(answer.get("fbtrace_id"), str) else None
     received = answer.get("events_received")
-    if not _is_integer(received) or received < 1:
+    if not isinstance(received, int) or isinstance(received, bool) or received < 1:
         return Answer.failure("no events received", request_id=request_id, http_status=http_status)
     return Answer(
         Verdict.ACCEPTED,

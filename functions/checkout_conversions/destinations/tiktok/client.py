@@ -69,26 +69,34 @@ def classify(http_status: int, body: bytes) -> Answer:
         return Answer.failure(f"HTTP {http_status}", http_status=http_status)
     answer = _json_object(body)
     if answer is None or not _is_integer(answer.get("code")):
-        # Not TikTok's own answer. On a 2xx, a proxy or a firewall in between: try again later.
-        # On a 3xx or 4xx, TIKTOK_API_URL points at something that is not the Events API (a
-        # wrong path answering 404, a redirect): retrying for days cannot help.
-        transient = 200 <= http_status < 300
-        return Answer.failure(
-            f"HTTP {http_status}, not TikTok JSON" + ("" if transient else ": check TIKTOK_API_URL"),
-            retryable=transient,
-            http_status=http_status,
-        )
+        return _not_tiktok(http_status)
     code: int = answer["code"]
-    accepted = (code in SUCCESS_CODES or code in ALREADY_RECEIVED_CODES) and 200 <= http_status < 300
-    verdict = Verdict.ACCEPTED if accepted else Verdict.RETRY if is_transient_code(code) else Verdict.REFUSED
     request_id = answer.get("request_id")
     return Answer(
-        verdict,
+        _verdict(code, http_status),
         code=code,
         message=str(answer.get("message") or "")[:_MESSAGE_LIMIT],
         request_id=request_id if isinstance(request_id, str) else None,
         http_status=http_status,
     )
+
+
+def _not_tiktok(http_status: int) -> Answer:
+    """Not TikTok's own answer. On a 2xx, a proxy or a firewall in between: try again later. On a
+    3xx or 4xx, TIKTOK_API_URL points at something that is not the Events API (a wrong path
+    answering 404, a redirect): retrying for days cannot help."""
+    transient = 200 <= http_status < 300
+    return Answer.failure(
+        f"HTTP {http_status}, not TikTok JSON" + ("" if transient else ": check TIKTOK_API_URL"),
+        retryable=transient,
+        http_status=http_status,
+    )
+
+
+def _verdict(code: int, http_status: int) -> Verdict:
+    if (code in SUCCESS_CODES or code in ALREADY_RECEIVED_CODES) and 200 <= http_status < 300:
+        return Verdict.ACCEPTED
+    return Verdict.RETRY if is_transient_code(code) else Verdict.REFUSED
 
 
 def is_transient_code(code: int) -> bool:
