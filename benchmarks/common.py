@@ -335,9 +335,9 @@ def json_bytes(value: Any) -> bytes:
 def stored_purchase(stripe_event: dict[str, Any]) -> str:
     """The purchase the webhook stores on the session item for this Stripe event (a JSON string),
     for the floors' items, which carry as much as the product's."""
-    from checkout_conversions import conversion
+    from checkout_conversions.stripe_side import checkout
 
-    return conversion.purchase(stripe_event["data"]["object"], stripe_event).to_json()
+    return checkout.purchase(stripe_event["data"]["object"], stripe_event).to_json()
 
 
 def session_id(stripe_event: dict[str, Any]) -> str:

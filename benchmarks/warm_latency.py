@@ -8,7 +8,7 @@ before and after the two product calls:
   * duplicate: the same event delivered again (what Stripe's retries look like);
   * floor: one `stripe.WebhookSignature.verify_header` of the same payload and one
     TransactWriteItems of the same Puts (the product's own items, captured from its first
-    call, with new keys), with a client made by the product's own checkout_conversions.clients.
+    call, with new keys), with a client made by the product's own checkout_conversions.aws.
 DynamoDB requests are counted at the HTTP boundary by the counting proxy (benchmarks/standins.py)
 between boto3 and moto, per call, with the time moto took for each.
 """
@@ -40,7 +40,7 @@ def run(runs: int = RUNS, warmup: int = WARMUP, moto_as_is: bool = False) -> com
 
         import stripe
 
-        from checkout_conversions.clients import dynamodb_client
+        from checkout_conversions.aws import dynamodb_client
 
         floor_dynamodb = dynamodb_client()
         sessions_table = tables["SESSIONS_TABLE_NAME"]

@@ -22,7 +22,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -33,14 +33,20 @@ if str(ROOT / "functions") not in sys.path:  # `python -m devtools.deliveries` f
 
 from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 
-from checkout_conversions import delivery, destinations  # noqa: E402
-from checkout_conversions.config import ConfigurationError, load_settings  # noqa: E402
-from checkout_conversions.delivery import DeliveryStatus  # noqa: E402
-from checkout_conversions.meta_payload import USER_DATA_KEYS  # noqa: E402
-from checkout_conversions.store import Store, StoreError, from_item  # noqa: E402
-from checkout_conversions.tiktok_payload import USER_KEYS  # noqa: E402
+from checkout_conversions.destinations.base import DestinationSettings  # noqa: E402
+from checkout_conversions.destinations.meta.match_keys import USER_DATA_KEYS  # noqa: E402
+from checkout_conversions.destinations.tiktok.match_keys import USER_KEYS  # noqa: E402
+from checkout_conversions.outbox import attempt  # noqa: E402
+from checkout_conversions.outbox.model import DeliveryStatus, StoreError  # noqa: E402
+from checkout_conversions.secrets import ConfigurationError  # noqa: E402
+from checkout_conversions.settings import load_settings  # noqa: E402
+from checkout_conversions.store.deliveries import DynamoDeliveries  # noqa: E402
+from checkout_conversions.store.items import from_item  # noqa: E402
 
 STATUSES = tuple(status.value for status in DeliveryStatus)
+# Shown even before it has any delivery, the --requeue default, and the destination of an item
+# that names none (recorded before there were two).
+FIRST_DESTINATION = "tiktok"
 # The match keys each destination's events can carry, in its reporting order.
 MATCH_KEYS = {"tiktok": USER_KEYS, "meta": USER_DATA_KEYS}
 # Only these attributes are read: nothing that identifies the buyer.
@@ -69,6 +75,14 @@ MESSAGE_WIDTH = 60
 
 class UsageError(Exception):
     pass
+
+
+def all_destinations(environ: Mapping[str, str] = os.environ) -> tuple[DestinationSettings, ...]:
+    """Every platform's settings, configured or not: their names, labels and age limits."""
+    try:
+        return load_settings(environ).destinations
+    except ConfigurationError:  # an unknown SECRETS_SOURCE: no secret is read here anyway
+        return load_settings({**environ, "SECRETS_SOURCE": "env"}).destinations
 
 
 def dynamodb_client() -> Any:
@@ -117,7 +131,7 @@ def read_deliveries(client: Any, table: str) -> list[dict[str, Any]]:
     # Markers carry no delivery state; an item with one but no destination predates Meta: TikTok's.
     items = [item for item in items if "delivery_status" in item]
     for item in items:
-        item.setdefault("destination", "tiktok")
+        item.setdefault("destination", FIRST_DESTINATION)
         item.setdefault("event_id", item["session_id"])
     items.sort(key=lambda item: str(item.get("provisioned_at") or ""), reverse=True)
     return items
@@ -157,7 +171,7 @@ def next_attempt(item: dict[str, Any], now: int) -> str:
 
 
 def match_key_coverage(
-    items: list[dict[str, Any]], newest: int, destination: str = "tiktok"
+    items: list[dict[str, Any]], newest: int, destination: str = FIRST_DESTINATION
 ) -> tuple[int, list[tuple[str, float]]]:
     """Over a destination's newest `newest` sent deliveries (items newest first): how many, and
     the share of them that carried each match key, the figure merchants compare with the
@@ -188,9 +202,9 @@ def print_listing(
 ) -> None:
     """One section per destination that has deliveries (TikTok's alone when Meta is not used)."""
     shown_any = False
-    for destination in destinations.ALL:
+    for destination in all_destinations():
         mine = [item for item in items if item.get("destination") == destination.name]
-        if mine or destination is destinations.TIKTOK:
+        if mine or destination.name == FIRST_DESTINATION:
             if shown_any:
                 print(file=out)
             _print_destination(destination, mine, table, status, limit, out, now, coverage_of)
@@ -198,7 +212,7 @@ def print_listing(
 
 
 def _print_destination(
-    destination: destinations.Destination,
+    destination: DestinationSettings,
     items: list[dict[str, Any]],
     table: str,
     status: str | None,
@@ -247,39 +261,36 @@ def requeue(
     event_id: str,
     out: TextIO,
     now: int,
-    destination_name: str = "tiktok",
+    destination_name: str = FIRST_DESTINATION,
 ) -> int:
-    store = Store(client, *tables)
-    destination = destinations.by_name(destination_name)
+    ledger = DynamoDeliveries(client, tables[0])
+    [destination] = [known for known in all_destinations() if known.name == destination_name]
     keys = [destination.delivery_key(event_id)]
-    if destination is destinations.TIKTOK:
+    if destination.name == FIRST_DESTINATION:
         keys.append(event_id)  # a delivery recorded before there were two destinations
-    item = None
+    requeued = None
     for key in keys:
         try:
-            item = delivery.requeue(store, destination, key, now)
+            requeued = attempt.requeue(ledger, destination, key, now)
             break
         except LookupError:
             continue
         except ValueError as refused:
             print(f"Not requeued: {refused}.", file=out)
             return 1
-    if item is None:
+    if requeued is None:
         print(
             f"Not requeued: there is no {destination.label} delivery of {event_id} in {tables[0]}.", file=out
         )
         return 1
     print(
         f"Requeued {destination.label}'s delivery of {event_id}: pending, due now (attempts so far: "
-        f"{item.get('delivery_attempts', 0)}). The next redrive run (every 5 minutes) sends it.",
+        f"{requeued.attempts}). The next redrive run (every 5 minutes) sends it.",
         file=out,
     )
-    try:
-        max_age_days = destination.max_age_seconds(load_settings()) // 86400
-    except ConfigurationError:
-        max_age_days = 7
-    event_time = item.get("event_time")
-    if isinstance(event_time, int) and (now - event_time) / 86400 > max_age_days:
+    max_age_days = destination.max_age_days
+    event_time = requeued.facts.event_time  # 0: not recorded
+    if event_time > 0 and (now - event_time) / 86400 > max_age_days:
         print(
             f"Warning: the payment is {(now - event_time) / 86400:.0f} days old, more than the "
             f"{max_age_days} days {destination.label}'s deliveries may take: the redrive will mark it "
@@ -303,8 +314,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--requeue", metavar="SESSION_ID", help="send this session's delivery again")
     parser.add_argument(
         "--destination",
-        choices=[destination.name for destination in destinations.ALL],
-        default="tiktok",
+        choices=[destination.name for destination in all_destinations()],
+        default=FIRST_DESTINATION,
         help="whose delivery --requeue sends again (default tiktok)",
     )
     args = parser.parse_args(argv)

@@ -516,10 +516,14 @@ def _quiet_libraries() -> None:
 def _destination_line(name: str, standin_url: str | None) -> tuple[bool, str]:
     """Whether the demo can expect the manifest's outcomes for a destination (only with its
     stand-in), and a line saying where the sender's requests go (never the token)."""
-    from checkout_conversions.config import access_token, load_settings
-    from checkout_conversions.destinations import by_name, skip_reason_at_send_time
+    from checkout_conversions import secrets
+    from checkout_conversions.outbox.model import ReportFacts
+    from checkout_conversions.outbox.policy import skip_reason
+    from checkout_conversions.purchase import Consent, PurchaseKind
+    from checkout_conversions.settings import load_settings
 
-    destination = by_name(name)
+    settings = load_settings()
+    destination = settings.destination(name)
     prefix = destination.variable_prefix
     if standin_url:
         return True, (
@@ -528,14 +532,17 @@ def _destination_line(name: str, standin_url: str | None) -> tuple[bool, str]:
             f"             To send real test events, set {prefix}_ACCESS_TOKEN, {prefix}_PIXEL_ID and "
             f"{prefix}_TEST_EVENT_CODE (e.g. in .env)."
         )
-    settings = load_settings()
-    reason = skip_reason_at_send_time(destination, settings, access_token(settings, name), livemode=False)
+    # What the sender decides for a test-mode checkout paid just now, whatever the buyer's consent.
+    now = int(time.time())
+    facts = ReportFacts(PurchaseKind.CHECKOUT, livemode=False, event_time=now, consent=Consent.GRANTED)
+    token = secrets.read_switch(destination.access_token, settings.secrets, os.environ)
+    reason = skip_reason(destination, facts, require_ad_consent=False, now=now, access_token=token)
     if reason is None:
         return False, (
-            f"ON: sends real test events to pixel {destination.pixel_id(settings)} with test_event_code "
-            f"{destination.test_event_code(settings)} (Events Manager > Test Events)"
+            f"ON: sends real test events to pixel {destination.pixel_id} with test_event_code "
+            f"{destination.test_event_code} (Events Manager > Test Events)"
         )
-    return False, f"disabled ({reason}): {destination.label} outcomes are 'skipped'"
+    return False, f"disabled ({reason.describe(destination)}): {destination.label} outcomes are 'skipped'"
 
 
 def _log_sender(delivery_state: "DeliveryState") -> Callable[[Any], None]:
@@ -670,8 +677,8 @@ def _run(
 ) -> int:
     import boto3
 
-    from checkout_conversions.config import ConfigurationError
     from checkout_conversions.observability import logger
+    from checkout_conversions.secrets import ConfigurationError
     from delivery_sender import app as sender
     from devtools.stream_mapping import LocalStreamMapping
     from stripe_webhook import app

@@ -30,7 +30,7 @@ class MetaStandIn(ScriptedStandIn):
 
     @property
     def url_base(self) -> str:
-        """What META_API_BASE_URL is set to (meta_api.events_url adds version, pixel, /events)."""
+        """What META_API_BASE_URL is set to (MetaSettings.events_url adds version, pixel, /events)."""
         return self.base_url
 
     def events(self) -> list[dict[str, Any]]:

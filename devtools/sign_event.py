@@ -137,7 +137,7 @@ def env_vars(secret: str, environ: Mapping[str, str] = os.environ) -> dict[str, 
 def stream_event(
     session_id: str, environ: Mapping[str, str] = os.environ, destination: str = "tiktok"
 ) -> dict[str, Any]:
-    """The event a stream mapping sends DeliverySenderFunction for a destination's new delivery of
+    """The event the stream's event source mapping sends DeliverySenderFunction for a new delivery of
     this session (or renewal invoice)."""
     from devtools.stream_mapping import new_delivery_record
 

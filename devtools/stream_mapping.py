@@ -1,16 +1,17 @@
 """What Lambda's event source mapping does with the Sessions table's stream, done on loopback.
 
-In AWS, each of the function's event source mappings (one per destination) polls the DynamoDB
-stream, drops the records that do not pass its FilterCriteria, and invokes the function with
-batches of the rest; it retries a batch that
-failed (from the first record the function reported failed, or the whole batch, bisected, when
-the invocation itself failed) up to MaximumRetryAttempts, then hands it to the on-failure
-destination. Locally nothing does that, so this does, reading those settings from template.yaml:
-moto and DynamoDB Local both serve the DynamoDB Streams API at their DynamoDB endpoint.
+In AWS, the function's event source mapping (one for every destination: `NewDeliveries`, whose
+filter passes the INSERT of each new pending delivery, TikTok's and Meta's alike) polls the
+DynamoDB stream, drops the records that do not pass its FilterCriteria, and invokes the function
+with batches of the rest; it retries a batch that failed (from the first record the function
+reported failed, or the whole batch, bisected, when the invocation itself failed) up to
+MaximumRetryAttempts, then hands it to the on-failure destination. Locally nothing does that, so
+this does, reading those settings from template.yaml: moto and DynamoDB Local both serve the
+DynamoDB Streams API at their DynamoDB endpoint. Should the template ever hold several mappings
+of the stream, each is run apart, in a thread of its own, as Lambda runs them.
 
     mapping = LocalStreamMapping.for_table(streams_client, "local-SessionsTable", handler)
-    mapping.drain()          # deliver everything written so far (each mapping's in its own
-                             # thread, as Lambda's mappings run apart), then return
+    mapping.drain()          # deliver everything written so far, then return
     mapping.start()          # or keep polling in a thread (make run), four times a second
 
 Records are shaped as Lambda delivers them (`eventSourceARN`, `eventVersion` 1.1,
@@ -158,8 +159,9 @@ class Invocation:
 
 @dataclass
 class LocalStreamMapping:
-    """The function's event source mappings of one stream: read once per poll, each mapping's
-    records (its filter) delivered in batches in its own thread."""
+    """The function's event source mapping of one stream (template.yaml has one, for every
+    destination): read once per poll, the records its filter passes delivered in batches. With
+    several mappings, each one's records go in a thread of its own."""
 
     streams: Any
     stream_arn: str
@@ -188,7 +190,7 @@ class LocalStreamMapping:
 
     @property
     def settings(self) -> MappingSettings:
-        """What the mappings share: the function, its timeout, the batch size and retries."""
+        """The (first) mapping's settings: the function, its timeout, the batch size and retries."""
         return self.mappings[0]
 
     # ------------------------------------------------------------------ reading the stream

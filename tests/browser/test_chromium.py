@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from checkout_conversions import match_keys
+from checkout_conversions.destinations import match_keys
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

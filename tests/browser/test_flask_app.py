@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from checkout_conversions import match_keys
-from checkout_conversions.conversion import METADATA_KEYS, purchase
+from checkout_conversions.destinations import match_keys
+from checkout_conversions.stripe_side.checkout import METADATA_KEYS, purchase
 
 
 @pytest.fixture

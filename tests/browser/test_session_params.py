@@ -1,13 +1,16 @@
 """The Flask example's session_params() against the webhook's own reading of the metadata:
-every key it writes is one conversion.py reads, and purchase() finds the buyer's signals in it."""
+every key it writes is one stripe_side/checkout.py reads, and purchase() finds the buyer's signals in it."""
 
 import hashlib
 from decimal import Decimal
 
 import pytest
 
-from checkout_conversions import currency, match_keys, meta_payload, tiktok_payload
-from checkout_conversions.conversion import METADATA_KEYS, purchase
+from checkout_conversions import values
+from checkout_conversions.destinations import match_keys
+from checkout_conversions.destinations.meta import match_keys as meta_match_keys
+from checkout_conversions.destinations.tiktok import match_keys as tiktok_match_keys
+from checkout_conversions.stripe_side.checkout import METADATA_KEYS, purchase
 
 SESSION_CREATED = 1767225600
 
@@ -101,8 +104,8 @@ def test_the_success_page_names_the_buyer_and_the_value_as_both_server_events_do
     session = paid_session(params)
     bought = purchase(session, {"id": "evt_1", "created": SESSION_CREATED + 60})
     page = backend.success_page_data(session, settings)
-    assert page["externalId"] == tiktok_payload.build_user(bought)["external_id"]
-    assert page["externalId"] == meta_payload.build_user_data(bought)["external_id"]
+    assert page["externalId"] == tiktok_match_keys.build_user(bought.buyer)["external_id"]
+    assert page["externalId"] == meta_match_keys.build_user_data(bought.buyer)["external_id"]
     assert page["externalId"] == hashlib.sha256(b"user_42").hexdigest()
     assert page["sessionId"] == bought.event_id == "cs_test_kit"
     assert (Decimal(str(page["value"])), page["currency"]) == (bought.value, bought.currency)
@@ -147,7 +150,7 @@ def test_denied_consent_passes_nothing_of_the_browser_on_and_the_webhook_reports
         {**BROWSER, "form": {**BROWSER["form"], "ad_consent": "DENIED"}}, settings
     )
     assert params["metadata"] == {"ad_consent": "denied"}
-    from checkout_conversions.conversion import ad_consent
+    from checkout_conversions.stripe_side.checkout import ad_consent
 
     assert ad_consent(paid_session(params)) == "denied"
     assert backend.success_page_data(paid_session(params), settings)["report"] is False
@@ -194,11 +197,11 @@ def test_values_stripe_would_refuse_are_cut_or_dropped(backend, settings):
 
 
 def test_the_currency_table_is_the_servers(backend):
-    assert backend.ZERO_DECIMAL == currency.ZERO_DECIMAL
-    assert backend.THREE_DECIMAL == currency.THREE_DECIMAL
+    assert backend.ZERO_DECIMAL == values.ZERO_DECIMAL
+    assert backend.THREE_DECIMAL == values.THREE_DECIMAL
     for code in ["USD", "jpy", "KWD", "ISK", "UGX", "BHD", "EUR"]:
         for amount in [0, 1, 5, 1500, 1999, 12340, 12345, 10**12]:
-            assert backend.decimal_amount(amount, code) == currency.to_decimal_amount(amount, code)
+            assert backend.decimal_amount(amount, code) == values.to_decimal_amount(amount, code)
 
 
 @pytest.mark.parametrize(

@@ -213,7 +213,7 @@ def checkout(deliver, stream):
 @pytest.fixture
 def db(dynamodb, tables):
     """Read what the function wrote."""
-    from checkout_conversions.store import from_item
+    from checkout_conversions.store.items import from_item
 
     class Db:
         def session(self, session_id: str) -> dict[str, Any] | None:
@@ -274,9 +274,9 @@ def read_secrets_from(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
     `endpoint`: new Parameters providers, empty caches."""
     from aws_lambda_powertools.utilities import parameters
 
-    from checkout_conversions import config
+    from checkout_conversions import secrets
 
     monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", endpoint)
     monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint)
-    monkeypatch.setattr(config, "_secret_providers", {})
+    monkeypatch.setattr(secrets, "_providers", {})
     parameters.clear_caches()

@@ -179,9 +179,9 @@ class Budget:
 @pytest.fixture
 def redrive(recording_dynamodb, tables):
     """Run the redrive as its Lambda would, with `at` (epoch seconds) as the current time."""
-    from checkout_conversions.config import load_settings
-    from checkout_conversions.redrive import run_redrive
-    from checkout_conversions.store import Store
+    from checkout_conversions.outbox.redrive import run_redrive
+    from checkout_conversions.settings import load_settings
+    from checkout_conversions.store.deliveries import DynamoDeliveries
 
     client = httpx.Client()
 
@@ -191,14 +191,12 @@ def redrive(recording_dynamodb, tables):
         http_client: httpx.Client | None = None,
         destination: str = "tiktok",
     ) -> dict[str, Any]:
-        from checkout_conversions.destinations import by_name
-
         settings = load_settings()
-        store = Store(recording_dynamodb, settings.sessions_table, settings.customers_table)
+        ledger = DynamoDeliveries(recording_dynamodb, settings.tables.sessions)
         clock = (lambda: at) if at is not None else time.time
         return run_redrive(
-            store,
-            by_name(destination),
+            ledger,
+            settings.destination(destination),
             http_client or client,
             settings,
             remaining_millis or (lambda: PLENTY_OF_TIME_MILLIS),
@@ -212,9 +210,9 @@ def redrive(recording_dynamodb, tables):
 
 @pytest.fixture
 def store(dynamodb, tables):
-    from checkout_conversions.store import Store
+    from checkout_conversions.store.deliveries import DynamoDeliveries
 
-    return Store(dynamodb, tables["SESSIONS_TABLE_NAME"], tables["CUSTOMERS_TABLE_NAME"])
+    return DynamoDeliveries(dynamodb, tables["SESSIONS_TABLE_NAME"])
 
 
 @pytest.fixture

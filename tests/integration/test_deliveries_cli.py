@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from checkout_conversions.delivery import DeliveryStatus
+from checkout_conversions.outbox.model import DeliveryStatus
 from devtools import deliveries
 from tests.factories import checkout_session, stripe_event
 

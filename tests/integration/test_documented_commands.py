@@ -35,7 +35,7 @@ import boto3
 import httpx
 import pytest
 
-from checkout_conversions import stripe_events
+from checkout_conversions.stripe_side import events as stripe_events
 from devtools.template_tables import load_template
 from tests.factories import checkout_session, stripe_event
 from tests.integration.conftest import read_secrets_from
@@ -352,7 +352,15 @@ def test_the_secret_commands_store_what_the_functions_read(
     Parameter Store and Secrets Manager is what the functions then read."""
     from aws_lambda_powertools.utilities import parameters
 
-    from checkout_conversions import config, destinations
+    from checkout_conversions.outbox.model import ReportFacts
+    from checkout_conversions.outbox.policy import skip_reason
+    from checkout_conversions.purchase import Consent, PurchaseKind
+    from checkout_conversions.secrets import read_switch
+    from checkout_conversions.settings import load_settings
+    from checkout_conversions.webhook import _signing_secrets
+
+    def access_token(settings, name):
+        return read_switch(settings.destination(name).access_token, settings.secrets, os.environ)
 
     runnable = [
         command for command in commands_of("aws ssm", "aws secretsmanager") if "..." not in command.text
@@ -371,27 +379,29 @@ def test_the_secret_commands_store_what_the_functions_read(
     for name, value in names.items():
         monkeypatch.setenv(name, value)
     read_secrets_from(aws_endpoint, monkeypatch)
-    settings = config.load_settings()
+    settings = load_settings()
     # The endpoint's secret overwrote the placeholder; the TikTok token is as stored; Meta's was
     # then switched off the documented way.
-    assert config.webhook_secrets(settings) == ["whsec_from_the_endpoint"]
-    assert config.access_token(settings, "tiktok") == "your-tiktok-events-api-token"
+    assert _signing_secrets(settings) == ["whsec_from_the_endpoint"]
+    assert access_token(settings, "tiktok") == "your-tiktok-events-api-token"
     assert (
         clean_secret_names.get_parameter(Name=names["META_ACCESS_TOKEN_NAME"], WithDecryption=True)[
             "Parameter"
         ]["Value"]
         == "disabled"
     )
-    meta_token = config.access_token(settings, "meta")
-    with_meta = replace(settings, meta_pixel_id="1234567890")
-    off = destinations.skip_reason_at_send_time(destinations.META, with_meta, meta_token, livemode=True)
-    assert meta_token == "" and off and "switched off" in off
+    meta_token = access_token(settings, "meta")
+    meta = replace(settings.destination("meta"), pixel_id="1234567890")
+    now = int(time.time())
+    facts = ReportFacts(PurchaseKind.CHECKOUT, livemode=True, event_time=now, consent=Consent.UNKNOWN)
+    off = skip_reason(meta, facts, settings.require_ad_consent, now, meta_token)
+    assert meta_token == "" and off and "switched off" in off.describe(meta)
 
     # Secrets Manager, as docs/deploy.md stores and then switches off TikTok's token.
     monkeypatch.setenv("SECRETS_SOURCE", "secretsmanager")
     monkeypatch.setenv("TIKTOK_ACCESS_TOKEN_NAME", "checkout-conversions/tiktok-access-token")
     parameters.clear_caches()
-    assert config.access_token(config.load_settings(), "tiktok") == ""  # switched off
+    assert access_token(load_settings(), "tiktok") == ""  # switched off
     parameters.clear_caches()
 
 
@@ -573,6 +583,7 @@ def test_stripe_listen_and_trigger_point_at_make_run():
             assert words[2:] == ["--forward-to", f"http://127.0.0.1:{port}/"], command
         elif words[1] == "trigger" and len(words) > 2:
             # A Stripe fixture the webhook provisions from.
-            assert stripe_events.decide(stripe_event(words[2], session=checkout_session())).provision, command
+            decided = stripe_events.classify(stripe_event(words[2], session=checkout_session()))
+            assert isinstance(decided, stripe_events.CheckoutPaid), command
         elif words[1] == "events":
             assert words[2] == "resend", command

@@ -124,22 +124,22 @@ def test_a_crash_after_the_send_before_recording_resends_the_same_event_once(
     """TikTok got it, but the Lambda died before writing the outcome: the mapping bisects and
     retries the batch, which finds the claim held (and the rest of the batch still goes out);
     after the claim expires the redrive sends the same event_id again, which TikTok deduplicates."""
-    from checkout_conversions import delivery
+    from checkout_conversions.outbox import attempt
 
     crashed, other = checkout_session(), checkout_session()
     for session in (crashed, other):
         assert deliver(stripe_event(session=session)).body["deliveries"]["tiktok"] == {"status": "pending"}
-    real_record = delivery.record
+    real_record = attempt.record
     crashes = []
 
     def record_then_crash(*args, **kwargs):
         if not crashes:
-            crashes.append(args[2].rpartition("#")[0])  # record(store, destination, key, ...)
+            crashes.append(args[2].key.rpartition("#")[0])  # record(ledger, destination, claimed, ...)
             raise Crash("the Lambda died here")
         return real_record(*args, **kwargs)
 
     with monkeypatch.context() as patch:
-        patch.setattr(delivery, "record", record_then_crash)
+        patch.setattr(attempt, "record", record_then_crash)
         stream.drain()
 
     assert crashes == [crashed["id"]]
@@ -238,7 +238,7 @@ def test_redrive_fails_loudly_when_dynamodb_is_unreachable(
     redrive_env, pending, redrive_app, redrive_context, tiktok_server, monkeypatch
 ):
     """The scheduled run raises (a Lambda error, retried by the next schedule); nothing is sent."""
-    from checkout_conversions.store import StoreError
+    from checkout_conversions.outbox.model import StoreError
 
     pending()
     monkeypatch.setattr(redrive_app, "dynamodb", dead_dynamodb())
@@ -280,7 +280,9 @@ def test_no_log_line_on_any_path_carries_pii_or_secrets(
         sender_app.dynamodb,
         "update_item",
         "InternalServerError",
-        when=lambda kwargs: "delivery_status = :sent" in kwargs["UpdateExpression"],
+        when=lambda kwargs: (
+            kwargs.get("ExpressionAttributeValues", {}).get(":delivery_status") == {"S": "sent"}
+        ),
         times=1,
     )
     with monkeypatch.context() as patch:

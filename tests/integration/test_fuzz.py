@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from checkout_conversions.config import MAX_BODY_BYTES
+from checkout_conversions.stripe_side.request import MAX_BODY_BYTES
 from devtools.function_url import LambdaContext, function_url_event, stripe_signature
 from tests.factories import checkout_session, stripe_event
 from tests.integration.conftest import WEBHOOK_SECRET

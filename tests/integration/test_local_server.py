@@ -405,19 +405,17 @@ def test_stream_event_for_a_session_makes_the_sender_send_that_delivery(
 def test_the_committed_stream_sample_passes_the_templates_filter_as_a_new_delivery():
     """events/stream/ holds the sample `sam local invoke DeliverySenderFunction` uses: it must be
     what the event source mapping would deliver, for the sample checkout session."""
-    from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
-
-    from checkout_conversions.sender import pending_delivery
+    from checkout_conversions.store.items import announced
     from devtools.stream_mapping import MappingSettings, matches
 
     sample = json.loads((EVENTS_DIR / "stream" / "delivery_sender_new_delivery.json").read_text())
     checkout = load_event(EVENTS_DIR / "checkout_session_completed.json")
     [record] = sample["Records"]
-    [pattern] = MappingSettings.from_template("TikTokDeliveries").filters
+    [pattern] = MappingSettings.from_template("NewDeliveries").filters
 
     assert matches(pattern, record)
-    key, destination = pending_delivery(DynamoDBRecord(record))
-    assert (key, destination.name) == (f"{checkout['data']['object']['id']}#tiktok", "tiktok")
+    key, destination = announced(record)
+    assert (key, destination) == (f"{checkout['data']['object']['id']}#tiktok", "tiktok")
 
 
 def test_dotenv_never_overrides_the_real_environment(tmp_path):

@@ -7,7 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from checkout_conversions.destinations import TIKTOK
+from checkout_conversions.outbox import attempt as outbox_attempt
+from checkout_conversions.outbox.model import DeliveryStatus
+from checkout_conversions.settings import load_settings
 from tests.factories import checkout_session, stripe_event
 
 pytest_plugins = ("tests.integration.redrive_fixtures",)
@@ -15,6 +17,11 @@ pytest_plugins = ("tests.integration.redrive_fixtures",)
 DAY = 86400
 NOTHING_TO_RETRY = {"batchItemFailures": []}
 TALLY_KEYS = ("sent", "failed_retryable", "failed_permanent", "skipped", "not_claimed", "retry_later")
+
+
+def tiktok():
+    """TikTok's settings, as the functions read them now."""
+    return load_settings().destination("tiktok")
 
 
 def queued(record):
@@ -142,7 +149,7 @@ def test_the_stream_sender_and_the_redrive_never_both_send_a_delivery(
 ):
     """Whichever claims the delivery first sends it; the other, trying while the first is in the
     middle of its request, finds it claimed and sends nothing."""
-    from checkout_conversions import tiktok_api
+    from checkout_conversions.destinations.tiktok.client import TikTok
 
     [(session, _)] = pending()  # due for the redrive at once, and in the stream for the sender
     results = {}
@@ -158,7 +165,7 @@ def test_the_stream_sender_and_the_redrive_never_both_send_a_delivery(
 
     runs = {"sender": sender, "redrive": redrive_run}
     second = "redrive" if first == "sender" else "sender"
-    real_post = tiktok_api.post
+    real_post = TikTok.post
     started = []
 
     def post_while_the_other_runs(*args, **kwargs):
@@ -167,7 +174,7 @@ def test_the_stream_sender_and_the_redrive_never_both_send_a_delivery(
             runs[second]()  # the first holds its claim and has not sent yet
         return real_post(*args, **kwargs)
 
-    monkeypatch.setattr(tiktok_api, "post", post_while_the_other_runs)
+    monkeypatch.setattr(TikTok, "post", post_while_the_other_runs)
 
     runs[first]()
 
@@ -198,14 +205,12 @@ def test_a_delivery_that_is_not_due_yet_is_not_sent(env, pending, db, redrive, t
 def test_a_sent_delivery_is_never_sent_again_and_cannot_be_requeued(
     redrive_env, checkout, db, redrive, store, tiktok_server
 ):
-    from checkout_conversions import delivery
-
     session = checkout_session()
     checkout(stripe_event(session=session))
     assert db.delivery(session["id"])["delivery_status"] == "sent"
 
     with pytest.raises(ValueError, match="is sent"):
-        delivery.requeue(store, TIKTOK, session["id"] + "#tiktok", int(time.time()))
+        outbox_attempt.requeue(store, tiktok(), session["id"] + "#tiktok", int(time.time()))
 
     assert redrive() == {}
     assert redrive(at=time.time() + DAY) == {}
@@ -216,23 +221,22 @@ def test_a_sent_delivery_is_never_sent_again_and_cannot_be_requeued(
 def test_requeue_sends_a_permanently_failed_delivery_once_more(
     redrive_env, checkout, db, redrive, store, tiktok_server, sent_by_event
 ):
-    from checkout_conversions import delivery
-
     tiktok_server.behave("code:40001", "ok")
     session = checkout_session()
     checkout(stripe_event(session=session))
     assert db.delivery(session["id"])["delivery_retryable"] is False
     assert redrive() == {}
 
-    requeued = delivery.requeue(store, TIKTOK, session["id"] + "#tiktok", int(time.time()))
+    requeued = outbox_attempt.requeue(store, tiktok(), session["id"] + "#tiktok", int(time.time()))
 
-    assert requeued["delivery_status"] == "pending" and requeued["redrive_queue"] == "tiktok"
-    assert "delivery_retryable" not in requeued
+    record = db.delivery(session["id"])
+    assert requeued.status is DeliveryStatus.PENDING and record["redrive_queue"] == "tiktok"
+    assert "delivery_retryable" not in record
     assert redrive() == {"sent": 1}
     bodies = sent_by_event()[session["id"]]
     assert len(bodies) == 2 and bodies[0] == bodies[1]
     with pytest.raises(ValueError, match="is sent"):
-        delivery.requeue(store, TIKTOK, session["id"] + "#tiktok", int(time.time()))
+        outbox_attempt.requeue(store, tiktok(), session["id"] + "#tiktok", int(time.time()))
 
 
 @pytest.mark.parametrize(
@@ -243,10 +247,8 @@ def test_requeue_sends_a_permanently_failed_delivery_once_more(
 def test_requeue_refuses_unknown_sessions_and_deliveries_without_a_stored_event(
     redrive_env, checkout, db, store, monkeypatch, cleared
 ):
-    from checkout_conversions import delivery
-
     with pytest.raises(LookupError):
-        delivery.requeue(store, TIKTOK, "cs_test_no_such_session" + "#tiktok", int(time.time()))
+        outbox_attempt.requeue(store, tiktok(), "cs_test_no_such_session" + "#tiktok", int(time.time()))
 
     monkeypatch.setenv(cleared, "")
     session = checkout_session()
@@ -254,11 +256,11 @@ def test_requeue_refuses_unknown_sessions_and_deliveries_without_a_stored_event(
     if cleared == "TIKTOK_PIXEL_ID":  # TikTok is not part of this deployment: no delivery at all
         assert db.delivery(session["id"]) is None
         with pytest.raises(LookupError):
-            delivery.requeue(store, TIKTOK, session["id"] + "#tiktok", int(time.time()))
+            outbox_attempt.requeue(store, tiktok(), session["id"] + "#tiktok", int(time.time()))
         return
     assert db.delivery(session["id"])["delivery_status"] == "skipped"
     with pytest.raises(ValueError, match="skipped with no stored event"):
-        delivery.requeue(store, TIKTOK, session["id"] + "#tiktok", int(time.time()))
+        outbox_attempt.requeue(store, tiktok(), session["id"] + "#tiktok", int(time.time()))
 
 
 def test_deliveries_past_the_max_age_expire_and_are_not_sent(
@@ -402,19 +404,18 @@ def test_redrive_stops_starting_sends_when_the_lambda_is_nearly_out_of_time(
 def test_one_failing_delivery_does_not_hold_up_the_others(
     redrive_env, pending, redrive, tiktok_server, db, monkeypatch, batch_size
 ):
-    from checkout_conversions import delivery
-    from checkout_conversions.store import StoreError
+    from checkout_conversions.outbox.model import StoreError
 
     monkeypatch.setenv("REDRIVE_BATCH_SIZE", batch_size)  # 1: the broken one fills a whole page
     [(broken, _), (fine, _), (also_fine, _)] = pending(3)
-    real_claim = delivery.claim_due
+    real_claim = outbox_attempt.claim_due
 
-    def claim_due(store, destination, key, now, hold_seconds):
+    def claim_due(ledger, queue, key, now, hold_seconds):
         if key == f"{broken['id']}#tiktok":
             raise StoreError("InternalServerError")
-        return real_claim(store, destination, key, now, hold_seconds)
+        return real_claim(ledger, queue, key, now, hold_seconds)
 
-    monkeypatch.setattr(delivery, "claim_due", claim_due)
+    monkeypatch.setattr(outbox_attempt, "claim_due", claim_due)
 
     tally = redrive()
 
@@ -422,7 +423,7 @@ def test_one_failing_delivery_does_not_hold_up_the_others(
     assert db.delivery(fine["id"])["delivery_status"] == "sent"
     assert db.delivery(also_fine["id"])["delivery_status"] == "sent"
     assert db.delivery(broken["id"])["delivery_status"] == "pending"  # still due for the next run
-    monkeypatch.setattr(delivery, "claim_due", real_claim)
+    monkeypatch.setattr(outbox_attempt, "claim_due", real_claim)
     assert redrive() == {"sent": 1}
 
 
@@ -437,7 +438,9 @@ def test_a_transaction_conflict_on_recording_is_retried(
         redrive_app.dynamodb,
         "update_item",
         "TransactionConflictException",
-        when=lambda kwargs: "delivery_status = :sent" in kwargs.get("UpdateExpression", ""),
+        when=lambda kwargs: (
+            kwargs.get("ExpressionAttributeValues", {}).get(":delivery_status") == {"S": "sent"}
+        ),
         times=2,
     )
     monkeypatch.setattr(redrive_app, "dynamodb", conflicting)

@@ -7,13 +7,13 @@ import pytest
 from devtools.stream_mapping import LocalStreamMapping, MappingSettings, matches
 
 
-def pattern(destination):
-    return {
-        "eventName": ["INSERT"],
-        "dynamodb": {
-            "NewImage": {"delivery_status": {"S": ["pending"]}, "destination": {"S": [destination]}}
-        },
-    }
+def pattern(destination=None):
+    """A filter on new pending deliveries (template.yaml's, for every destination), or on one
+    destination's only."""
+    image = {"delivery_status": {"S": ["pending"]}}
+    if destination is not None:
+        image["destination"] = {"S": [destination]}
+    return {"eventName": ["INSERT"], "dynamodb": {"NewImage": image}}
 
 
 @pytest.fixture
@@ -55,29 +55,30 @@ class Recorder:
 
 
 def test_the_templates_settings_are_read():
-    tiktok, meta = MappingSettings.all_from_template()
+    [settings] = MappingSettings.all_from_template()  # one mapping, for every destination
 
-    assert (tiktok.event_name, meta.event_name) == ("TikTokDeliveries", "MetaDeliveries")
-    assert MappingSettings.from_template("MetaDeliveries") == meta
-    for settings, destination in ((tiktok, "tiktok"), (meta, "meta")):
-        assert settings.function_name == "DeliverySenderFunction"
-        assert settings.batch_size == 10 and settings.max_retries == 3
-        assert settings.bisect_on_error is True and settings.reports_item_failures is True
-        assert settings.filters == (pattern(destination),)
-        assert settings.timeout_seconds == 120
+    assert settings.event_name == "NewDeliveries"
+    assert MappingSettings.from_template("NewDeliveries") == settings
+    assert settings.function_name == "DeliverySenderFunction"
+    assert settings.batch_size == 10 and settings.max_retries == 3
+    assert settings.bisect_on_error is True and settings.reports_item_failures is True
+    assert settings.filters == (pattern(),)
+    assert settings.timeout_seconds == 120
 
 
-def test_each_destinations_mapping_gets_only_its_own_deliveries(streams, dynamodb, table):
+def test_the_one_mapping_gets_every_destinations_new_deliveries_and_nothing_else(streams, dynamodb, table):
     recorder = Recorder()
     mapping = mapping_with(streams, dynamodb, table, recorder)
     put(dynamodb, table, "cs_a#tiktok")
     put(dynamodb, table, "cs_a#meta", destination="meta")
     dynamodb.put_item(TableName=table, Item={"session_id": {"S": "cs_a"}})  # a marker: no delivery state
-    put(dynamodb, table, "cs_old", destination=None)  # recorded before destinations: the redrive's
+    # A pending delivery with no destination (TikTok's, as recorded before there were two) is a
+    # new pending delivery too: the filter passes it, and the sender reads it as TikTok's.
+    put(dynamodb, table, "cs_old", destination=None)
 
-    assert mapping.drain() == 2
+    assert mapping.drain() == 3
 
-    assert sorted(recorder.batches) == [["cs_a#meta"], ["cs_a#tiktok"]]  # one batch per mapping
+    assert recorder.batches == [["cs_a#tiktok", "cs_a#meta", "cs_old"]]  # both destinations, one batch
 
 
 def test_only_inserts_of_pending_deliveries_reach_the_function(streams, dynamodb, table):

@@ -49,9 +49,16 @@ def claims(kwargs):
     return "ADD delivery_attempts" in kwargs.get("UpdateExpression", "")
 
 
+def sets_the_status(kwargs, *statuses):
+    """An UpdateItem that writes `delivery_status` as one of `statuses`."""
+    status = kwargs.get("ExpressionAttributeValues", {}).get(":delivery_status")
+    return "delivery_status = :delivery_status" in kwargs.get("UpdateExpression", "") and status in [
+        {"S": value} for value in statuses
+    ]
+
+
 def records_the_outcome(kwargs):
-    expression = kwargs.get("UpdateExpression", "")
-    return "delivery_status = :sent" in expression or "delivery_status = :failed" in expression
+    return sets_the_status(kwargs, "sent", "failed")
 
 
 def invoke_sender(sender_app, records, timeout_seconds=60.0):
@@ -273,7 +280,7 @@ def test_an_outcome_that_cannot_be_recorded_is_retried_and_resent_once_by_the_re
 def test_a_crash_between_claim_and_send_leaves_the_claim_to_expire_then_the_redrive_sends_once(
     env, deliver, stream, db, redrive, tiktok_server, sent_by_event, monkeypatch
 ):
-    from checkout_conversions import tiktok_api
+    from checkout_conversions.destinations.tiktok.client import TikTok
 
     monkeypatch.setenv("REDRIVE_GRACE_SECONDS", "30")  # shorter than the sender's claim (~90 s)
     [session] = provision(deliver)
@@ -282,7 +289,7 @@ def test_a_crash_between_claim_and_send_leaves_the_claim_to_expire_then_the_redr
         raise Crash("the Lambda died before its request left")
 
     with monkeypatch.context() as patch:
-        patch.setattr(tiktok_api, "post", crash)
+        patch.setattr(TikTok, "post", crash)
         stream.drain()
 
     crashed, *retries = stream.invocations
@@ -412,13 +419,13 @@ def test_too_little_time_left_fails_the_records_unclaimed_and_a_full_invocation_
 def test_an_unreadable_token_fails_the_records_unclaimed_and_counts_a_configuration_error(
     env, aws_endpoint, deliver, stream, db, redrive, tiktok_server, emf, logs, monkeypatch
 ):
-    from checkout_conversions import config
+    from checkout_conversions import secrets
 
     prefix = f"/checkout-test-{uuid.uuid4().hex[:8]}"
     ssm = boto3.client("ssm", endpoint_url=aws_endpoint)
     ssm.put_parameter(Name=f"{prefix}/stripe", Value=WEBHOOK_SECRET, Type="SecureString")
     monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", aws_endpoint)
-    monkeypatch.setattr(config, "_secret_providers", {})  # new providers, which see the endpoint
+    monkeypatch.setattr(secrets, "_providers", {})  # new providers, which see the endpoint
     monkeypatch.setenv("SECRETS_SOURCE", "ssm")
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRET_NAME", f"{prefix}/stripe")
     monkeypatch.setenv("TIKTOK_ACCESS_TOKEN_NAME", f"{prefix}/tiktok-token")  # never written
@@ -483,7 +490,7 @@ def test_a_claim_whose_answer_was_lost_is_still_its_takers_when_the_sdk_retries_
     """DynamoDB applied the claim but its answer never came back (a timeout), and botocore sent
     the same write again: the retry's condition fails on this very claim, which is still the
     taker's, so the delivery is sent now rather than after the claim expires."""
-    from checkout_conversions.store import Store
+    from checkout_conversions.store.deliveries import DynamoDeliveries
 
     client = boto3.client("dynamodb")
     retried = []
@@ -495,19 +502,19 @@ def test_a_claim_whose_answer_was_lost_is_still_its_takers_when_the_sdk_retries_
         return None
 
     client.meta.events.register_first("needs-retry.dynamodb.UpdateItem", retry_the_first_claim_once)
-    store = Store(client, tables["SESSIONS_TABLE_NAME"], tables["CUSTOMERS_TABLE_NAME"])
+    store = DynamoDeliveries(client, tables["SESSIONS_TABLE_NAME"])
     [session] = provision(deliver)
     key = f"{session['id']}#tiktok"
     now = int(time.time())
 
     if taker == "stream":
-        claimed = store.claim_new_delivery(key, "claim-1", now, now + 60)
+        claimed = store.claim_new(key, "claim-1", now, now + 60)
     else:  # the redrive, once the delivery is due
-        claimed = store.claim_due_delivery(key, "tiktok", "claim-1", now + DAY, now + DAY + 60)
+        claimed = store.claim_due(key, "tiktok", "claim-1", now + DAY, now + DAY + 60)
 
     assert retried == [1]
-    assert claimed is not None and claimed["claim_token"] == "claim-1"
-    assert claimed["delivery_attempts"] == 1 and "purchase" in claimed
+    assert claimed is not None and claimed.claim_token == "claim-1"
+    assert claimed.attempts == 1 and claimed.purchase_json is not None
     # Anyone else still finds it held.
-    assert store.claim_new_delivery(key, "claim-2", now, now + 60) is None
+    assert store.claim_new(key, "claim-2", now, now + 60) is None
     assert db.delivery(session["id"])["claim_token"] == "claim-1"

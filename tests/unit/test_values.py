@@ -1,10 +1,12 @@
-"""Stripe minor units to decimal values, with Stripe's own exponent table (stripe-webhooks.md, Amounts)."""
+"""values.py: Stripe minor units to decimal values, with Stripe's own exponent table
+(stripe-webhooks.md, Amounts), and the JSON encoding of a platform's request body."""
 
 from decimal import Decimal
 
 import pytest
 
-from checkout_conversions.currency import minor_unit_exponent, to_decimal_amount
+from checkout_conversions.values import encode_json as encode
+from checkout_conversions.values import minor_unit_exponent, to_decimal_amount
 
 
 @pytest.mark.parametrize(
@@ -105,3 +107,8 @@ def test_never_a_float():
     values = [to_decimal_amount(n, "USD") for n in (10, 20)]
     assert all(not isinstance(v, float) for v in values)
     assert values[0] + values[1] == Decimal("0.3")
+
+
+def test_encode_rejects_unknown_types():
+    with pytest.raises(TypeError):
+        encode({"value": object()})

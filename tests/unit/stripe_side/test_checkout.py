@@ -1,12 +1,19 @@
-"""A paid checkout session to a customer record and to the platform-neutral purchase (raw values)."""
+"""A paid checkout session to a customer record and to the platform-neutral purchase (raw values):
+stripe_side/checkout.py."""
 
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from checkout_conversions.conversion import ad_consent, customer_key, customer_record, person_names, purchase
-from checkout_conversions.purchase import Buyer, Purchase
+from checkout_conversions.purchase import Buyer, Consent, Purchase
+from checkout_conversions.stripe_side.checkout import (
+    ad_consent,
+    customer_key,
+    customer_record,
+    person_names,
+    purchase,
+)
 
 SESSION_ID = "cs_test_a1B2c3D4e5F6"
 NOW = datetime(2025, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -547,7 +554,7 @@ def test_missing_metadata_is_omitted(metadata):
     assert all(v is None for v in _metadata_fields(result).values())
     # The buyer's details come from the session itself, not from metadata
     assert result.buyer.email == "jane.doe@example.com"
-    assert ad_consent(session(metadata=metadata)) is None
+    assert ad_consent(session(metadata=metadata)) is Consent.UNKNOWN  # was None: no choice given
 
 
 def test_webhook_request_ip_and_user_agent_are_never_used():
@@ -618,25 +625,27 @@ def test_stripe_checkout_locale_is_not_the_buyers_locale():
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ("granted", "granted"),
-        ("denied", "denied"),
-        ("GRANTED", "granted"),
-        (" Denied ", "denied"),
-        ("yes", None),
-        ("no", None),
-        ("true", None),
-        ("revoked", None),
-        ("", None),
-        (None, None),
+        ("granted", Consent.GRANTED),
+        ("denied", Consent.DENIED),
+        ("GRANTED", Consent.GRANTED),
+        (" Denied ", Consent.DENIED),
+        # Anything else is no choice: None before, Consent.UNKNOWN now
+        ("yes", Consent.UNKNOWN),
+        ("no", Consent.UNKNOWN),
+        ("true", Consent.UNKNOWN),
+        ("revoked", Consent.UNKNOWN),
+        ("", Consent.UNKNOWN),
+        (None, Consent.UNKNOWN),
     ],
     ids=repr,
 )
 def test_ad_consent(value, expected):
-    assert ad_consent(with_metadata(ad_consent=value)) == expected
+    assert ad_consent(with_metadata(ad_consent=value)) is expected
+    assert ad_consent(with_metadata(ad_consent=value)) == expected.value  # stored as "granted" ...
 
 
 def test_ad_consent_absent():
-    assert ad_consent(session()) is None
+    assert ad_consent(session()) is Consent.UNKNOWN  # was None: no choice given
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""What was bought: CONTENT_ID_SOURCE and Stripe's line items to the platform-neutral contents.
+"""What was bought: CONTENT_ID_SOURCE and Stripe's line items to the platform-neutral contents
+(settings.ContentIdSource, stripe_side/line_items.py).
 
 Items are built in Stripe's own shape (devtools.stripe_standin.line_item); reading them over HTTP
 is covered by the integration tests against the stand-in.
@@ -6,13 +7,14 @@ is covered by the integration tests against the stand-in.
 
 import pytest
 
-from checkout_conversions.line_items import ContentIdSource, _content
 from checkout_conversions.purchase import Content
+from checkout_conversions.settings import ContentIdKind, ContentIdSource
+from checkout_conversions.stripe_side.line_items import _content
 from devtools.stripe_standin import line_item
 
-PRICE = ContentIdSource("price")
-PRODUCT = ContentIdSource("product")
-SKU = ContentIdSource("metadata", "sku")
+PRICE = ContentIdSource(ContentIdKind.PRICE)
+PRODUCT = ContentIdSource(ContentIdKind.PRODUCT)
+SKU = ContentIdSource(ContentIdKind.METADATA, "sku")
 
 # ---------------------------------------------------------------- ContentIdSource
 
@@ -20,13 +22,19 @@ SKU = ContentIdSource("metadata", "sku")
 @pytest.mark.parametrize(
     ("setting", "expected"),
     [
-        ("price", ContentIdSource("price")),
-        ("product", ContentIdSource("product")),
-        (" product ", ContentIdSource("product")),
-        ("metadata:sku", ContentIdSource("metadata", "sku")),
-        ("metadata: sku ", ContentIdSource("metadata", "sku")),
-        ("metadata:catalog_id", ContentIdSource("metadata", "catalog_id")),
-        ("metadata:SKU", ContentIdSource("metadata", "SKU")),  # Stripe's metadata keys are case-sensitive
+        ("price", PRICE),
+        ("product", PRODUCT),
+        (" product ", PRODUCT),
+        ("metadata:sku", SKU),
+        ("metadata: sku ", SKU),
+        ("metadata:catalog_id", ContentIdSource(ContentIdKind.METADATA, "catalog_id")),
+        (
+            "metadata:SKU",
+            ContentIdSource(ContentIdKind.METADATA, "SKU"),
+        ),  # Stripe's metadata keys are case-sensitive
+        # The kind is read in any case (it was the setting's reader that lower-cased it): "PRICE" was
+        # a bad value to the old parse, which only ever saw lower-cased settings.
+        ("PRICE", PRICE),
     ],
 )
 def test_content_id_source_parse(setting, expected):
@@ -45,7 +53,6 @@ def test_content_id_source_parse(setting, expected):
         "metadata:",
         "metadata:  ",
         "lookup_key",
-        "PRICE",
     ],
     ids=repr,
 )
@@ -85,7 +92,7 @@ def test_product_without_the_metadata_key_falls_back_to_the_price_id(metadata):
 
 def test_metadata_key_is_matched_exactly():
     item = line_item("price_Mug001", "prod_Mug001", "Mug", metadata={"SKU": "MUG-1"})
-    assert _content(item, ContentIdSource("metadata", "SKU")).content_id == "MUG-1"
+    assert _content(item, ContentIdSource(ContentIdKind.METADATA, "SKU")).content_id == "MUG-1"
     assert _content(item, SKU).content_id == "price_Mug001"
 
 
@@ -202,7 +209,7 @@ def _pages(count, per_page=2):
 
 
 def test_every_page_is_read_each_after_the_last_item_of_the_one_before(monkeypatch):
-    from checkout_conversions import line_items
+    from checkout_conversions.stripe_side import line_items
 
     clock = [0.0]
     monkeypatch.setattr(line_items.time, "monotonic", lambda: clock[0])
@@ -219,7 +226,7 @@ def test_every_page_is_read_each_after_the_last_item_of_the_one_before(monkeypat
 
 def test_a_read_that_runs_out_of_time_between_pages_is_unavailable_not_partial(monkeypatch):
     """A slow Stripe must not hold the sender past its budget, nor send half a basket as the whole."""
-    from checkout_conversions import line_items
+    from checkout_conversions.stripe_side import line_items
 
     clock = [0.0]
     monkeypatch.setattr(line_items.time, "monotonic", lambda: clock[0])
@@ -228,24 +235,3 @@ def test_a_read_that_runs_out_of_time_between_pages_is_unavailable_not_partial(m
     with pytest.raises(line_items.StripeApiUnavailable, match="not in time"):
         line_items.read_line_items(client, "cs_test_1", ContentIdSource.parse("price"), timeout_seconds=1)
     assert len(api.requests) == 2  # no further page is asked for once 2 timeouts have passed
-
-
-def test_the_senders_budget_counts_the_line_items_read_only_when_there_is_a_key():
-    from checkout_conversions.config import load_settings
-    from checkout_conversions.destinations import META, TIKTOK
-    from checkout_conversions.outbound import worst_case_seconds
-
-    settings = load_settings(
-        {"TIKTOK_TIMEOUT_SECONDS": "5", "META_TIMEOUT_SECONDS": "2", "STRIPE_API_TIMEOUT_SECONDS": "3"}
-    )
-
-    assert worst_case_seconds(TIKTOK, settings, reads_line_items=False) == 4 * 5
-    assert worst_case_seconds(TIKTOK, settings, reads_line_items=True) == 4 * 5 + 5 * 3
-    assert worst_case_seconds(META, settings, reads_line_items=True) == 4 * 2 + 5 * 3  # each its own
-    # With every timeout at its maximum, a record still fits in the sender's 120 s (template.yaml)
-    # with its 10 s for the record.
-    slowest = load_settings(
-        {"TIKTOK_TIMEOUT_SECONDS": "10", "META_TIMEOUT_SECONDS": "10", "STRIPE_API_TIMEOUT_SECONDS": "10"}
-    )
-    for destination in (TIKTOK, META):
-        assert worst_case_seconds(destination, slowest, reads_line_items=True) + 10 <= 120

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from checkout_conversions.stripe_events import decide, subscription_of
+from checkout_conversions.stripe_side.events import classify, subscription_of
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EVENTS = ROOT / "events"
 STRIPE_FIXTURES = ROOT.parent / "shared" / "fixtures" / "external" / "stripe"
 SAMPLES = sorted(path for path in EVENTS.glob("*.json") if path.name != "samples.json")
@@ -25,7 +25,7 @@ def test_every_sample_is_a_stripe_event_the_function_can_decide(path):
     assert event["object"] == "event" and event["id"].startswith("evt_")
     assert event["api_version"] == "2025-09-30.clover"
     assert event["livemode"] is False  # test mode only: samples must never look live
-    decide(event)  # never raises: no sample is malformed
+    classify(event)  # never raises: no sample is malformed
 
 
 def test_the_manifest_names_every_sample_and_only_samples():

@@ -3,25 +3,48 @@ and one POST against the local stand-in (devtools/meta_standin.py) on 127.0.0.1.
 
 import json
 import socket
+from dataclasses import replace
 
 import httpx
 import pytest
 
-from checkout_conversions.currency import encode_json as encode
-from checkout_conversions.delivery import DeliveryStatus, Outcome
-from checkout_conversions.meta_api import (
+from checkout_conversions.destinations.base import Answer, Verdict
+from checkout_conversions.destinations.meta.client import (
     PERMANENT_CODES,
     TRANSIENT_CODES,
+    Meta,
     classify,
-    events_url,
     is_transient_code,
-    post,
 )
-from checkout_conversions.meta_payload import build_event, build_request
+from checkout_conversions.destinations.meta.payload import build_event, build_request
+from checkout_conversions.destinations.meta.settings import MetaSettings
 from checkout_conversions.purchase import Buyer, Content, Purchase
+from checkout_conversions.settings import load_settings
+from checkout_conversions.values import encode_json as encode
 from devtools.meta_standin import FBTRACE_ID, MetaStandIn
 
 TOKEN = "EAAstandinTokenValue123"
+
+
+def meta_settings(**changes) -> MetaSettings:
+    settings = load_settings({}).destination("meta")
+    assert isinstance(settings, MetaSettings)
+    return replace(settings, **changes)
+
+
+def events_url(api_base_url: str, api_version: str, pixel_id: str) -> str:
+    """The URL Meta's settings give (META_API_BASE_URL, META_API_VERSION, META_PIXEL_ID)."""
+    return meta_settings(api_base_url=api_base_url, api_version=api_version, pixel_id=pixel_id).events_url
+
+
+def post(
+    client, api_base_url, access_token, body, timeout_seconds, api_version="v21.0", pixel_id="1234567890"
+):
+    """One POST by Meta's client, configured to reach `api_base_url`."""
+    settings = meta_settings(
+        api_base_url=api_base_url, api_version=api_version, pixel_id=pixel_id, timeout_seconds=timeout_seconds
+    )
+    return Meta(settings).post(client, access_token, body)
 
 
 def error_body(code, message="msg", fbtrace_id="AbCdEfTrace", **extra) -> bytes:
@@ -47,16 +70,16 @@ def success_body(received=1, fbtrace_id="AbCdEfTrace") -> bytes:
 
 def test_events_received_is_sent():
     outcome = classify(200, success_body(1, "Trace-1"))
-    assert outcome == Outcome(
-        DeliveryStatus.SENT, code=None, message="events_received=1", request_id="Trace-1", http_status=200
+    assert outcome == Answer(
+        Verdict.ACCEPTED, code=None, message="events_received=1", request_id="Trace-1", http_status=200
     )
-    assert outcome.sent is True
+    assert outcome.accepted is True
     assert outcome.retryable is False
 
 
 def test_events_received_without_fbtrace_id():
     outcome = classify(200, b'{"events_received": 3}')
-    assert outcome.sent is True
+    assert outcome.accepted is True
     assert outcome.request_id is None
     assert outcome.message == "events_received=3"
 
@@ -75,7 +98,7 @@ def test_events_received_without_fbtrace_id():
 )
 def test_2xx_json_without_events_received_is_a_transient_failure(body):
     outcome = classify(200, body)
-    assert outcome.status == "failed"
+    assert not outcome.accepted
     assert outcome.retryable is True
     assert outcome.message == "no events received"
 
@@ -86,7 +109,7 @@ def test_2xx_json_without_events_received_is_a_transient_failure(body):
 @pytest.mark.parametrize("code", [190, 100, 102, 10, 200, 294, 299, 803, 3])
 def test_configuration_and_payload_errors_are_permanent(code):
     outcome = classify(400, error_body(code, "Invalid OAuth access token.", "AzTrace190"))
-    assert outcome.status == "failed"
+    assert not outcome.accepted
     assert outcome.retryable is False
     assert outcome.code == code
     assert outcome.request_id == "AzTrace190"
@@ -97,7 +120,7 @@ def test_configuration_and_payload_errors_are_permanent(code):
 @pytest.mark.parametrize("code", [1, 2, 4, 17, 32, 341, 368, 613, 80000, 80004, 80014])
 def test_temporary_and_throttling_errors_are_transient(code):
     outcome = classify(400, error_body(code, "(#4) Application request limit reached"))
-    assert outcome.status == "failed"
+    assert not outcome.accepted
     assert outcome.retryable is True
     assert outcome.code == code
     assert outcome.request_id == "AbCdEfTrace"
@@ -151,7 +174,7 @@ def test_long_message_is_truncated_to_300_characters():
 )
 def test_error_without_usable_fields(error, code, message, request_id):
     outcome = classify(400, json.dumps({"error": error}).encode())
-    assert outcome.status == "failed"
+    assert not outcome.accepted
     assert outcome.retryable is False
     assert (outcome.code, outcome.message, outcome.request_id) == (code, message, request_id)
 
@@ -165,7 +188,7 @@ def test_error_without_usable_fields(error, code, message, request_id):
 )
 def test_5xx_and_throttling_statuses_without_a_meta_error_are_transient(http_status, body):
     outcome = classify(http_status, body)
-    assert outcome.status == "failed"
+    assert not outcome.accepted
     assert outcome.retryable is True
     assert outcome.http_status == http_status
 
@@ -184,7 +207,7 @@ def test_5xx_with_a_meta_error_is_transient_unless_the_code_is_permanent(code, r
 )
 def test_3xx_or_4xx_without_a_graph_answer_is_a_permanent_configuration_failure(http_status, body):
     outcome = classify(http_status, body)
-    assert outcome.status == "failed"
+    assert not outcome.accepted
     assert outcome.retryable is False
     assert outcome.http_status == http_status
     assert outcome.message == f"HTTP {http_status}, not a Graph API answer: check META_API_BASE_URL"
@@ -195,7 +218,7 @@ def test_3xx_or_4xx_without_a_graph_answer_is_a_permanent_configuration_failure(
 )
 def test_2xx_garbage_is_transient(body):
     outcome = classify(200, body)
-    assert outcome.status == "failed"
+    assert not outcome.accepted
     assert outcome.retryable is True
     assert "META_API_BASE_URL" not in outcome.message
 
@@ -267,8 +290,8 @@ def url_of(meta: MetaStandIn) -> str:
 
 def test_post_sends_the_token_only_in_the_body(meta, client):
     body = request_body()
-    outcome = post(client, url_of(meta), TOKEN, encode(body), 2.0)
-    assert outcome.sent is True
+    outcome = post(client, meta.url_base, TOKEN, encode(body), 2.0)
+    assert outcome.accepted is True
     assert outcome.request_id == FBTRACE_ID
     assert outcome.message == "events_received=1"
     assert meta.access_tokens() == [TOKEN]
@@ -283,7 +306,7 @@ def test_post_sends_the_token_only_in_the_body(meta, client):
 
 def test_post_body_is_what_build_request_gave_plus_the_token(meta, client):
     body = request_body("TEST999")
-    post(client, url_of(meta), TOKEN, encode(body), 2.0)
+    post(client, meta.url_base, TOKEN, encode(body), 2.0)
     recorded = meta.requests[0].json()
     expected = json.loads(encode(body))
     assert recorded["data"][0] == expected["data"][0]
@@ -295,8 +318,8 @@ def test_post_body_is_what_build_request_gave_plus_the_token(meta, client):
 
 def test_post_hang_is_a_retryable_timeout(meta, client):
     meta.behave("hang")
-    outcome = post(client, url_of(meta), TOKEN, encode(request_body()), 0.2)
-    assert outcome.status == "failed"
+    outcome = post(client, meta.url_base, TOKEN, encode(request_body()), 0.2)
+    assert not outcome.accepted
     assert outcome.retryable is True
     assert outcome.message == "timed out (ReadTimeout, 0.2s)"
     assert TOKEN not in outcome.message
@@ -316,8 +339,8 @@ def test_post_hang_is_a_retryable_timeout(meta, client):
 )
 def test_post_reads_each_stand_in_answer(meta, client, behaviour, retryable, code, http_status):
     meta.behave(behaviour)
-    outcome = post(client, url_of(meta), TOKEN, encode(request_body()), 2.0)
-    assert outcome.status == "failed"
+    outcome = post(client, meta.url_base, TOKEN, encode(request_body()), 2.0)
+    assert not outcome.accepted
     assert (outcome.retryable, outcome.code, outcome.http_status) == (retryable, code, http_status)
     if code is not None:
         assert outcome.request_id == FBTRACE_ID
@@ -332,19 +355,22 @@ def test_stand_in_refuses_a_token_sent_anywhere_but_the_body(meta, client):
 
 
 def test_stand_in_wrong_path_is_a_permanent_failure(meta, client):
-    outcome = post(client, f"{meta.url_base}/v21.0/1234567890/track", TOKEN, encode(request_body()), 2.0)
-    assert outcome.status == "failed"
+    # A META_API_BASE_URL with a path of its own: the stand-in answers 404 for any path but its events'.
+    outcome = post(client, f"{meta.url_base}/track", TOKEN, encode(request_body()), 2.0)
+    assert meta.paths() == ["/track/v21.0/1234567890/events"]
+    assert not outcome.accepted
     assert outcome.retryable is False
     assert outcome.http_status == 404
 
 
 def test_post_never_raises_for_a_body_or_url_it_cannot_use(client):
-    assert post(client, "http://127.0.0.1:9/v21.0/1/events", TOKEN, b"[]", 0.5) == Outcome.failure(
+    # Meta's URL is built from its settings: http://127.0.0.1:9/v21.0/1/events, http://[::1/v21.0/1/events
+    assert post(client, "http://127.0.0.1:9", TOKEN, b"[]", 0.5, pixel_id="1") == Answer.failure(
         "request body is not a JSON object: TypeError", retryable=False
     )
-    assert post(client, "http://127.0.0.1:9/v21.0/1/events", TOKEN, b"not json", 0.5).retryable is False
-    for url in ("http://[::1/events", "http://127.0.0.1:9/v21.0/1/events"):
-        outcome = post(client, url, TOKEN, b'{"data": []}', 0.5)
-        assert outcome.status == "failed"
+    assert post(client, "http://127.0.0.1:9", TOKEN, b"not json", 0.5, pixel_id="1").retryable is False
+    for base in ("http://[::1", "http://127.0.0.1:9"):
+        outcome = post(client, base, TOKEN, b'{"data": []}', 0.5, pixel_id="1")
+        assert not outcome.accepted
         assert outcome.retryable is True
         assert TOKEN not in outcome.message

@@ -1,11 +1,13 @@
 """Reading TikTok's answer: business errors come back as HTTP 200 (tiktok-events-api.md, Response)."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
-from checkout_conversions.delivery import Outcome
-from checkout_conversions.tiktok_api import classify, is_transient_code
+from checkout_conversions.destinations.base import Answer, Verdict
+from checkout_conversions.destinations.tiktok.client import TikTok, classify, is_transient_code
+from checkout_conversions.settings import load_settings
 
 
 def answer(code, message="msg", request_id="202501010000000000abcdef") -> bytes:
@@ -19,20 +21,21 @@ def answer(code, message="msg", request_id="202501010000000000abcdef") -> bytes:
 )
 def test_http_200_success_codes_are_sent(code):
     outcome = classify(200, answer(code, "OK", "req-1"))
-    assert outcome.status == "sent"
-    assert outcome.sent is True
+    assert outcome.verdict is Verdict.ACCEPTED
+    assert outcome.accepted is True
     assert outcome.retryable is False
     assert outcome.code == code
     assert outcome.request_id == "req-1"
     assert outcome.http_status == 200
 
 
-@pytest.mark.parametrize("code", [40000, 40001, 40002, 40003, 40006, 40007, 40051, 40061, 40062, 40063,
-                                  40102, 40104, 40105])
+@pytest.mark.parametrize(
+    "code", [40000, 40001, 40002, 40003, 40006, 40007, 40051, 40061, 40062, 40063, 40102, 40104, 40105]
+)
 def test_http_200_configuration_or_payload_errors_fail_without_retry(code):
     outcome = classify(200, answer(code, "Invalid access token"))
-    assert outcome.status == "failed"
-    assert outcome.sent is False
+    assert not outcome.accepted
+    assert outcome.accepted is False
     assert outcome.retryable is False
     assert outcome.code == code
     assert outcome.message == "Invalid access token"
@@ -44,7 +47,7 @@ def test_http_200_configuration_or_payload_errors_fail_without_retry(code):
 )
 def test_http_200_transient_errors_fail_and_retry(code):
     outcome = classify(200, answer(code, "Too many requests"))
-    assert outcome.status == "failed"
+    assert not outcome.accepted
     assert outcome.retryable is True
     assert outcome.code == code
 
@@ -57,7 +60,7 @@ def test_http_200_transient_errors_fail_and_retry(code):
 )
 def test_http_5xx_and_429_retry_whatever_the_body(http_status, body):
     outcome = classify(http_status, body)
-    assert outcome.status == "failed"
+    assert not outcome.accepted
     assert outcome.retryable is True
     assert outcome.http_status == http_status
 
@@ -85,8 +88,8 @@ def test_http_5xx_and_429_retry_whatever_the_body(http_status, body):
 )
 def test_http_200_without_an_integer_code_is_retryable(body):
     outcome = classify(200, body)
-    assert outcome.status == "failed"
-    assert outcome.sent is False
+    assert not outcome.accepted
+    assert outcome.accepted is False
     assert outcome.retryable is True
 
 
@@ -96,7 +99,7 @@ def test_http_3xx_or_4xx_without_tiktok_json_is_a_permanent_configuration_failur
     """Not TikTok's own answer: TIKTOK_API_URL points at something else (a wrong path answering
     404, a redirect). Retrying that for days cannot help; the operator has to fix the URL."""
     outcome = classify(http_status, body)
-    assert outcome.status == "failed"
+    assert not outcome.accepted
     assert outcome.retryable is False
     assert outcome.http_status == http_status
     assert "TIKTOK_API_URL" in outcome.message
@@ -106,7 +109,7 @@ def test_http_3xx_or_4xx_without_tiktok_json_is_a_permanent_configuration_failur
 @pytest.mark.parametrize("body", [b"", b"<html>Bad Gateway</html>"], ids=repr)
 def test_timeouts_throttling_and_5xx_without_tiktok_json_are_retried(http_status, body):
     outcome = classify(http_status, body)
-    assert outcome.status == "failed"
+    assert not outcome.accepted
     assert outcome.retryable is True
 
 
@@ -114,15 +117,15 @@ def test_timeouts_throttling_and_5xx_without_tiktok_json_are_retried(http_status
 @pytest.mark.parametrize("code", [0, 20001, 40050])
 def test_http_4xx_with_a_success_code_is_not_success(http_status, code):
     outcome = classify(http_status, answer(code))
-    assert outcome.status == "failed"
-    assert outcome.sent is False
+    assert not outcome.accepted
+    assert outcome.accepted is False
     assert outcome.http_status == http_status
 
 
 @pytest.mark.parametrize(("http_status", "retryable"), [(401, False), (400, False)])
 def test_http_4xx_with_tiktok_code_uses_the_code(http_status, retryable):
     outcome = classify(http_status, answer(40105, "Access token expired", "req-9"))
-    assert outcome.status == "failed"
+    assert not outcome.accepted
     assert outcome.retryable is retryable
     assert outcome.code == 40105
     assert outcome.message == "Access token expired"
@@ -131,9 +134,8 @@ def test_http_4xx_with_tiktok_code_uses_the_code(http_status, retryable):
 
 def test_request_id_and_message_are_captured():
     outcome = classify(200, answer(40002, "event_id: must be a string", "2025010112000011223344"))
-    assert outcome == Outcome(
-        "failed",
-        retryable=False,
+    assert outcome == Answer(
+        Verdict.REFUSED,
         code=40002,
         message="event_id: must be a string",
         request_id="2025010112000011223344",
@@ -157,7 +159,7 @@ def test_long_message_is_truncated_to_300_characters():
 )
 def test_missing_message_or_request_id(body, message, request_id):
     outcome = classify(200, body)
-    assert outcome.status == "failed"
+    assert not outcome.accepted
     assert outcome.message == message
     assert outcome.request_id == request_id
 
@@ -208,8 +210,8 @@ def test_is_transient_code_per_reference(code, transient):
 @pytest.mark.parametrize(
     ("code", "transient"),
     [
-        # Product policy (tiktok_api.py): unlisted 5xxxx/6xxxx codes are server-side and retried;
-        # everything outside 50000-69999 that is not listed is not.
+        # Product policy (destinations/tiktok/client.py): unlisted 5xxxx/6xxxx codes are server-side
+        # and retried; everything outside 50000-69999 that is not listed is not.
         (49999, False),
         (50001, True),
         (50999, True),
@@ -225,20 +227,14 @@ def test_is_transient_code_unlisted_codes(code, transient):
     assert is_transient_code(code) is transient
 
 
-def test_outcome_sent_property():
-    assert Outcome("sent").sent is True
-    assert Outcome("failed", retryable=True).sent is False
-
-
 def test_send_never_raises_even_for_a_token_or_url_httpx_refuses():
     """A token with a character HTTP headers cannot carry, or a malformed TIKTOK_API_URL, is a
     failed delivery (recorded, retried), never an exception after provisioning."""
     import httpx
 
-    from checkout_conversions.tiktok_api import post
-
     client = httpx.Client()
+    tiktok = load_settings({}).destination("tiktok")
     for url, token in (("http://[::1/track", "token"), ("http://127.0.0.1:9/", "t\u00f6ken\u2603")):
-        outcome = post(client, url, token, b"{}", 0.5)
-        assert outcome.status == "failed"
+        outcome = TikTok(replace(tiktok, api_url=url, timeout_seconds=0.5)).post(client, token, b"{}")
+        assert not outcome.accepted
         assert outcome.retryable is True
