@@ -1,31 +1,40 @@
 """Meta's match-key rules: the `user_data` object of a Conversions API event, normalised as Meta's
-Customer Information Parameters ask, then SHA-256:
-- em: trimmed, lower-cased;
-- ph: digits only, with the country code and no '+' (E.164 by `phonenumbers`, with the region of
-  the billing address, else DEFAULT_PHONE_COUNTRY; invalid numbers are dropped);
-- fn, ln: lower-cased, punctuation, symbols and whitespace removed (letters of any script kept);
-- ct: lower-cased, letters only;
-- st: lower-cased, letters and digits only;
-- zp: lower-cased, whitespace and dashes removed; in the US only the first five digits;
-- country: lower-cased ISO 3166 alpha-2 (anything else is left out: it would match nobody);
-- external_id: trimmed, case kept (the same digest TikTok gets, so one id serves both pixels).
-Text is put in Unicode NFC first, so that a name typed two ways hashes the same. A value that
-already is a SHA-256 digest passes through lower-cased; an empty one is never hashed.
-client_ip_address, client_user_agent, fbc and fbp are sent as they are: Meta wants them raw.
+Customer Information Parameters ask (https://developers.facebook.com/docs/marketing-api/
+conversions-api/parameters/customer-information-parameters), then SHA-256. Every key is trimmed of
+every Unicode space and the BOM first (destinations/match_keys.py `trimmed`), put in Unicode NFC,
+and an existing SHA-256 digest passes through lower-cased; an empty value is never hashed.
+
+- em: lower-cased (Meta `em`; shared with TikTok: `hashed_email`);
+- ph: digits with the country code, no `+`: E.164 (a leading `00` read as `+`; else with the
+  billing country, else DEFAULT_PHONE_COUNTRY; invalid numbers dropped); a mainland-China number
+  keeps its 86 (`+86 138 0013 8000` -> `8613800138000`) (Meta `ph`; issue 18, items 1 and 2);
+- fn, ln: lower-cased, no punctuation, symbols or spaces; letters with their accents (NFC) and
+  digits kept (Meta `fn`/`ln`; shared with TikTok: `name`);
+- ct: lower-cased, letters only (Meta `ct`);
+- st: in a US address the two-letter ANSI code (`California` -> `ca`); elsewhere lower-cased,
+  letters and digits only (Meta `st`; shared with TikTok: `state_key`);
+- zp: lower-cased, no spaces or dashes; in the US the first five digits (Meta `zp`; shared with
+  TikTok: `postcode`);
+- country: lower-cased ISO 3166-1 alpha-2; anything else is left out: it would match nobody
+  (Meta `country`);
+- external_id: case kept, the same digest TikTok gets, so one id serves both pixels (Meta
+  `external_id`; shared: `hashed_external_id`);
+- client_ip_address, client_user_agent, fbc, fbp: as they are (Meta: not hashed).
 """
 
 import re
-import unicodedata
-from collections.abc import Callable
 
 from checkout_conversions.destinations.match_keys import (
     e164_phone,
     hashed,
     hashed_email,
     hashed_external_id,
+    hashed_key,
     is_sha256_hex,
     keep,
-    lower_nfc,
+    name,
+    postcode,
+    state_key,
     trimmed,
 )
 from checkout_conversions.purchase import Buyer
@@ -36,22 +45,22 @@ USER_DATA_KEYS = (
     "client_ip_address", "client_user_agent", "fbc", "fbp",
 )  # fmt: skip
 _COUNTRY = re.compile(r"^[a-z]{2}$")
-_US_ZIP5 = re.compile(r"^([0-9]{5})")
 
 
 def build_user_data(buyer: Buyer, default_phone_country: str = "") -> dict[str, str]:
     """The normalised and hashed match keys, then the raw ones; missing ones are left out."""
+    country = buyer.country
     user_data = {
-        "em": hashed_email(buyer.email),
-        "ph": _hashed_phone(buyer.phone, buyer.country or default_phone_country or None),
-        "fn": _hashed(buyer.first_name, _name),
-        "ln": _hashed(buyer.last_name, _name),
-        "ct": _hashed(buyer.city, _city),
-        "st": _hashed(buyer.state, _state),
-        "zp": _hashed(buyer.zip_code, lambda raw: _zip_code(raw, buyer.country)),
-        "country": _hashed(buyer.country, _country),
-        "external_id": hashed_external_id(buyer.external_id),
-        # Sent as they are; a blank value is left out.
+        "em": hashed_email(buyer.email),  # Meta `em`: trimmed, lower-cased
+        "ph": hashed_phone(buyer.phone, trimmed(country) or trimmed(default_phone_country)),  # Meta `ph`
+        "fn": hashed_key(buyer.first_name, name),  # Meta `fn`: no punctuation, UTF-8 kept
+        "ln": hashed_key(buyer.last_name, name),  # Meta `ln`: as `fn`
+        "ct": hashed_key(buyer.city, city),  # Meta `ct`: letters only
+        "st": hashed_key(buyer.state, lambda raw: state_key(raw, country)),  # Meta `st`: ANSI code in the US
+        "zp": hashed_key(buyer.zip_code, lambda raw: postcode(raw, country)),  # Meta `zp`
+        "country": hashed_key(country, country_code),  # Meta `country`: ISO 3166-1 alpha-2
+        "external_id": hashed_external_id(buyer.external_id),  # Meta `external_id`
+        # Meta: "do not hash" these; sent as they are, a blank value left out.
         "client_ip_address": buyer.ip if trimmed(buyer.ip) else None,
         "client_user_agent": buyer.user_agent if trimmed(buyer.user_agent) else None,
         "fbc": buyer.fbc if trimmed(buyer.fbc) else None,
@@ -60,52 +69,24 @@ def build_user_data(buyer: Buyer, default_phone_country: str = "") -> dict[str, 
     return {key: value for key, value in user_data.items() if value}
 
 
-def _hashed(raw: object, normalise: Callable[[str], str | None]) -> str | None:
-    """Normalise, then SHA-256. An existing digest passes through before normalisation, which
-    could otherwise mangle it (a country rule would drop it)."""
+def hashed_phone(raw: object, region: str | None = None) -> str | None:
+    """Meta `ph`: digits only, with the country code and no `+` (Meta's example: "+1 (616) 954-78 88"
+    -> "16169547888"; a mainland-China number keeps its 86: TikTok's exception is TikTok's)."""
     text = trimmed(raw)
-    if text is None:
-        return None
-    if is_sha256_hex(text):
-        return text.lower()
-    return hashed(normalise(text))
-
-
-def _hashed_phone(raw: object, region: str | None) -> str | None:
-    text = trimmed(raw)
-    if text is None:
-        return None
-    if is_sha256_hex(text):
+    if text is not None and is_sha256_hex(text):
         return text.lower()
     e164 = e164_phone(text, region)
-    return hashed(e164.lstrip("+")) if e164 else None
+    return hashed(e164.removeprefix("+")) if e164 else None
 
 
-def _name(raw: str) -> str | None:
-    """ "Mary-Ann" -> "maryann", "O'Neil" -> "oneil", "José" -> "josé": letters (of any script,
-    with their combining marks) and digits stay; punctuation, symbols, spaces and controls go."""
-    return keep(raw, "L", "M", "N")
-
-
-def _city(raw: str) -> str | None:
-    """ "Menlo Park" -> "menlopark": letters only."""
+def city(raw: str) -> str | None:
+    """Meta `ct`: "Menlo Park" -> "menlopark", lower-cased, letters only: no punctuation, special
+    characters, spaces or digits."""
     return keep(raw, "L", "M")
 
 
-def _state(raw: str) -> str | None:
-    """ "CA" -> "ca": letters and digits (some regions' codes have digits)."""
-    return keep(raw, "L", "M", "N")
-
-
-def _zip_code(raw: str, country: str | None) -> str | None:
-    """ "M1 1AE" -> "m11ae"; in the US "94035-1234" -> "94035" (Meta: the first five digits)."""
-    text = lower_nfc(raw)
-    compact = "".join(ch for ch in text if not ch.isspace() and unicodedata.category(ch) != "Pd")
-    if (country or "").strip().upper() == "US" and (match := _US_ZIP5.match(compact)):
-        return match.group(1)
-    return compact or None
-
-
-def _country(raw: str) -> str | None:
+def country_code(raw: str) -> str | None:
+    """Meta `country`: "US" -> "us", the lower-case ISO 3166-1 alpha-2 code; anything else is left
+    out."""
     code = "".join(ch for ch in raw.lower() if "a" <= ch <= "z")
     return code if _COUNTRY.match(code) else None

@@ -215,6 +215,129 @@ def test_raw_keys_are_sent_unhashed_as_given():
     assert data["fbp"] == BUYER.fbp
 
 
+# ---------------------------------------------------------------- issue 18
+
+# Meta's `ph` rule (Customer Information Parameters): digits only, with the country code, no `+`.
+
+
+@pytest.mark.parametrize(
+    ("phone", "country", "normalised"),
+    [
+        # Mainland China keeps its country code for Meta (TikTok's exception is TikTok's alone)
+        ("+86 138 0013 8000", None, "8613800138000"),
+        ("138 0013 8000", "CN", "8613800138000"),
+        ("010 6552 9988", "CN", "861065529988"),
+        # Issue 18, item 2: a leading `00` read as `+`, whatever the billing country
+        ("0044 20 7946 0958", "US", "442079460958"),  # the issue's vector
+        ("0044 20 7946 0958", "CA", "442079460958"),
+        ("0044 20 7946 0958", "AU", "442079460958"),
+        ("0044 20 7946 0958", "JP", "442079460958"),
+        ("0044 20 7946 0958", "BR", "442079460958"),
+        ("0044 20 7946 0958", None, "442079460958"),
+        ("0086 138 0013 8000", "US", "8613800138000"),
+        # and the billing country's own international prefix
+        ("011 44 20 7946 0958", "US", "442079460958"),
+        ("011 44 20 7946 0958", "CA", "442079460958"),
+        ("0011 44 20 7946 0958", "AU", "442079460958"),
+        ("010 44 20 7946 0958", "JP", "442079460958"),
+        ("\ufeff+1 (650) 555-1212\u00a0", None, "16505551212"),
+    ],
+)
+def test_phone_country_code_kept_and_international_prefixes_read_as_plus(phone, country, normalised):
+    assert user_data(phone=phone, country=country)["ph"] == sha(normalised)
+
+
+@pytest.mark.parametrize(
+    ("phone", "country"), [("011 44 20 7946 0958", "GB"), ("0011 44 20 7946 0958", "US")]
+)
+def test_another_countrys_international_prefix_is_not_read_as_plus(phone, country):
+    assert "ph" not in user_data(phone=phone, country=country)
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalised"),
+    [
+        # Meta `fn`/`ln`: lower-cased, no punctuation; UTF-8 kept (the issue's vectors first)
+        ("o'brien", "obrien"),
+        ("mary-ann", "maryann"),
+        ("j.", "j"),
+        ("O\u2019Brien", "obrien"),
+        ("Jean\u2011Luc", "jeanluc"),
+        # composed and decomposed accents give the composed (NFC) letter
+        ("Zoe\u0308", "zo\u00eb"),
+        ("Dvor\u030ca\u0301k", "dvo\u0159\u00e1k"),
+        ("Dvořák", "dvo\u0159\u00e1k"),
+        ("Valéry", "val\u00e9ry"),
+        ("\ufeffMary\u3000", "mary"),
+    ],
+)
+def test_names_issue_18(raw, normalised):
+    data = user_data(first_name=raw, last_name=raw)
+    assert data["fn"] == data["ln"] == sha(normalised)
+
+
+@pytest.mark.parametrize(
+    ("zip_code", "country", "normalised"),
+    [
+        # Meta `zp`: US, the first five digits, whatever the separator
+        ("94035\u20131234", "US", "94035"),  # en dash: the issue's vector
+        ("94035 1234", "US", "94035"),
+        ("94035\u00a01234", "US", "94035"),
+        # elsewhere lower-cased, no spaces, no dashes
+        ("100-0001", "JP", "1000001"),
+        ("01310-100", "BR", "01310100"),
+        ("00\u2013950", "PL", "00950"),
+        ("EC1A 1BB", "GB", "ec1a1bb"),
+        ("\ufeffK1A 0B1", "CA", "k1a0b1"),
+    ],
+)
+def test_zip_code_issue_18(zip_code, country, normalised):
+    assert user_data(zip_code=zip_code, country=country)["zp"] == sha(normalised)
+
+
+@pytest.mark.parametrize(
+    ("state", "country", "normalised"),
+    [
+        # Meta `st`: the two-letter ANSI code, lower-cased, for US states (issue 18, item 6)
+        ("California", "US", "ca"),  # the issue's vector
+        ("new york", "US", "ny"),
+        ("District of Columbia", "US", "dc"),
+        ("Guam", "US", "gu"),
+        ("Puerto Rico", "PR", "pr"),
+        ("TX", "US", "tx"),
+        # elsewhere lower-cased, no punctuation, special characters or spaces; a code stays a code
+        ("ON", "CA", "on"),  # the issue's vector
+        ("Ontario", "CA", "ontario"),
+        ("Québec", "CA", "qu\u00e9bec"),
+        ("Nova Scotia", "CA", "novascotia"),
+        ("\ufeffBE\u00a0", "DE", "be"),
+    ],
+)
+def test_state_issue_18(state, country, normalised):
+    assert user_data(state=state, country=country)["st"] == sha(normalised)
+
+
+@pytest.mark.parametrize("blank", ["\ufeff", "\u00a0", "\u2009", "\u3000", "\u2029"])
+def test_every_key_is_trimmed_of_unicode_spaces_and_the_bom(blank):
+    fields = {
+        "email": "Jane.Doe@Example.com", "phone": "+1 650 555 1212", "first_name": "Mary",
+        "last_name": "O'Neil", "city": "Menlo Park", "state": "California", "zip_code": "94035-1234",
+        "country": "US", "external_id": "User-42",
+    }  # fmt: skip
+    data = user_data(**{key: f"{blank}{value}{blank}" for key, value in fields.items()})
+    assert data == {
+        "em": sha("jane.doe@example.com"),
+        "ph": sha("16505551212"),
+        "fn": sha("mary"),
+        "ln": sha("oneil"),
+        "ct": sha("menlopark"),
+        "st": sha("ca"),
+        "zp": sha("94035"),
+        "country": sha("us"),
+        "external_id": sha("User-42"),
+    }
+
+
 # ---------------------------------------------------------------- property
 
 

@@ -1,5 +1,6 @@
 """TikTok's match keys: its normalisation before SHA-256 (tiktok-events-api.md, "Normalisation"),
-destinations/tiktok/match_keys.py with the shared E.164 and SHA-256 helpers it builds on.
+destinations/tiktok/match_keys.py with the shared E.164 and SHA-256 helpers it builds on, and the
+rules issue 18 sets (mainland-China phones, `00`, Unicode spaces, names, postcodes, states).
 
 Every expected digest is computed here with hashlib from the normalised string the rule gives, so
 the tables show the rule itself: raw value -> normalised string -> SHA-256 of it.
@@ -17,11 +18,14 @@ from checkout_conversions.destinations.match_keys import (
     is_sha256_hex,
 )
 from checkout_conversions.destinations.tiktok.match_keys import (
+    build_user,
     hashed_name,
     hashed_phone,
     hashed_zip_code,
     location,
+    state,
 )
+from checkout_conversions.purchase import Buyer
 
 
 def sha(normalised: str) -> str:
@@ -124,8 +128,11 @@ def test_invalid_phone_is_dropped(raw, region):
         ("José", "josé"),  # accents are kept, only lower-cased
         ("JOSÉ", "josé"),
         ("Zoë", "zoë"),
-        ("Jean-Luc", "jean-luc"),  # hyphens are kept
-        ("O'Brien", "o'brien"),
+        # Issue 18, item 4: punctuation goes, as for Meta (TikTok's `first_name`/`last_name` in the
+        # Segment destination it maintains: lowercase "without any punctuation"). These two rows
+        # said "jean-luc" and "o'brien" before.
+        ("Jean-Luc", "jeanluc"),
+        ("O'Brien", "obrien"),
         ("Mary Ann", "maryann"),  # several words: the whitespace between them goes
         ("Van  Der\u00a0Berg", "vanderberg"),  # inner runs of spaces and a no-break space
         (" de la Cruz ", "delacruz"),
@@ -149,10 +156,11 @@ def test_name_is_lowercased_whitespace_removed_and_hashed(raw, normalised):
         ("94107 1234", "US", "94107"),
         ("94107-1234", "us", "94107"),
         ("9410", "US", "9410"),  # not a ZIP: only normalised
-        # Elsewhere the same digits are not a ZIP+4 and are kept whole
-        ("94107-1234", "GB", "94107-1234"),
+        # Elsewhere the same digits are not a ZIP+4 and are kept whole; issue 18, item 5: without
+        # the dash (these two rows said "94107-1234" before)
+        ("94107-1234", "GB", "941071234"),
         ("941071234", "DE", "941071234"),
-        ("94107-1234", None, "94107-1234"),
+        ("94107-1234", None, "941071234"),
         # United Kingdom and Canada: lower-cased, the space removed
         ("SW1A 1AA", "GB", "sw1a1aa"),
         ("sw1a1aa", "GB", "sw1a1aa"),
@@ -181,13 +189,13 @@ def test_zip_code_is_normalised_and_hashed(raw, country, normalised):
         ("St. John's", "stjohns"),
         ("  Köln  ", "köln"),
         ("CA", "ca"),  # a state code
-        ("California", "california"),  # a state name: not turned into a code
         ("US", "us"),
         ("75", "75"),  # digits stay (French departments, numbered regions)
     ],
 )
 def test_city_state_country_are_lowercased_letters_and_digits_not_hashed(raw, expected):
     assert location(raw) == expected
+    assert state(raw) == expected  # a state without a US address: the same rule
     assert not is_sha256_hex(location(raw))
 
 
@@ -239,8 +247,9 @@ EMPTY_VALUES = [None, "", " ", "   ", "\t\n", "\u00a0"]
         lambda raw: hashed_zip_code(raw, "US"),
         hashed_zip_code,
         location,
+        lambda raw: state(raw, "US"),
     ],
-    ids=["email", "phone-US", "phone", "external_id", "name", "zip-US", "zip", "location"],
+    ids=["email", "phone-US", "phone", "external_id", "name", "zip-US", "zip", "location", "state"],
 )
 @pytest.mark.parametrize("raw", EMPTY_VALUES, ids=repr)
 def test_empty_values_are_never_hashed(normalise, raw):
@@ -280,3 +289,165 @@ def test_a_name_typed_with_combining_accents_matches_the_composed_one(composed, 
     assert composed != decomposed
     assert hashed_name(decomposed) == hashed_name(composed)
     assert location(decomposed) == location(composed)
+    assert state(decomposed) == state(composed)
+
+
+# ---------------------------------------------------------------- issue 18: phones
+
+# TikTok's rule for phone (its server template's phone help, also in tiktok-events-api.md,
+# "Normalisation"): E.164 with the `+`; "If the country code is 86, then do not include country
+# code (example: 13800000000)".
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "normalised"),
+    [
+        ("+86 138 0013 8000", None, "13800138000"),  # the issue's vector
+        ("138 0013 8000", "CN", "13800138000"),  # the issue's vector: a CN billing address
+        ("+8613800138000", "US", "13800138000"),
+        ("0086 138 0013 8000", "US", "13800138000"),
+        ("\ufeff+86 138 0013 8000\u3000", None, "13800138000"),
+        # Landlines: the country code goes, nothing else is added (the rule's wording; its only
+        # example is a mobile number)
+        ("+86 10 6552 9988", None, "1065529988"),
+        ("010 6552 9988", "CN", "1065529988"),
+        ("021 6288 1234", "CN", "2162881234"),
+        # Not mainland China: Hong Kong +852, Macao +853, Taiwan +886 keep their country code
+        ("+852 2123 4567", None, "+85221234567"),
+        ("+853 2856 2856", None, "+85328562856"),
+        ("+886 2 2345 6789", None, "+886223456789"),
+        ("+886 912 345 678", "CN", "+886912345678"),
+    ],
+)
+def test_mainland_china_phone_without_its_country_code(raw, region, normalised):
+    assert hashed_phone(raw, region) == sha(normalised)
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "normalised"),
+    [
+        # Issue 18, item 2: a leading `00` is read as `+`, whatever the billing country
+        ("0044 20 7946 0958", "US", "+442079460958"),  # the issue's vector
+        ("0044 20 7946 0958", "CA", "+442079460958"),
+        ("0044 20 7946 0958", "AU", "+442079460958"),
+        ("0044 20 7946 0958", "JP", "+442079460958"),
+        ("0044 20 7946 0958", None, "+442079460958"),
+        ("001 415 555 0123", "DE", "+14155550123"),
+        # and the billing country's own international prefix
+        ("011 44 20 7946 0958", "US", "+442079460958"),
+        ("0011 44 20 7946 0958", "AU", "+442079460958"),
+        ("010 44 20 7946 0958", "JP", "+442079460958"),
+    ],
+)
+def test_international_prefix_read_as_plus(raw, region, normalised):
+    assert hashed_phone(raw, region) == sha(normalised)
+
+
+def test_the_phone_region_is_the_billing_country_then_the_default():
+    assert build_user(Buyer(phone="138 0013 8000", country="CN"), "US")["phone"] == sha("13800138000")
+    assert build_user(Buyer(phone="0044 20 7946 0958", country="US"))["phone"] == sha("+442079460958")
+    assert build_user(Buyer(phone="138 0013 8000"), "CN")["phone"] == sha("13800138000")
+
+
+# ---------------------------------------------------------------- issue 18: names
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalised"),
+    [
+        # The issue's vectors: TikTok strips punctuation as Meta does
+        ("o'brien", "obrien"),
+        ("mary-ann", "maryann"),
+        ("j.", "j"),
+        ("O\u2019Brien", "obrien"),
+        ("St. John-Smith", "stjohnsmith"),
+        # Accents kept, composed (NFC), whichever form was typed
+        ("Jose\u0301", "jos\u00e9"),
+        ("Zoe\u0308-Ann", "zo\u00ebann"),
+        ("Müller-Lüdenscheidt", "m\u00fcllerl\u00fcdenscheidt"),
+        ("Mu\u0308ller", "m\u00fcller"),
+        ("\ufeffJane\u00a0", "jane"),
+    ],
+)
+def test_names_without_punctuation_like_meta(raw, normalised):
+    assert hashed_name(raw) == sha(normalised)
+
+
+# ---------------------------------------------------------------- issue 18: postcodes
+
+
+@pytest.mark.parametrize(
+    ("raw", "country", "normalised"),
+    [
+        # US: the first five digits, whatever the separator
+        ("94107\u20131234", "US", "94107"),  # en dash: the issue's vector
+        ("94107-1234", "US", "94107"),
+        ("94107 1234", "US", "94107"),
+        ("941071234", "US", "94107"),
+        # Elsewhere: lower-cased, no spaces, no dashes
+        ("SW1A 1AA", "GB", "sw1a1aa"),
+        ("K1A 0B1", "CA", "k1a0b1"),
+        ("100-0001", "JP", "1000001"),
+        ("01310-100", "BR", "01310100"),
+        ("00-950", "PL", "00950"),
+        ("\ufeff00\u2013950\u00a0", "PL", "00950"),
+    ],
+)
+def test_postcodes_like_meta(raw, country, normalised):
+    assert hashed_zip_code(raw, country) == sha(normalised)
+
+
+# ---------------------------------------------------------------- issue 18: states
+
+
+@pytest.mark.parametrize(
+    ("raw", "country", "expected"),
+    [
+        # A US address: the two-letter code (issue 18, item 6, as Meta's `st` asks)
+        ("California", "US", "ca"),
+        ("CA", "US", "ca"),
+        ("New York", "US", "ny"),
+        ("District of Columbia", "US", "dc"),
+        ("Puerto Rico", "US", "pr"),
+        ("Puerto Rico", "PR", "pr"),
+        ("U.S. Virgin Islands", "US", "vi"),
+        # Elsewhere: lower-cased, letters and digits only; a code stays a code
+        ("ON", "CA", "on"),
+        ("Ontario", "CA", "ontario"),
+        ("Québec", "CA", "qu\u00e9bec"),
+        ("N.S.W.", "AU", "nsw"),
+        ("\ufeffBE\u3000", "DE", "be"),
+    ],
+)
+def test_state_is_a_code_in_the_us_and_not_hashed(raw, country, expected):
+    assert state(raw, country) == expected
+    assert build_user(Buyer(state=raw, country=country))["state"] == expected
+
+
+# ---------------------------------------------------------------- issue 18: Unicode spaces
+
+
+@pytest.mark.parametrize("blank", ["\ufeff", "\u00a0", "\u2007", "\u202f", "\u3000", "\u2028", "\u0085"])
+def test_every_key_is_trimmed_of_unicode_spaces_and_the_bom(blank):
+    buyer = Buyer(
+        email=f"{blank}Jane.Doe@Example.com{blank}",
+        phone=f"{blank}+1 415 555 0123{blank}",
+        external_id=f"{blank}User-42{blank}",
+        first_name=f"{blank}José{blank}",
+        last_name=f"{blank}O'Brien{blank}",
+        zip_code=f"{blank}94107-1234{blank}",
+        city=f"{blank}San Francisco{blank}",
+        state=f"{blank}California{blank}",
+        country=f"{blank}US{blank}",
+    )
+    assert build_user(buyer) == {
+        "email": sha("jane.doe@example.com"),
+        "phone": sha("+14155550123"),
+        "external_id": sha("User-42"),
+        "first_name": sha("jos\u00e9"),
+        "last_name": sha("obrien"),
+        "zip_code": sha("94107"),
+        "city": "sanfrancisco",
+        "state": "ca",
+        "country": "us",
+    }

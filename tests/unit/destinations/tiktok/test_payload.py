@@ -161,13 +161,14 @@ def test_page_only_with_url_or_referrer(page_url, page_referrer, expected_page):
     [
         ({"email": "  Jane.Doe@Example.COM "}, "email", sha("jane.doe@example.com")),
         ({"external_id": "User-42"}, "external_id", sha("User-42")),  # case kept
-        ({"first_name": "JEAN-LUC"}, "first_name", sha("jean-luc")),
+        ({"first_name": "JEAN-LUC"}, "first_name", sha("jeanluc")),  # no punctuation (issue 18)
         ({"last_name": "de la Cruz"}, "last_name", sha("delacruz")),
         ({"zip_code": "SW1A 1AA", "country": "GB"}, "zip_code", sha("sw1a1aa")),
-        ({"zip_code": "94107-1234", "country": "GB"}, "zip_code", sha("94107-1234")),  # ZIP+4 only in the US
+        ({"zip_code": "94107-1234", "country": "GB"}, "zip_code", sha("941071234")),  # ZIP+4 only in the US
         ({"zip_code": "K1A 0B1", "country": "CA"}, "zip_code", sha("k1a0b1")),
         ({"city": "São Paulo"}, "city", "sãopaulo"),
-        ({"state": "California"}, "state", "california"),
+        ({"state": "California", "country": "US"}, "state", "ca"),  # a US state's code (issue 18)
+        ({"state": "Ontario", "country": "CA"}, "state", "ontario"),
         ({"country": "GB"}, "country", "gb"),
         ({"email": sha("x@example.com").upper()}, "email", sha("x@example.com")),  # already hashed
         ({"first_name": sha("jane")}, "first_name", sha("jane")),
