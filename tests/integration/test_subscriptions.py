@@ -13,6 +13,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -438,6 +439,175 @@ def test_a_renewal_is_skipped_when_renewal_event_name_is_cleared_before_the_send
     assert redrive(at=time.time() + 2 * DAY) == {}
 
 
+# ---------------------------------------------------------------------- the buyer's consent, at every renewal
+
+CONSENT_DENIED = "the buyer denied ad measurement (ad_consent=denied)"
+CONSENT_MISSING = "no ad consent given (REQUIRE_AD_CONSENT is true, ad_consent is not granted)"
+# What the renewal invoices (tests/factories.py invoice) say of the buyer, in every form the
+# function could keep it: as Stripe sends it, normalised, or hashed for TikTok.
+BUYER_AS_INVOICED = (
+    "ada.lovelace@example.com",
+    "ada lovelace",
+    "lovelace",
+    "+1 415 555 0101",
+    "+14155550101",
+    "100 example street",
+    "san francisco",
+    "94107",
+    sha256("ada.lovelace@example.com"),
+    sha256("+14155550101"),
+    sha256("lovelace"),
+    sha256("94107"),
+)
+
+
+def with_metadata(**choices: str) -> dict[str, Any]:
+    """The Checkout's metadata (the buyer's browser signals) with the merchant's ad choices."""
+    return {**checkout_session()["metadata"], **choices}
+
+
+def personal_data_in(items: list[dict[str, Any]]) -> list[str]:
+    text = json.dumps(items, default=str).lower()
+    return [value for value in BUYER_AS_INVOICED if value in text]
+
+
+def two_renewals(
+    deliver, stream, before_the_stream: Callable[[], None] = lambda: None
+) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Two monthly renewals of the subscription, each delivered by Stripe and then handed by the
+    stream to the sender (`before_the_stream` runs in between): the events and the answers."""
+    now = int(time.time())
+    cycles = [
+        renewal(period_end=now + 60 * DAY, created=now - 200),
+        renewal(period_end=now + 90 * DAY, created=now - 100),
+    ]
+    answers = []
+    for cycle in cycles:
+        answers.append(deliver(cycle))
+        before_the_stream()
+        stream.drain()
+    return cycles, answers
+
+
+@pytest.mark.parametrize("order", ["checkout first", "first invoice first"])
+def test_renewals_of_a_buyer_who_denied_ad_consent_are_never_reported_and_nothing_of_theirs_is_kept(
+    env, renewals_on, deliver, stream, db, redrive, tiktok_server, order
+):
+    # Given: a subscription bought with ad_consent=denied (its checkout skipped), its first
+    # invoice delivered before or after the checkout, and renewals reported (RENEWAL_EVENT_NAME)
+    session, completed = subscription_checkout(metadata=with_metadata(ad_consent="denied"))
+    first_invoice = invoice_paid(created=int(time.time()) - 600)
+    events = [completed, first_invoice] if order == "checkout first" else [first_invoice, completed]
+    answers = [deliver(event) for event in events]
+    stream.drain()
+    assert [answer.status for answer in answers] == [200, 200]
+
+    # When: two renewals are paid, each delivered by Stripe and the stream run after it; what
+    # the webhook stored is looked at before the sender could settle (and clear) anything
+    stored: list[dict[str, Any]] = []
+    cycles, renewed = two_renewals(deliver, stream, lambda: stored.extend(db.sessions()))
+
+    # Then: both recorded, neither reported; nothing reaches TikTok, now or from the redrive
+    for cycle, answer in zip(cycles, renewed, strict=True):
+        assert answer.status == 200, answer.body
+        assert answer.body == payment_answer(
+            cycle, "recorded", "provisioned", renewal={"status": "skipped", "reason": CONSENT_DENIED}
+        )
+    assert redrive(at=time.time() + DAY) == {}
+    assert tiktok_server.requests == []
+    # ... and no item of those invoices, and nothing of the buyer's, anywhere in the Sessions table
+    invoice_ids = [invoice_of(cycle)["id"] for cycle in cycles]
+    sessions = db.sessions()
+    assert [item for item in sessions if any(i in item["session_id"] for i in invoice_ids)] == []
+    assert [item["session_id"] for item in stored + sessions if "purchase" in item] == []
+    assert personal_data_in(stored + sessions) == []
+    assert {item["session_id"] for item in stored + sessions} == {session["id"], f"{session['id']}#tiktok"}
+    # ... nor in the stream: no new pending delivery, so the sender was never invoked
+    assert stream.invocations == []
+    # ... the subscription record keeps the payments and the buyer's choice
+    record = subscription_record(db)
+    assert (record["paid_through"], record["ad_consent"]) == (period_end(cycles[-1]), "denied")
+
+
+@pytest.mark.parametrize(
+    "consent",
+    ["none at checkout", "unreadable at checkout", "no checkout provisioned here"],
+)
+def test_with_require_ad_consent_renewals_of_a_subscription_that_never_granted_it_are_not_reported(
+    env, renewals_on, checkout, deliver, stream, db, redrive, tiktok_server, monkeypatch, consent
+):
+    # Given: REQUIRE_AD_CONSENT=true, and a subscription whose buyer never granted ad consent
+    monkeypatch.setenv("REQUIRE_AD_CONSENT", "true")
+    if consent != "no checkout provisioned here":
+        metadata = with_metadata(ad_consent="maybe") if consent == "unreadable at checkout" else None
+        _, completed = subscription_checkout(**({"metadata": metadata} if metadata else {}))
+        answer = checkout(completed)
+        assert answer.body["deliveries"] == {"tiktok": {"status": "skipped", "reason": CONSENT_MISSING}}
+
+    # When: two renewals are paid
+    cycles, renewed = two_renewals(deliver, stream)
+
+    # Then: neither reported nor kept, exactly as the checkout was not
+    customer = "unknown" if consent == "no checkout provisioned here" else "provisioned"
+    for cycle, answer in zip(cycles, renewed, strict=True):
+        assert answer.body == payment_answer(
+            cycle, "recorded", customer, renewal={"status": "skipped", "reason": CONSENT_MISSING}
+        )
+    assert redrive(at=time.time() + DAY) == {}
+    assert tiktok_server.requests == []
+    assert [item for item in db.deliveries() if item.get("delivery_kind") == "renewal"] == []
+    assert personal_data_in(db.sessions()) == []
+    if consent != "no checkout provisioned here":
+        assert subscription_record(db)["ad_consent"] == "unknown"
+
+
+@pytest.mark.parametrize("require_ad_consent", ["false", "true"])
+def test_renewals_of_a_buyer_who_granted_ad_consent_are_reported(
+    env, renewals_on, checkout, deliver, stream, db, tiktok_server, monkeypatch, require_ad_consent
+):
+    monkeypatch.setenv("REQUIRE_AD_CONSENT", require_ad_consent)
+    session, completed = subscription_checkout(metadata=with_metadata(ad_consent="granted"))
+    assert checkout(completed).body["deliveries"] == {"tiktok": {"status": "pending"}}
+
+    cycles, renewed = two_renewals(deliver, stream)
+
+    invoice_ids = [invoice_of(cycle)["id"] for cycle in cycles]
+    assert [answer.body["renewal"] for answer in renewed] == [{"status": "pending"}] * 2
+    assert [(event["event"], event["event_id"]) for event in tiktok_server.events()] == [
+        ("CompletePayment", session["id"]),
+        *[("Subscribe", invoice_id) for invoice_id in invoice_ids],
+    ]
+    for invoice_id in invoice_ids:
+        delivered = db.delivery(invoice_id)
+        assert delivered["delivery_status"] == "sent" and "purchase" not in delivered
+
+
+@pytest.mark.parametrize(
+    ("limited_data_use", "flagged"),
+    [("true", True), ("false", False), (None, False)],
+    ids=["asked for", "declined", "not said"],
+)
+def test_a_renewal_carries_the_limited_data_use_the_checkout_asked_for(
+    env, renewals_on, checkout, deliver, stream, db, tiktok_server, limited_data_use, flagged
+):
+    # Given: a subscription bought with limited_data_use in its metadata (or not), the operator's
+    # TIKTOK_LIMITED_DATA_USE off
+    choices = {"limited_data_use": limited_data_use} if limited_data_use is not None else {}
+    session, completed = subscription_checkout(metadata=with_metadata(**choices))
+    checkout(completed)
+
+    # When: it renews
+    cycles, _ = two_renewals(deliver, stream)
+
+    # Then: every renewal's TikTok event carries the checkout's choice, as the checkout's did
+    purchase, *renewed = tiktok_server.events()
+    assert purchase["event_id"] == session["id"]
+    assert [event["event_id"] for event in renewed] == [invoice_of(cycle)["id"] for cycle in cycles]
+    for event in [purchase, *renewed]:
+        assert event.get("limited_data_use") == (True if flagged else None)
+    assert subscription_record(db).get("limited_data_use") == (None if limited_data_use is None else flagged)
+
+
 # ---------------------------------------------------------------------- out of order, at least once
 
 
@@ -471,22 +641,220 @@ def test_an_update_then_a_newer_deletion_ends_canceled(env, checkout, db):
     assert (record["status"], record["status_changed_at"]) == ("canceled", iso(now - 100))
 
 
-@pytest.mark.parametrize("arrival", ["smaller id first", "larger id first"])
-def test_status_events_created_in_the_same_second_are_ordered_by_event_id(env, checkout, db, arrival):
+def ids_sorted(order: str) -> tuple[str, str]:
+    """Two Stripe event ids, the first sorting before the second as text or after it."""
+    smaller, larger = (f"evt_test_{prefix}{uuid.uuid4().hex}" for prefix in ("a", "b"))
+    return (smaller, larger) if order == "first sorts first" else (larger, smaller)
+
+
+def items_ending(current_period_end: int) -> dict[str, Any]:
+    """A subscription's items since API version 2025-03-31: the current period on each item."""
+    return {
+        "object": "list",
+        "data": [
+            {
+                "id": "si_TestItem0001",
+                "object": "subscription_item",
+                "current_period_start": current_period_end - 30 * DAY,
+                "current_period_end": current_period_end,
+                "quantity": 1,
+            }
+        ],
+    }
+
+
+def deliver_in(arrival: str, checkout, first: dict[str, Any], second: dict[str, Any]) -> list[Any]:
+    """The two events in the order Stripe created them, delivered in that order or the reverse;
+    the answers in the order the events were created."""
+    if arrival == "as created":
+        return [checkout(first), checkout(second)]
+    later, earlier = checkout(second), checkout(first)
+    return [earlier, later]
+
+
+@pytest.mark.parametrize("ids", ["first sorts first", "first sorts last"])
+@pytest.mark.parametrize("arrival", ["as created", "reversed"])
+def test_a_deletion_and_an_update_of_the_same_second_end_canceled_in_any_order(
+    env, checkout, db, arrival, ids
+):
+    # Given: in one second, the subscription is updated (still active) and cancelled at once;
+    # Stripe stamps both events with that second, and its ids are random
     provisioned_subscription(checkout)
-    created = int(time.time()) - 100
-    smaller = status_event("active", created, event_id="evt_test_a" + uuid.uuid4().hex)
-    larger = status_event("past_due", created, event_id="evt_test_b" + uuid.uuid4().hex)
+    second = int(time.time()) - 100
+    period = items_ending(second + 20 * DAY)
+    update_id, delete_id = ids_sorted(ids)
+    updated = status_event("active", second, event_id=update_id, items=period)
+    deleted = status_event(
+        "canceled", second, event_id=delete_id, items=period, canceled_at=second, ended_at=second
+    )
 
-    if arrival == "smaller id first":
-        assert checkout(smaller).body == status_answer(smaller, "recorded", "active")
-        assert checkout(larger).body == status_answer(larger, "recorded", "past_due")
+    # When: both are delivered, in either order
+    answers = deliver_in(arrival, checkout, updated, deleted)
+
+    # Then: canceled, whichever came first and whichever id sorts first
+    assert answers[1].body == status_answer(deleted, "recorded", "canceled")
+    if arrival == "as created":
+        assert answers[0].body == status_answer(updated, "recorded", "active")
     else:
-        assert checkout(larger).body == status_answer(larger, "recorded", "past_due")
-        assert checkout(smaller).body == status_answer(smaller, "unchanged", "past_due")
-
+        assert answers[0].body == status_answer(updated, "unchanged", "canceled")
     record = subscription_record(db)
-    assert (record["status"], record["status_event_id"]) == ("past_due", larger["id"])
+    assert (record["status"], record["status_event_id"]) == ("canceled", deleted["id"])
+    assert record["status_changed_at"] == iso(second)
+
+
+@pytest.mark.parametrize("arrival", ["as created", "reversed"])
+def test_an_update_stripe_created_after_the_deletion_does_not_bring_the_subscription_back(
+    env, checkout, db, arrival
+):
+    provisioned_subscription(checkout)
+    now = int(time.time())
+    deleted = status_event("canceled", now - 100, canceled_at=now - 100, ended_at=now - 100)
+    later_update = status_event("active", now - 50)
+
+    answers = deliver_in(arrival, checkout, deleted, later_update)
+
+    assert answers[0].body == status_answer(deleted, "recorded", "canceled")
+    if arrival == "as created":
+        assert answers[1].body == status_answer(later_update, "unchanged", "canceled")
+    record = subscription_record(db)
+    assert (record["status"], record["status_event_id"]) == ("canceled", deleted["id"])
+    assert record["status_changed_at"] == iso(now - 100)
+
+
+def test_an_expired_incomplete_subscription_stays_expired(env, checkout, db):
+    provisioned_subscription(checkout)
+    now = int(time.time())
+    expired = status_event("incomplete_expired", now - 100, ended_at=now - 100)
+    same_second = status_event("incomplete", now - 100)
+    later = status_event("active", now - 10)
+
+    assert checkout(expired).body == status_answer(expired, "recorded", "incomplete_expired")
+    assert checkout(same_second).body == status_answer(same_second, "unchanged", "incomplete_expired")
+    assert checkout(later).body == status_answer(later, "unchanged", "incomplete_expired")
+    assert subscription_record(db)["status_event_id"] == expired["id"]
+
+
+# The object's own facts that order two status events of one second: the earlier event's, and
+# the later event's (subscription fields, as customer.subscription.updated carries them).
+PERIOD_END = 1767225600  # 2026-01-01
+LATER_BY = {
+    "its items' current period": (
+        {"items": items_ending(PERIOD_END)},
+        {"items": items_ending(PERIOD_END + 30 * DAY)},
+    ),
+    "its own current period (before API 2025-03-31)": (
+        {"current_period_end": PERIOD_END, "items": items_ending(PERIOD_END)},
+        {"current_period_end": PERIOD_END + 30 * DAY, "items": {"object": "list", "data": []}},
+    ),
+    "a cancellation scheduled": (
+        {"items": items_ending(PERIOD_END), "canceled_at": None},
+        {"items": items_ending(PERIOD_END), "canceled_at": PERIOD_END - 5 * DAY},
+    ),
+}
+
+
+@pytest.mark.parametrize("ids", ["first sorts first", "first sorts last"])
+@pytest.mark.parametrize("arrival", ["as created", "reversed"])
+@pytest.mark.parametrize("later_by", list(LATER_BY))
+def test_status_events_of_the_same_second_are_ordered_by_the_subscriptions_own_facts_never_by_id(
+    env, checkout, db, arrival, ids, later_by
+):
+    """Replaces the test that ordered them by comparing event ids as text (random)."""
+    provisioned_subscription(checkout)
+    second = int(time.time()) - 100
+    earlier_facts, later_facts = LATER_BY[later_by]
+    earlier_id, later_id = ids_sorted(ids)
+    earlier = status_event("active", second, event_id=earlier_id, **earlier_facts)
+    later = status_event("past_due", second, event_id=later_id, **later_facts)
+
+    answers = deliver_in(arrival, checkout, earlier, later)
+
+    assert answers[1].body == status_answer(later, "recorded", "past_due")
+    if arrival == "reversed":
+        assert answers[0].body == status_answer(earlier, "unchanged", "past_due")
+    record = subscription_record(db)
+    assert (record["status"], record["status_event_id"]) == ("past_due", later["id"])
+
+
+@pytest.mark.parametrize("ids", ["first sorts first", "first sorts last"])
+def test_status_events_of_the_same_second_that_nothing_orders_keep_the_one_recorded_first(
+    env, checkout, db, ids
+):
+    """Nothing in either object says which came later: the status recorded stays, whatever the
+    ids (a redelivery of either changes nothing either)."""
+    provisioned_subscription(checkout)
+    second = int(time.time()) - 100
+    period = items_ending(second + 20 * DAY)
+    first_id, second_id = ids_sorted(ids)
+    first = status_event("past_due", second, event_id=first_id, items=period)
+    other = status_event("active", second, event_id=second_id, items=period)
+
+    assert checkout(first).body == status_answer(first, "recorded", "past_due")
+    assert checkout(other).body == status_answer(other, "unchanged", "past_due")
+    assert checkout(first).body == status_answer(first, "unchanged", "past_due")
+    record = subscription_record(db)
+    assert (record["status"], record["status_event_id"]) == ("past_due", first["id"])
+
+
+@pytest.mark.parametrize("ids", ["first sorts first", "first sorts last"])
+@pytest.mark.parametrize("arrival", ["as created", "reversed"])
+def test_payments_of_the_same_second_leave_paid_through_at_the_later_period(
+    env, renewals_on, checkout, db, arrival, ids
+):
+    # Given: two payments Stripe stamped with the same second, paying consecutive periods (a
+    # customer settling an overdue invoice as the next one is paid)
+    provisioned_subscription(checkout)
+    second = int(time.time()) - 100
+    earlier_id, later_id = ids_sorted(ids)
+    earlier = renewal(period_end=second + 30 * DAY, created=second)
+    later = renewal(period_end=second + 60 * DAY, created=second)
+    earlier["id"], later["id"] = earlier_id, later_id
+
+    answers = deliver_in(arrival, checkout, earlier, later)
+
+    # Then: paid through the later period, from its invoice, whichever came first; both renewals
+    # reported all the same
+    assert answers[1].body["status"] == "recorded"
+    if arrival == "reversed":
+        assert answers[0].body["status"] == "unchanged"
+    record = subscription_record(db)
+    assert record["paid_through"] == second + 60 * DAY
+    assert record["last_paid_invoice"] == invoice_of(later)["id"]
+    assert record["payment_event_id"] == later["id"]
+    assert {answer.body["renewal"]["status"] for answer in answers} == {"pending"}
+
+
+@pytest.mark.parametrize("recorded", ["canceled", "active"])
+def test_a_record_written_before_the_order_was_kept_is_ordered_by_created_and_yields_to_a_final_state(
+    env, checkout, db, dynamodb, tables, recorded
+):
+    """A record the previous version wrote has no `status_event_order`: an event of its second
+    or older changes it only when it is a final state the record is not in; a later one does."""
+    provisioned_subscription(checkout)
+    second = int(time.time()) - 100
+    written = status_event(recorded, second, canceled_at=second, ended_at=second)
+    assert checkout(written).body["status"] == "recorded"
+    dynamodb.update_item(  # as the previous version left it
+        TableName=tables["CUSTOMERS_TABLE_NAME"],
+        Key={
+            "customer_id": {"S": CUSTOMER},
+            "checkout_session_id": {"S": f"subscription#{SUBSCRIPTION}"},
+        },
+        UpdateExpression="REMOVE status_event_order, payment_event_order",
+    )
+    same_second_update = status_event("past_due", second)
+    same_second_deletion = status_event("canceled", second, canceled_at=second, ended_at=second)
+
+    assert checkout(same_second_update).body == status_answer(same_second_update, "unchanged", recorded)
+    final = checkout(same_second_deletion)
+    later_update = status_event("active", second + 50)
+    later = checkout(later_update)
+
+    assert final.body["status"] == ("unchanged" if recorded == "canceled" else "recorded")
+    assert later.body == status_answer(later_update, "unchanged", "canceled")
+    record = subscription_record(db)
+    assert record["status"] == "canceled"
+    assert record["status_event_id"] == (written if recorded == "canceled" else same_second_deletion)["id"]
 
 
 def test_a_redelivered_status_event_changes_nothing(env, checkout, db):
@@ -985,7 +1353,7 @@ def test_dynamodb_requests_per_subscription_event(
     monkeypatch.setattr(app, "dynamodb", recording_dynamodb)
     _, completed = subscription_checkout()
     # Later than the subscription_create invoice below (created 5 s ago): its payment is recorded,
-    # not found older (two events of one second would be ordered by their random ids).
+    # not found older (two events of one second would be ordered by the periods they pay).
     cycle = renewal(created=int(time.time()))
     plain_invoice = stripe_event("invoice.paid", invoice(subscription=None, customer=CUSTOMER))
 

@@ -19,6 +19,8 @@ SUBSCRIPTION_DELETED = "customer.subscription.deleted"
 SUBSCRIPTION_STATUSES = frozenset(
     {"active", "trialing", "past_due", "unpaid", "canceled", "incomplete", "incomplete_expired", "paused"}
 )
+# The statuses a subscription never leaves: Stripe cannot reactivate it, only a new one can start.
+FINAL_STATUSES = frozenset({"canceled", "incomplete_expired"})
 
 
 @dataclass(frozen=True)
@@ -67,11 +69,24 @@ class InvoicePaid:
 
 
 @dataclass(frozen=True)
+class SubscriptionFacts:
+    """How far a subscription had come when Stripe wrote the event, read from the object itself:
+    what orders two of its events of the same second (Stripe's event ids are random). Epoch
+    seconds, None when the object does not say."""
+
+    final: bool  # canceled or incomplete_expired: no other event undoes it
+    ended_at: int | None
+    canceled_at: int | None
+    current_period_end: int | None  # the latest end among the subscription's and its items'
+
+
+@dataclass(frozen=True)
 class SubscriptionChanged:
     facts: EventFacts
     subscription: dict[str, Any]
     customer_id: str
     status: str
+    progress: SubscriptionFacts
 
 
 StripeEvent = CheckoutPaid | InvoicePaid | SubscriptionChanged | Ignored
@@ -125,7 +140,26 @@ def _subscription(event: dict[str, Any]) -> StripeEvent:
     status = subscription.get("status")
     if not isinstance(status, str) or status not in SUBSCRIPTION_STATUSES:
         raise MalformedEvent("subscription has no known status")
-    return SubscriptionChanged(facts, subscription, str(customer), status)
+    return SubscriptionChanged(facts, subscription, str(customer), status, subscription_facts(subscription))
+
+
+def subscription_facts(subscription: dict[str, Any]) -> SubscriptionFacts:
+    """The object's own facts, each read as a plausible epoch or None. The current period ends at
+    `current_period_end` on the subscription before API version 2025-03-31, and on each of its
+    items (`items.data[].current_period_end`) since: both are read, the latest wins."""
+    status = subscription.get("status")
+    items = mapping(subscription.get("items")).get("data")
+    ends = [
+        end
+        for source in [subscription, *(items if isinstance(items, list) else [])]
+        if (end := epoch(mapping(source).get("current_period_end"))) is not None
+    ]
+    return SubscriptionFacts(
+        final=isinstance(status, str) and status in FINAL_STATUSES,
+        ended_at=epoch(subscription.get("ended_at")),
+        canceled_at=epoch(subscription.get("canceled_at")),
+        current_period_end=max(ends) if ends else None,
+    )
 
 
 def subscription_of(invoice: dict[str, Any]) -> str | None:

@@ -13,9 +13,14 @@ from checkout_conversions.outbox.model import Delivery, DeliveryStatus, Ledger, 
 from checkout_conversions.outbox.start import Provenance, new_delivery
 from checkout_conversions.purchase import Consent, PurchaseKind
 from checkout_conversions.settings import Settings
-from checkout_conversions.store.subscriptions import Aspect, DynamoSubscriptions, SubscriptionWrite
+from checkout_conversions.store.subscriptions import (
+    Aspect,
+    DynamoSubscriptions,
+    EventOrder,
+    SubscriptionWrite,
+)
 from checkout_conversions.stripe_side import invoices
-from checkout_conversions.stripe_side.events import InvoicePaid, SubscriptionChanged
+from checkout_conversions.stripe_side.events import FINAL_STATUSES, InvoicePaid, SubscriptionChanged
 from checkout_conversions.values import iso
 
 
@@ -37,32 +42,40 @@ def record_payment(
 ) -> PaymentRecorded:
     """What the invoice paid, and a renewal's delivery; StoreError when the store fails."""
     invoice = paid.invoice
+    paid_through = invoices.paid_through(invoice)
     fields = {
         "subscription_id": paid.subscription_id,
-        "paid_through": invoices.paid_through(invoice),
+        "paid_through": paid_through,
         "last_paid_invoice": invoice["id"],
         "last_paid_at": iso(invoices.paid_at(invoice, paid.facts.created)),
     }
+    # Two payments of one second: the one that pays the later period is the later.
+    order = EventOrder(paid.facts.created, tiebreak=(paid_through,))
     written = subscriptions.record(
-        Aspect.PAYMENT, paid.customer_id, paid.subscription_id, fields, paid.facts.created, paid.facts.id
+        Aspect.PAYMENT, paid.customer_id, paid.subscription_id, fields, order, paid.facts.id
     )
     renewal = _start_renewal(paid, written, settings, ledger) if invoices.is_renewal(invoice) else None
     return PaymentRecorded(written, renewal)
 
 
 def record_status(changed: SubscriptionChanged, subscriptions: DynamoSubscriptions) -> SubscriptionWrite:
+    """The status, unless a later one is recorded: a final status (canceled, incomplete_expired)
+    is never undone; of two events of one second, the one whose subscription has ended, was
+    cancelled or is in its period later is the later."""
     fields = {
         "subscription_id": changed.subscription["id"],
         "status": changed.status,
         "status_changed_at": iso(changed.facts.created),
     }
-    return subscriptions.record(
-        Aspect.STATUS,
-        changed.customer_id,
-        changed.subscription["id"],
-        fields,
+    progress = changed.progress
+    order = EventOrder(
         changed.facts.created,
-        changed.facts.id,
+        tiebreak=(progress.ended_at, progress.canceled_at, progress.current_period_end),
+        final=progress.final,
+        finals=tuple(sorted(FINAL_STATUSES)),
+    )
+    return subscriptions.record(
+        Aspect.STATUS, changed.customer_id, changed.subscription["id"], fields, order, changed.facts.id
     )
 
 

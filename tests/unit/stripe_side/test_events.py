@@ -14,7 +14,9 @@ from checkout_conversions.stripe_side.events import (
     IgnoreReason,
     InvoicePaid,
     SubscriptionChanged,
+    SubscriptionFacts,
     classify,
+    subscription_facts,
     subscription_of,
 )
 from checkout_conversions.stripe_side.signature import MalformedEvent
@@ -398,3 +400,114 @@ def test_other_subscription_and_invoice_events_are_not_handled():
         decision = classify(event)
         assert decision == Ignored(event["id"], event_type, IgnoreReason.NOT_HANDLED)
         assert decision.describe() == f"event type {event_type} is not handled"
+
+
+# ------------------------------------- subscription_facts: what orders two events of one second
+
+STRIPE_ITEM_PERIOD_END = STRIPE_SUBSCRIPTION["items"]["data"][0]["current_period_end"]
+JUNK_EPOCHS = ["1762779600", 1762779600.0, True, 0, -5, 32503680001, {"at": 1}, [1762779600]]
+
+
+def item(**changes) -> dict:
+    """Stripe's own subscription item, changed (a value MISSING removes the key)."""
+    value = copy.deepcopy(STRIPE_SUBSCRIPTION["items"]["data"][0])
+    for key, new in changes.items():
+        if new is MISSING:
+            value.pop(key, None)
+        else:
+            value[key] = new
+    return value
+
+
+def items(*values) -> dict:
+    return {**copy.deepcopy(STRIPE_SUBSCRIPTION["items"]), "data": list(values)}
+
+
+def test_stripes_own_subscription_object_gives_its_facts():
+    """fixtures3.subscription.json (API 2025-03-31 and later): the period is on its item only."""
+    assert "current_period_end" not in STRIPE_SUBSCRIPTION
+    assert subscription_facts(STRIPE_SUBSCRIPTION) == SubscriptionFacts(
+        final=False,
+        ended_at=STRIPE_SUBSCRIPTION["ended_at"],
+        canceled_at=STRIPE_SUBSCRIPTION["canceled_at"],
+        current_period_end=STRIPE_ITEM_PERIOD_END,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("customer_subscription_deleted", SubscriptionFacts(True, 1762779600, 1762779600, 976287773)),
+        ("customer_subscription_updated", SubscriptionFacts(False, None, None, 976287773)),
+    ],
+)
+def test_the_subscription_samples_give_their_facts_and_classify_carries_them(name, expected):
+    event = _load(ROOT / "events" / f"{name}.json")
+    decision = classify(event)
+    assert isinstance(decision, SubscriptionChanged)
+    assert decision.progress == expected == subscription_facts(event["data"]["object"])
+
+
+@pytest.mark.parametrize("status", ALL_STATUSES)
+def test_canceled_and_incomplete_expired_are_the_final_statuses(status):
+    facts = subscription_facts(subscription(status=status))
+    assert facts.final is (status in ("canceled", "incomplete_expired"))
+    assert classify(subscription_event(subscription(status=status))).progress == facts
+
+
+@pytest.mark.parametrize("status", [MISSING, None, ["canceled"], {"status": "canceled"}, "Canceled"])
+def test_a_status_that_is_no_known_text_is_not_final_and_never_raises(status):
+    assert subscription_facts(subscription(status=status)).final is False
+
+
+@pytest.mark.parametrize(
+    ("on_subscription", "on_items", "expected"),
+    [
+        (1762779600, [MISSING], 1762779600),  # before API 2025-03-31: on the subscription
+        (MISSING, [1765458000], 1765458000),  # since: on each item
+        (None, [1765458000], 1765458000),
+        (1762779600, [1765458000], 1765458000),  # both (a version in between): the latest
+        (1765458000, [1762779600], 1765458000),
+        (MISSING, [1762779600, 1765458000, MISSING], 1765458000),  # items of several periods
+        (MISSING, [MISSING], None),
+        (MISSING, [], None),
+    ],
+)
+def test_the_current_period_end_is_read_from_the_subscription_and_from_its_items(
+    on_subscription, on_items, expected
+):
+    obj = subscription(
+        current_period_end=on_subscription,
+        items=items(*(item(current_period_end=end) for end in on_items)),
+    )
+    assert subscription_facts(obj).current_period_end == expected
+
+
+@pytest.mark.parametrize("junk", JUNK_EPOCHS)
+def test_an_implausible_time_is_no_fact(junk):
+    obj = subscription(
+        ended_at=junk, canceled_at=junk, current_period_end=junk, items=items(item(current_period_end=junk))
+    )
+    assert subscription_facts(obj) == SubscriptionFacts(False, None, None, None)
+
+
+@pytest.mark.parametrize(
+    "junk_items",
+    [
+        MISSING,
+        None,
+        "si_1",
+        [],
+        {"data": None},
+        {"data": "items"},
+        {"data": {"0": {}}},
+        {"data": [None, 5, "si"]},
+    ],
+)
+def test_items_of_any_shape_never_raise_and_the_subscriptions_own_period_still_counts(junk_items):
+    obj = subscription(current_period_end=1762779600, items=junk_items)
+    assert subscription_facts(obj).current_period_end == 1762779600
+    assert (
+        subscription_facts(subscription(current_period_end=MISSING, items=junk_items)).current_period_end
+        is None
+    )
