@@ -1,10 +1,11 @@
 """What the local stand-ins (TikTok's, Meta's and Stripe's APIs) share: a threaded HTTP server on
-127.0.0.1, started and stopped with the tests or `make run`, and a way to release answers that
-a stand-in was told to hold ("hang")."""
+127.0.0.1, started and stopped with the tests or `make run`, a way to release answers that
+a stand-in was told to hold ("hang"), and answers trickled one byte at a time."""
 
 import json
 import threading
 from dataclasses import dataclass
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
@@ -62,6 +63,8 @@ class ScriptedStandIn(LoopbackStandIn):
     def __init__(self, handler_class: type[BaseHTTPRequestHandler], host: str = "127.0.0.1", port: int = 0):
         self.requests: list[RecordedRequest] = []
         self._script: list[str] = ["ok"]
+        self._tokens: frozenset[str] | None = None  # accept_only: the tokens taken, else any
+        self._refusal = ""
         super().__init__(handler_class, host, port)
 
     def record(self, handler: BaseHTTPRequestHandler) -> bytes:
@@ -77,13 +80,53 @@ class ScriptedStandIn(LoopbackStandIn):
         self._release.wait(timeout=60)
         handler.close_connection = True
 
+    def trickle(self, handler: BaseHTTPRequestHandler, raw: bytes, every: float) -> None:
+        """Write `raw` to the client one byte every `every` seconds, until all of it is written, the
+        stand-in is released (or stopped) or the client hangs up; then the connection closes."""
+        try:
+            for byte in raw:
+                handler.wfile.write(bytes([byte]))
+                handler.wfile.flush()
+                if self._release.wait(timeout=every):
+                    break
+        except OSError:
+            pass  # the client gave up waiting: what a trickle is for
+        handler.close_connection = True
+
+    def trickle_answer(
+        self, handler: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str, every: float
+    ) -> None:
+        """The "trickle-headers" behaviour: the whole answer, status line and headers included,
+        one byte every `every` seconds, so that no single read waits long."""
+        head = (
+            f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
+            f"content-type: {content_type}\r\ncontent-length: {len(body)}\r\n\r\n"
+        )
+        self.trickle(handler, head.encode("ascii") + body, every)
+
     def behave(self, *script: str) -> None:
         """Answer the next requests with these behaviours in turn; the last one repeats. Forgets
         the requests received so far, and lets go of none held by an earlier "hang"."""
         with self._lock:
             self._script = list(script) or ["ok"]
+            self._tokens = None
             self.requests.clear()
         self._release.clear()
+
+    def accept_only(self, *tokens: str, refusal: str) -> None:
+        """From now until the next `behave`, a request carrying any other access token is answered
+        with the behaviour `refusal` (the platform's own refusal of a token), and does not use up
+        the script. `accept_only("new-token", ...)` stands for a token rotated at the platform."""
+        with self._lock:
+            self._tokens = frozenset(tokens)
+            self._refusal = refusal
+
+    def _behaviour_for(self, token: str | None) -> str:
+        """The behaviour a request carrying `token` is answered with."""
+        with self._lock:
+            if self._tokens is not None and token not in self._tokens:
+                return self._refusal
+        return self._next_behaviour()
 
     def _next_behaviour(self) -> str:
         with self._lock:

@@ -9,8 +9,10 @@ sent it.
 Behaviours: "ok" (events_received = len(data)), "error:CODE" (HTTP 400 with a Graph API error
 of that code; Meta answers throttling codes such as 4, 17, 32 and 613 with HTTP 400 too),
 "http:N" (HTTP status N, a text body), "garbage" (HTTP 200, not JSON), "hang" (accepts and never
-answers until released). A script of behaviours can be queued; the last one sticks. Requests
+answers until released), "trickle-headers:S" (the "ok" answer, status line and headers included,
+one byte every S seconds). A script of behaviours can be queued; the last one sticks. Requests
 refused for their path or their missing token do not use up a behaviour.
+`accept_only(token, refusal="error:190")` refuses every other `access_token`.
 """
 
 import json
@@ -67,9 +69,14 @@ class MetaStandIn(ScriptedStandIn):
                 if not isinstance(token, str) or not token:
                     self._answer_error(400, 100, "(#100) The access_token parameter is required in the body")
                     return
-                behaviour = standin._next_behaviour()
+                behaviour = standin._behaviour_for(token)
                 if behaviour == "hang":
                     standin.hold(self)
+                    return
+                if behaviour.startswith("trickle-headers:"):
+                    answer = json.dumps(_ok_answer(payload)).encode()
+                    every = float(behaviour.split(":", 1)[1])
+                    standin.trickle_answer(self, 200, answer, "application/json", every)
                     return
                 if behaviour.startswith("error:"):
                     code = int(behaviour.split(":", 1)[1])
@@ -80,10 +87,7 @@ class MetaStandIn(ScriptedStandIn):
                 elif behaviour == "garbage":
                     self._answer(200, b"<html>bad gateway</html>", "text/html")
                 else:
-                    data = payload.get("data")
-                    received = len(data) if isinstance(data, list) else 0
-                    answer = {"events_received": received, "messages": [], "fbtrace_id": FBTRACE_ID}
-                    self._answer(200, json.dumps(answer).encode(), "application/json")
+                    self._answer(200, json.dumps(_ok_answer(payload)).encode(), "application/json")
 
             def _answer_error(self, status: int, code: int, message: str) -> None:
                 error = {
@@ -103,6 +107,12 @@ class MetaStandIn(ScriptedStandIn):
                 self.wfile.write(raw)
 
         return Handler
+
+
+def _ok_answer(payload: dict[str, Any] | None) -> dict[str, Any]:
+    data = (payload or {}).get("data")
+    received = len(data) if isinstance(data, list) else 0
+    return {"events_received": received, "messages": [], "fbtrace_id": FBTRACE_ID}
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:

@@ -3,9 +3,10 @@
 Behaviours: "ok" (code 0), "code:N" (HTTP 200 with business error code N), "http:N" (HTTP status N),
 "garbage" (HTTP 200, not JSON), "hang" (accepts and never answers until released),
 "slow-headers:S" (answers ok after S seconds), "slow-body:H:S" (sends the headers and a few
-bytes after H seconds, the rest S seconds later), "trickle:S" (the answer one byte every S
-seconds). A script of
-behaviours can be queued; the last one sticks.
+bytes after H seconds, the rest S seconds later), "trickle:S" (the headers at once, then the
+answer's body one byte every S seconds), "trickle-headers:S" (the whole answer, status line and
+headers included, one byte every S seconds). A script of behaviours can be queued; the last one
+sticks. `accept_only(token, refusal="code:40105")` refuses every other Access-Token.
 """
 
 import json
@@ -32,7 +33,7 @@ class TikTokStandIn(ScriptedStandIn):
 
         class Handler(QuietHandler):
             def do_POST(self) -> None:
-                behaviour = standin._next_behaviour()
+                behaviour = standin._behaviour_for(self.headers.get("Access-Token"))
                 standin.record(self)
                 if behaviour == "hang":
                     standin.hold(self)
@@ -40,6 +41,11 @@ class TikTokStandIn(ScriptedStandIn):
                 if behaviour.startswith("slow-headers:"):
                     standin._release.wait(timeout=float(behaviour.split(":", 1)[1]))
                     behaviour = "ok"
+                if behaviour.startswith("trickle-headers:"):
+                    raw = json.dumps({"code": 0, "message": "OK", "request_id": "req-standin", "data": {}})
+                    every = float(behaviour.split(":", 1)[1])
+                    standin.trickle_answer(self, 200, raw.encode(), "application/json", every)
+                    return
                 if behaviour.startswith("trickle:"):
                     self._trickle(float(behaviour.split(":", 1)[1]))
                     return
@@ -66,12 +72,7 @@ class TikTokStandIn(ScriptedStandIn):
                 self.send_response(200)
                 self.send_header("content-length", str(len(raw)))
                 self.end_headers()
-                for byte in raw:
-                    self.wfile.write(bytes([byte]))
-                    self.wfile.flush()
-                    if standin._release.wait(timeout=every):
-                        break
-                self.close_connection = True
+                standin.trickle(self, raw, every)
 
             def _answer_slowly(self, headers_after: float, pause: float) -> None:
                 if standin._release.wait(timeout=headers_after):

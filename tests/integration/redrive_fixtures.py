@@ -179,11 +179,12 @@ class Budget:
 @pytest.fixture
 def redrive(recording_dynamodb, tables):
     """Run the redrive as its Lambda would, with `at` (epoch seconds) as the current time."""
+    from checkout_conversions.destinations import http
     from checkout_conversions.outbox.redrive import run_redrive
     from checkout_conversions.settings import load_settings
     from checkout_conversions.store.deliveries import DynamoDeliveries
 
-    client = httpx.Client()
+    client = http.new_client()  # the product's: one deadline per POST
 
     def run(
         at: float | None = None,

@@ -113,12 +113,13 @@ def test_the_sender_spends_two_update_items_per_delivered_record(
 @pytest.mark.parametrize(
     ("behaviour", "retryable", "code"),
     [
-        ("error:190", False, 190),  # the token: permanent
+        ("error:803", False, 803),  # a wrong pixel id: permanent (a refused token pauses instead)
         ("error:100", False, 100),  # an invalid parameter: permanent
         ("error:613", True, 613),  # rate limited: retried
         ("error:17", True, 17),
         ("http:500", True, None),
         ("hang", True, None),
+        ("trickle-headers:0.1", True, None),  # status line and headers one byte at a time
     ],
 )
 def test_meta_failing_never_touches_tiktok(
@@ -138,6 +139,28 @@ def test_meta_failing_never_touches_tiktok(
     assert ("redrive_queue" in record) is retryable
     assert "purchase" in record  # kept for the retry (or an operator's requeue)
     assert len(tiktok_server.requests) == 1
+
+
+def test_a_meta_answer_trickled_from_its_first_byte_is_cut_off_at_the_timeout(
+    both_env, checkout, db, tiktok_server, meta_server
+):
+    """One deadline for the whole POST: Meta sending its status line and headers one byte at a
+    time, each byte well within the timeout, holds the sender no longer than the timeout."""
+    meta_server.behave("trickle-headers:0.1")  # ~10 s for the whole answer
+    session = checkout_session()
+
+    started = time.monotonic()
+    checkout(stripe_event(session=session))
+    elapsed = time.monotonic() - started
+    meta_server.release_hung()
+
+    assert elapsed < float(both_env["META_TIMEOUT_SECONDS"]) + 2  # the POST's 1 s, claiming and recording
+    assert len(meta_server.requests) == 1
+    record = meta_state(db, session["id"])
+    assert record["delivery_status"] == "failed" and record["delivery_retryable"] is True
+    assert record["delivery_message"] == "timed out (ReadTimeout, 1s)"
+    assert record["redrive_queue"] == "meta"
+    assert db.delivery(session["id"], "tiktok")["delivery_status"] == "sent"
 
 
 @pytest.mark.parametrize(("down", "up"), [("meta", "tiktok"), ("tiktok", "meta")])
@@ -379,7 +402,7 @@ def test_make_deliveries_lists_each_destination_and_requeues_metas_alone(
         out = io.StringIO()
         return deliveries.main(list(argv), out=out), out.getvalue()
 
-    meta_server.behave("error:190")  # a bad token: permanent, kept for an operator's requeue
+    meta_server.behave("error:803")  # a wrong pixel id: permanent, kept for an operator's requeue
     session = checkout_session()
     checkout(stripe_event(session=session))
 
@@ -391,10 +414,10 @@ def test_make_deliveries_lists_each_destination_and_requeues_metas_alone(
         and "failed 1," in meta_part
         and "(0 of the failed will be retried)" in meta_part
     )
-    assert "190" in meta_part and session["id"] in meta_part
+    assert "803" in meta_part and session["id"] in meta_part
     assert "jane" not in listing.lower()  # names, codes and times only, never the buyer
 
-    meta_server.behave("ok")  # the token was fixed
+    meta_server.behave("ok")  # the pixel id was fixed
     code, said = run("--requeue", session["id"], "--destination", "meta")
     assert code == 0 and said.startswith(f"Requeued Meta's delivery of {session['id']}")
     monkeypatch.setenv("REDRIVE_GRACE_SECONDS", "0")

@@ -41,8 +41,9 @@ DAY = 86400
 
 
 def send_bound(env) -> float:
-    """How long one stream delivery may take: one POST ends within about 4x the timeout (each
-    phase bounded, the body by a deadline of its own), plus claiming and recording."""
+    """How long one stream delivery may take: what the sender allows one send, 4x the timeout
+    (one POST ends within the timeout, one deadline for the whole request), plus claiming and
+    recording."""
     return 4 * float(env["TIKTOK_TIMEOUT_SECONDS"]) + 2
 
 
@@ -380,8 +381,8 @@ def test_a_setting_cleared_after_provisioning_skips_the_pending_delivery(
 @pytest.mark.parametrize(
     ("behaviour", "retryable", "code", "http_status"),
     [
-        ("code:40001", False, 40001, 200),
-        ("code:40105", False, 40105, 200),
+        ("code:40002", False, 40002, 200),  # payload errors (a refused token pauses instead)
+        ("code:40062", False, 40062, 200),
         ("code:40100", True, 40100, 200),
         ("code:50000", True, 50000, 200),
         ("http:500", True, None, 500),
@@ -526,6 +527,7 @@ def test_hanging_tiktok_never_slows_the_webhook_and_the_redrive_sends_it_once_la
         ("slow-headers:0.7", True),  # slow, but within the timeout: sent
         ("slow-body:0.7:5", False),  # headers in time, then the body stalls
         ("trickle:0.2", False),  # every read within the timeout, the whole answer never in time
+        ("trickle-headers:0.1", False),  # the same from the status line on: ~8 s with per-read timeouts
     ],
 )
 def test_slow_answers_are_bounded_by_the_timeout(env, checkout, stream, tiktok_server, db, behaviour, sent):
@@ -549,11 +551,122 @@ def test_slow_answers_are_bounded_by_the_timeout(env, checkout, stream, tiktok_s
         assert not claimed(record)
 
 
+def test_an_answer_trickled_from_its_first_byte_is_cut_off_at_the_timeout(
+    env, checkout, stream, tiktok_server, db
+):
+    """One deadline for the whole POST: TikTok sending even its status line and headers one byte
+    at a time, each byte well within the timeout, holds the sender no longer than the timeout."""
+    tiktok_server.behave("trickle-headers:0.1")  # ~8 s for the whole answer
+    session = checkout_session()
+
+    answer, elapsed = timed(checkout, stripe_event(session=session))
+    tiktok_server.release_hung()
+
+    assert answer.body["deliveries"]["tiktok"] == PENDING
+    assert elapsed < float(env["TIKTOK_TIMEOUT_SECONDS"]) + 2  # the POST's 1 s, claiming and recording
+    assert_batch_succeeded(stream)
+    record = db.delivery(session["id"])
+    assert record["delivery_status"] == "failed" and record["delivery_retryable"] is True
+    assert record["delivery_message"] == "timed out (ReadTimeout, 1s)"
+    assert record["redrive_queue"] == "tiktok" and "next_attempt_at" in record
+    assert not claimed(record)
+
+
+POST_TIMEOUT = 0.5
+# What one POST may take beyond its timeout: the last read's wake-up and closing the connection.
+POST_SLACK = 0.25
+
+
+@pytest.fixture
+def http_client():
+    from checkout_conversions.destinations import http
+
+    client = http.new_client()
+    yield client
+    client.close()
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "error"),
+    [
+        ("trickle-headers:0.05", "ReadTimeout"),  # every read within the timeout, headers never done
+        ("trickle:0.05", "ReadTimeout"),  # the same for the body
+        ("slow-body:0.3:5", "ReadTimeout"),  # headers in time, the body's wait runs out the deadline
+        ("slow-headers:5", "ReadTimeout"),
+        ("hang", "ReadTimeout"),
+    ],
+)
+def test_one_post_ends_within_its_timeout_however_slowly_the_answer_comes(
+    tiktok_server, http_client, behaviour, error
+):
+    from checkout_conversions.destinations import http
+    from checkout_conversions.destinations.tiktok.client import classify
+
+    tiktok_server.behave(behaviour)
+
+    answer, elapsed = timed(
+        http.post, http_client, tiktok_server.url, b'{"data": []}', {}, POST_TIMEOUT, classify
+    )
+    tiktok_server.release_hung()
+
+    assert answer.retryable is True
+    assert answer.message == f"timed out ({error}, {POST_TIMEOUT:g}s)"
+    assert POST_TIMEOUT <= elapsed < POST_TIMEOUT + POST_SLACK
+    assert len(tiktok_server.requests) == 1
+
+
+def test_a_post_after_one_cut_off_gets_a_fresh_connection_and_its_own_deadline(tiktok_server, http_client):
+    """The deadline is the request's, not the client's or the connection's: a cut-off connection
+    is closed, and the next POST on the same client has its whole timeout."""
+    from checkout_conversions.destinations import http
+    from checkout_conversions.destinations.tiktok.client import classify
+
+    tiktok_server.behave("trickle-headers:0.05", "slow-headers:0.4")
+    post = (http_client, tiktok_server.url, b'{"data": []}', {}, POST_TIMEOUT, classify)
+
+    cut_off = http.post(*post)
+    answered, elapsed = timed(http.post, *post)
+    tiktok_server.release_hung()
+
+    assert cut_off.message == f"timed out (ReadTimeout, {POST_TIMEOUT:g}s)"
+    assert answered.accepted is True
+    assert 0.4 <= elapsed < POST_TIMEOUT
+
+
+def test_concurrent_posts_on_one_client_each_have_their_own_deadline(tiktok_server, http_client):
+    """The sender sends destinations from threads sharing one client: a POST that is cut off at
+    its deadline cuts off no other, and one started later is not bounded by an earlier deadline."""
+    from checkout_conversions.destinations import http
+    from checkout_conversions.destinations.tiktok.client import classify
+
+    tiktok_server.behave("trickle-headers:0.05", "slow-headers:0.7")
+    results = {}
+
+    def send(name, timeout):
+        results[name] = timed(
+            http.post, http_client, tiktok_server.url, b'{"data": []}', {}, timeout, classify
+        )
+
+    trickled = threading.Thread(target=send, args=("trickled", POST_TIMEOUT))
+    trickled.start()
+    time.sleep(0.2)  # the trickled POST is the stand-in's first request
+    later = threading.Thread(target=send, args=("later", 2.0))
+    later.start()
+    trickled.join()
+    later.join()
+    tiktok_server.release_hung()
+
+    (cut_off, cut_off_seconds), (answered, answered_seconds) = results["trickled"], results["later"]
+    assert cut_off.message == f"timed out (ReadTimeout, {POST_TIMEOUT:g}s)"
+    assert cut_off_seconds < POST_TIMEOUT + POST_SLACK
+    assert answered.accepted is True and answered_seconds >= 0.7  # past the first one's deadline
+
+
 # ---------------------------------------------------------------------- logs and settings
 
 
 def test_logs_carry_no_secret_token_or_raw_pii(env, checkout, stream, logs, tiktok_server):
-    tiktok_server.behave("code:40001", "ok")
+    tiktok_server.behave("code:40002", "ok")
     rejected, accepted = stripe_event(), stripe_event()
 
     checkout(rejected)

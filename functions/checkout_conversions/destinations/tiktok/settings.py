@@ -25,7 +25,7 @@ def load(reader: SettingsReader, max_age_days: int) -> TikTokSettings:
         test_event_code=reader.text("TIKTOK_TEST_EVENT_CODE"),
         access_token=SecretRef("TIKTOK_ACCESS_TOKEN", reader.text("TIKTOK_ACCESS_TOKEN_NAME")),
         event_name=reader.text("TIKTOK_EVENT_NAME", "CompletePayment"),
-        # Each phase of one POST (connect, send, wait, read); the sender's Lambda timeout is 120 s.
+        # The deadline of one whole POST (connect, send, wait, read); the sender's Lambda timeout is 120 s.
         timeout_seconds=reader.seconds("TIKTOK_TIMEOUT_SECONDS", 5.0, minimum=0.1, maximum=10),
         max_age_days=max_age_days,
         reports_renewals=True,
