@@ -107,12 +107,23 @@ class MemoryLedger:
             "delivery_status": DeliveryStatus.FAILED.value,
             "delivery_retryable": retry_at is not None,
         }
-        removes: tuple[str, ...] = _CLAIM
+        removes: tuple[str, ...] = (*_CLAIM, "delivery_reason")
         if retry_at is not None:
             sets["next_attempt_at"] = retry_at
         else:
             removes += _QUEUE
         return self._held("record_failure", key, claim_token, now, sets, removes, outcome)
+
+    def record_paused(
+        self, key: str, claim_token: str, outcome: Outcome, reason: str, now: int, retry_at: int
+    ) -> bool:
+        sets: Item = {
+            "delivery_status": DeliveryStatus.PAUSED.value,
+            "delivery_reason": reason,
+            "next_attempt_at": retry_at,
+        }
+        removes = (*_CLAIM, "delivery_retryable")
+        return self._held("record_paused", key, claim_token, now, sets, removes, outcome)
 
     def settle(
         self,
@@ -281,16 +292,25 @@ def _outcome_fields(outcome: Outcome) -> Item:
 # ---------------------------------------------------------------------- the other fakes
 
 ACCEPTED = Answer(Verdict.ACCEPTED, code=0, message="OK", request_id="req-ok")
+TOKEN_REFUSED = Answer(Verdict.UNAUTHORIZED, code=40105, message="access token expired", request_id="req-401")
 
 
 class FakePlatform:
     """A platform whose requests are the purchase's event id, answered from a script: `answers`
-    in order, then ACCEPTED; or `answer_for(event_id)` when given."""
+    in order, then ACCEPTED; or `answer_for(event_id)` when given. With `accepts_token`, a request
+    carrying any other token is refused (TOKEN_REFUSED) before the script is asked."""
 
-    def __init__(self, *answers: Answer, answer_for: Callable[[str], Answer] | None = None):
+    def __init__(
+        self,
+        *answers: Answer,
+        answer_for: Callable[[str], Answer] | None = None,
+        accepts_token: str | None = None,
+    ):
         self._answers = list(answers)
         self._answer_for = answer_for
+        self.accepts_token = accepts_token
         self.posted: list[str] = []  # the event ids POSTed, in order
+        self.tokens: list[str] = []  # the token of each request, in order
 
     def prepare(self, purchase: Purchase, contents: list[Content] | None, kind: PurchaseKind) -> Prepared:
         note = None if purchase.buyer.email else "no email"
@@ -302,6 +322,9 @@ class FakePlatform:
     def post(self, http: object, access_token: str, body: bytes) -> Answer:
         event_id = body.decode()
         self.posted.append(event_id)
+        self.tokens.append(access_token)
+        if self.accepts_token is not None and access_token != self.accepts_token:
+            return TOKEN_REFUSED
         if self._answer_for is not None:
             return self._answer_for(event_id)
         return self._answers.pop(0) if self._answers else ACCEPTED
@@ -345,11 +368,12 @@ def sending(
     destination: str | DestinationSettings = "tiktok",
     platform: FakePlatform | None = None,
     access_token: str = TEST_ENVIRONMENT["TIKTOK_ACCESS_TOKEN"],
+    reread_token: Callable[[], str] | None = None,
 ) -> Sending:
     """What the sender or the redrive opens for one destination, with a fake platform and no
-    Stripe API key (contents are not read)."""
+    Stripe API key (contents are not read); `reread_token` reads the token from its store again."""
     chosen = settings.destination(destination) if isinstance(destination, str) else destination
-    return Sending(chosen, platform or FakePlatform(), access_token, None, None, settings)  # type: ignore[arg-type]
+    return Sending(chosen, platform or FakePlatform(), access_token, None, None, settings, reread_token)  # type: ignore[arg-type]
 
 
 def a_delivery(

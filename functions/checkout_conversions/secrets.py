@@ -1,6 +1,7 @@
 """The secrets: read from environment variables, SSM Parameter Store or Secrets Manager, with a
 short per-container cache, so that clearing a platform's token in the store switches that
-destination off without a deploy."""
+destination off without a deploy. A token the platform refuses is read again at once, past the
+cache (`fresh`), so that a rotation takes effect with the first refusal."""
 
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,25 +39,30 @@ class SecretRef:
     stored_name: str
 
 
-def read(ref: SecretRef, store: SecretStore, environ: Mapping[str, str]) -> str:
+def read(ref: SecretRef, store: SecretStore, environ: Mapping[str, str], fresh: bool = False) -> str:
+    """The secret, from this container's cache when it holds one younger than the store's cache
+    age; `fresh` drops the cached value and reads it from the store now (a token the platform
+    refused: it may have been rotated a moment ago), caching what it reads."""
     if store.source is SecretSource.ENV:
         return environ.get(ref.variable, "")
     if not ref.stored_name:
         raise ConfigurationError(f"{ref.variable}_NAME must name the {store.source} entry")
+    if fresh:
+        return _read_stored(store.source, ref.stored_name, store.cache_seconds, force_fetch=True)
     return _read_stored(store.source, ref.stored_name, store.cache_seconds)
 
 
-def read_switch(ref: SecretRef, store: SecretStore, environ: Mapping[str, str]) -> str:
+def read_switch(ref: SecretRef, store: SecretStore, environ: Mapping[str, str], fresh: bool = False) -> str:
     """A secret whose absence switches something off (a platform's token, the Stripe API key):
     "" when unset, empty, or a value like 'disabled'."""
-    value = read(ref, store, environ).strip()
+    value = read(ref, store, environ, fresh).strip()
     return "" if value.lower() in _DISABLED_VALUES else value
 
 
 _providers: dict[SecretSource, Any] = {}
 
 
-def _read_stored(source: SecretSource, name: str, max_age: int) -> str:
+def _read_stored(source: SecretSource, name: str, max_age: int, force_fetch: bool = False) -> str:
     # Imported here: with plain environment variables (the default) the Parameters utility and its
     # clients are never needed, so they stay off the cold-start path.
     from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
@@ -64,9 +70,9 @@ def _read_stored(source: SecretSource, name: str, max_age: int) -> str:
     provider = _providers.get(source) or _providers.setdefault(source, _new_provider(source))
     try:
         if source is SecretSource.SSM:
-            value = provider.get(name, decrypt=True, max_age=max_age)
+            value = provider.get(name, decrypt=True, max_age=max_age, force_fetch=force_fetch)
         else:
-            value = provider.get(name, max_age=max_age)
+            value = provider.get(name, max_age=max_age, force_fetch=force_fetch)
     except GetParameterError as error:
         raise ConfigurationError(f"cannot read {source} entry {name!r}: {error}") from None
     return value if isinstance(value, str) else ""

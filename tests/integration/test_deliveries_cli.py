@@ -29,7 +29,8 @@ def line_of(output, session_id):
 @pytest.fixture
 def made(redrive_env, deliver, stream, redrive, tiktok_server, monkeypatch):
     """One session in each state, oldest first: expired, sent, failed permanently, failed and
-    retrying, pending, skipped (a guest checkout, keyed by its email).
+    retrying, paused (TikTok refused the token, read again), pending, skipped (a guest checkout,
+    keyed by its email).
 
     Sent and failed ones are sent by the stream sender (the stand-in answering as told); the
     pending one is provisioned and never drained; the expired one is left pending and expired by
@@ -41,7 +42,12 @@ def made(redrive_env, deliver, stream, redrive, tiktok_server, monkeypatch):
     assert redrive(at=time.time() + 5 * DAY) == {"expired": 1}  # its payment is then 8 days old
     sessions["expired"] = old["id"]
 
-    for name, behaviour in (("sent", "ok"), ("permanent", "code:40001"), ("retrying", "http:500")):
+    for name, behaviour in (
+        ("sent", "ok"),
+        ("permanent", "code:40002"),
+        ("retrying", "http:500"),
+        ("paused", "code:40105"),
+    ):
         tiktok_server.behave(behaviour)
         session = checkout_session()
         assert deliver(stripe_event(session=session)).body["deliveries"]["tiktok"] == {"status": "pending"}
@@ -66,19 +72,24 @@ def test_lists_counts_and_one_line_per_session_newest_first(made):
 
     assert code == 0
     lines = output.splitlines()
-    assert lines[0].endswith(": 6")  # TikTok's deliveries
+    assert lines[0].endswith(": 7")  # TikTok's deliveries
     assert (
         lines[1]
         .strip()
-        .startswith("pending 1, sent 1, failed 2, skipped 1, expired 1 (1 of the failed will be retried)")
+        .startswith(
+            "pending 1, sent 1, failed 2, paused 1, skipped 1, expired 1 (1 of the failed will be retried)"
+        )
     )
-    order = [name for name in ("skipped", "pending", "retrying", "permanent", "sent", "expired")]
+    order = [name for name in ("skipped", "pending", "paused", "retrying", "permanent", "sent", "expired")]
     positions = [output.index(made[name]) for name in order]
     assert positions == sorted(positions), "newest first"
 
     assert line_of(output, made["sent"]).split()[1:3] == ["sent", "1"]
     permanent = line_of(output, made["permanent"])
-    assert "failed (permanent)" in permanent and "40001 stand-in error 40001" in permanent
+    assert "failed (permanent)" in permanent and "40002 stand-in error 40002" in permanent
+    paused = line_of(output, made["paused"])
+    assert paused.split()[1:3] == ["paused", "1"] and "40105 stand-in error 40105" in paused
+    assert paused.rstrip().endswith("(due)")  # at the next redrive run
     retrying = line_of(output, made["retrying"])
     assert "failed (retrying)" in retrying and "HTTP 500" in retrying
     assert retrying.rstrip().endswith("(due)")  # REDRIVE_BACKOFF_BASE_SECONDS = 0
@@ -103,7 +114,7 @@ def test_status_filter_and_limit(made):
     code, output = run("--status", "expired", "--limit", "5")
     assert made["expired"] in output and made["sent"] not in output
 
-    made_per_status = {"pending": 1, "sent": 1, "failed": 2, "skipped": 1, "expired": 1}
+    made_per_status = {"pending": 1, "sent": 1, "failed": 2, "paused": 1, "skipped": 1, "expired": 1}
     assert set(made_per_status) == {status.value for status in DeliveryStatus}
     for status in DeliveryStatus:  # every state a delivery can be in can be listed on its own
         code, output = run("--status", status.value)
@@ -181,7 +192,9 @@ def test_requeue_puts_a_failed_delivery_back_and_the_redrive_sends_it(made, db, 
     record = db.delivery(made["permanent"])
     assert record["delivery_status"] == "pending" and record["redrive_queue"] == "tiktok"
     assert "pending" in line_of(run()[1], made["permanent"])
-    assert redrive() == {"sent": 3}  # it, the retrying one and the pending one (no grace period)
+    # It, the retrying one, the paused one (TikTok takes the token again) and the pending one (no
+    # grace period).
+    assert redrive() == {"sent": 4}
     assert db.delivery(made["permanent"])["delivery_status"] == "sent"
 
 

@@ -43,9 +43,7 @@ def emf_blob_with(emf, name):
 # --- TikTok rejects the event: a permanent failure -------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("code", "meaning"), [(40001, "token has no rights on the pixel"), (40105, "token expired or invalid")]
-)
+@pytest.mark.parametrize(("code", "meaning"), [(40002, "invalid field"), (40062, "PII not hashed")])
 def test_permanent_rejection_is_recorded_by_the_sender_alerted_and_never_retried(
     redrive_env, checkout, stream, db, redrive, tiktok_server, emf, logs, code, meaning
 ):

@@ -39,9 +39,14 @@ SENT = Outcome(
 SENT_BARE = Outcome(Answer(Verdict.ACCEPTED))  # no outcome field, no match key
 RETRY = Outcome(Answer.failure("timed out"))
 REFUSED = Outcome(
-    Answer(Verdict.REFUSED, code=40001, message="invalid pixel", request_id="req-2", http_status=200),
+    Answer(Verdict.REFUSED, code=40002, message="invalid field", request_id="req-2", http_status=200),
     Prepared(b"{}", ("email",), note="no phone number"),
 )
+TOKEN_REFUSED = Outcome(
+    Answer(Verdict.UNAUTHORIZED, code=40105, message="token expired", request_id="req-3", http_status=200),
+    Prepared(b"{}", ("email",)),
+)
+PAUSED_REASON = "TikTok refused TIKTOK_ACCESS_TOKEN, read again from its store: paused"
 
 
 class Observed:
@@ -363,7 +368,7 @@ def record_failure_permanent_leaves_the_queue_and_keeps_the_purchase(store: Obse
     item = store.item(delivery.key)
     assert item["delivery_status"] == "failed" and item["delivery_retryable"] is False
     assert "redrive_queue" not in item and "next_attempt_at" not in item
-    assert item["purchase"] == delivery.purchase_json and item["delivery_code"] == 40001
+    assert item["purchase"] == delivery.purchase_json and item["delivery_code"] == 40002
     assert store.due("tiktok", T0 + 10**6, 10, None) == ([], None)
 
 
@@ -375,6 +380,82 @@ def record_failure_needs_this_very_claim(store: Observed) -> None:
     assert not store.record_failure(key, "tok-2", RETRY, T0 + 1, T0 + 61)
     assert not store.record_failure("cs_nothing#tiktok", "tok-1", RETRY, T0 + 1, None)
     assert store.item(key)["delivery_status"] == "pending"
+
+
+# ---------------------------------------------------------------------- record_paused
+
+
+@case
+def record_paused_keeps_the_delivery_and_its_purchase_in_the_queue_due_again(store: Observed) -> None:
+    delivery = started(store)
+    claimed(store, delivery.key)
+    assert store.record_paused(delivery.key, "tok-1", TOKEN_REFUSED, PAUSED_REASON, T0 + 1, T0 + 1)
+    item = store.item(delivery.key)
+    assert item["delivery_status"] == "paused" and item["delivery_reason"] == PAUSED_REASON
+    assert item["redrive_queue"] == "tiktok" and item["next_attempt_at"] == T0 + 1
+    assert item["purchase"] == delivery.purchase_json and item["delivery_attempts"] == 1
+    assert item["delivery_code"] == 40105 and item["delivery_request_id"] == "req-3"
+    assert item["delivery_updated_at"] == "2033-05-18T03:33:21+00:00"
+    for gone in ("claim_token", "claim_expires_at", "delivery_retryable", "delivery_match_keys"):
+        assert gone not in item
+    assert not store.record_paused(delivery.key, "tok-1", TOKEN_REFUSED, PAUSED_REASON, T0 + 2, T0 + 2)
+    # Due at once for the redrive; never again a new delivery for the stream.
+    assert store.due("tiktok", T0 + 1, 10, None) == ([DueEntry(delivery.key, T0)], None)
+    assert store.claim_new(delivery.key, "tok-2", T0 + 10**3, T0 + 10**3 + HOLD) is None
+    taken = store.claim_due(delivery.key, "tiktok", "tok-2", T0 + 1, T0 + 1 + HOLD)
+    assert taken is not None and taken.status is DeliveryStatus.PAUSED and taken.reason == PAUSED_REASON
+    assert taken.attempts == 2
+
+
+@case
+def record_paused_needs_this_very_claim(store: Observed) -> None:
+    key = started(store).key
+    assert not store.record_paused(key, "tok-1", TOKEN_REFUSED, PAUSED_REASON, T0, T0)  # never claimed
+    claimed(store, key, "tok-1")
+    assert not store.record_paused(key, "tok-2", TOKEN_REFUSED, PAUSED_REASON, T0 + 1, T0 + 1)
+    assert not store.record_paused("cs_nothing#tiktok", "tok-1", TOKEN_REFUSED, PAUSED_REASON, T0, T0)
+    assert store.item(key)["delivery_status"] == "pending"
+
+
+@case
+def record_paused_then_another_outcome_clears_the_pause(store: Observed) -> None:
+    """A failed delivery paused loses `delivery_retryable`; paused then failed or sent, its reason."""
+    key = started(store).key
+    claimed(store, key)
+    assert store.record_failure(key, "tok-1", RETRY, T0 + 1, T0 + 61)
+    assert store.claim_due(key, "tiktok", "tok-2", T0 + 61, T0 + 61 + HOLD) is not None
+    assert store.record_paused(key, "tok-2", TOKEN_REFUSED, PAUSED_REASON, T0 + 62, T0 + 62)
+    assert "delivery_retryable" not in store.item(key)
+    assert store.claim_due(key, "tiktok", "tok-3", T0 + 362, T0 + 362 + HOLD) is not None
+    assert store.record_failure(key, "tok-3", RETRY, T0 + 363, T0 + 423)
+    item = store.item(key)
+    assert item["delivery_status"] == "failed" and "delivery_reason" not in item
+    assert item["delivery_message"] == "timed out" and "delivery_code" not in item
+    assert store.claim_due(key, "tiktok", "tok-4", T0 + 423, T0 + 423 + HOLD) is not None
+    assert store.record_paused(key, "tok-4", TOKEN_REFUSED, PAUSED_REASON, T0 + 424, T0 + 424)
+    assert store.claim_due(key, "tiktok", "tok-5", T0 + 724, T0 + 724 + HOLD) is not None
+    assert store.record_sent(key, "tok-5", SENT, T0 + 725)
+    item = store.item(key)
+    assert item["delivery_status"] == "sent" and "delivery_reason" not in item and "purchase" not in item
+
+
+@case
+def record_paused_of_a_delivery_out_of_the_queue_leaves_it_out(store: Observed) -> None:
+    key = started(store, "cs_unqueued", next_attempt_at=None).key
+    claimed(store, key)
+    assert store.record_paused(key, "tok-1", TOKEN_REFUSED, PAUSED_REASON, T0 + 1, T0 + 1)
+    assert "redrive_queue" not in store.item(key)
+    assert store.due("tiktok", T0 + 1000, 10, None) == ([], None)
+
+
+@case
+def requeue_puts_a_paused_delivery_back_as_pending(store: Observed) -> None:
+    key = started(store).key
+    claimed(store, key)
+    assert store.record_paused(key, "tok-1", TOKEN_REFUSED, PAUSED_REASON, T0 + 1, T0 + 1)
+    again = store.requeue(key, "tiktok", T0 + 5)
+    assert again is not None and again.status is DeliveryStatus.PENDING and again.reason is None
+    assert again.next_attempt_at == T0 + 5 and again.attempts == 0
 
 
 # ---------------------------------------------------------------------- settle
@@ -430,7 +511,7 @@ def requeue_puts_a_failed_delivery_back_in_the_queue(store: Observed) -> None:
     assert again == dataclasses.replace(delivery, attempts=0, next_attempt_at=T0 + 500)
     item = store.item(delivery.key)
     assert item["redrive_queue"] == "tiktok" and "delivery_retryable" not in item
-    assert item["delivery_code"] == 40001  # the last attempt's outcome stays until the next
+    assert item["delivery_code"] == 40002  # the last attempt's outcome stays until the next
     assert store.due("tiktok", T0 + 500, 10, None) == ([DueEntry(delivery.key, T0)], None)
 
 

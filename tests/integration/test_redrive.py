@@ -221,7 +221,7 @@ def test_a_sent_delivery_is_never_sent_again_and_cannot_be_requeued(
 def test_requeue_sends_a_permanently_failed_delivery_once_more(
     redrive_env, checkout, db, redrive, store, tiktok_server, sent_by_event
 ):
-    tiktok_server.behave("code:40001", "ok")
+    tiktok_server.behave("code:40002", "ok")
     session = checkout_session()
     checkout(stripe_event(session=session))
     assert db.delivery(session["id"])["delivery_retryable"] is False
@@ -395,7 +395,8 @@ def test_redrive_stops_starting_sends_when_the_lambda_is_nearly_out_of_time(
 ):
     pending(2)
 
-    # 11 s left: less than the 10 s stop margin plus one whole send (4 x the 1 s TikTok timeout).
+    # 11 s left: less than the stop margin (a claim and a record, each with its retries: 18 s)
+    # plus one whole send (4 x the 1 s TikTok timeout).
     assert redrive_app.lambda_handler({}, redrive_context(timeout_seconds=11.0)) == {"tiktok": {}}
     assert tiktok_server.requests == []
 

@@ -64,3 +64,40 @@ def test_stored_secrets_are_read_with_bounded_timeouts_and_retries(source, monke
     assert client_config.connect_timeout == 0.5
     assert client_config.read_timeout == 1.5
     assert client_config.retries == {"mode": "standard", "total_max_attempts": 3}
+
+
+@pytest.mark.parametrize("source", ["ssm", "secretsmanager"])
+def test_a_fresh_read_bypasses_the_cache_and_an_ordinary_one_uses_it(source, monkeypatch):
+    """Issue 17: a token the platform refused is read again from the store at once (Powertools'
+    force_fetch, which caches what it reads), not after SECRETS_CACHE_SECONDS."""
+
+    class Provider:
+        def __init__(self):
+            self.calls = []
+
+        def get(self, name, **options):
+            self.calls.append((name, options))
+            return " token-from-the-store\n"
+
+    provider = Provider()
+    monkeypatch.setattr(secrets, "_providers", {SecretSource(source): provider})
+    environ = {"SECRETS_SOURCE": source, "TIKTOK_ACCESS_TOKEN_NAME": "/shop/tiktok-token"}
+    settings = load_settings({**environ, "SECRETS_CACHE_SECONDS": "300"})
+    ref = settings.destination("tiktok").access_token
+
+    assert secrets.read_switch(ref, settings.secrets, environ) == "token-from-the-store"
+    assert secrets.read_switch(ref, settings.secrets, environ, fresh=True) == "token-from-the-store"
+
+    assert [(name, options["max_age"], options["force_fetch"]) for name, options in provider.calls] == [
+        ("/shop/tiktok-token", 300, False),
+        ("/shop/tiktok-token", 300, True),
+    ]
+
+
+def test_a_fresh_read_from_the_environment_reads_it_again():
+    environ = {"TIKTOK_ACCESS_TOKEN": "old"}
+    settings = load_settings(environ)
+    ref = settings.destination("tiktok").access_token
+    assert secrets.read_switch(ref, settings.secrets, environ) == "old"
+    environ["TIKTOK_ACCESS_TOKEN"] = "new"
+    assert secrets.read_switch(ref, settings.secrets, environ, fresh=True) == "new"

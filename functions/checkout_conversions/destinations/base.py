@@ -53,6 +53,9 @@ class Verdict(StrEnum):
     ACCEPTED = "accepted"
     RETRY = "retry"  # transient: the redrive tries again later
     REFUSED = "refused"  # permanent: retrying cannot help until someone fixes something
+    # The platform refused the access token (expired, revoked, no rights on the pixel): the token
+    # is read again from its store; refused again, the destination's deliveries wait for a good one.
+    UNAUTHORIZED = "unauthorized"
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,10 @@ class Answer:
     @property
     def retryable(self) -> bool:
         return self.verdict is Verdict.RETRY
+
+    @property
+    def unauthorized(self) -> bool:
+        return self.verdict is Verdict.UNAUTHORIZED
 
     @classmethod
     def failure(

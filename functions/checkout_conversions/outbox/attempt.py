@@ -5,6 +5,12 @@ Whoever sends holds a claim (`claim_token`, `claim_expires_at`) taken by a condi
 the sender and the redrive never send the same delivery at the same time, and a stream record
 seen twice finds the delivery claimed or finished. A claim outlives the invocation that holds it,
 so a crashed holder's claim expires and the redrive takes the delivery over.
+
+A platform refusing the token (Verdict.UNAUTHORIZED: expired, revoked, no rights on the pixel)
+makes the token be read again from its store at once, past the cache: a token rotated a moment
+ago is POSTed with in the same attempt. Refused again, the delivery is recorded `paused` (kept in
+the redrive queue, due at the next run) and so is every other delivery of that destination in the
+same stream batch, without a request; the redrive's run ends there (redrive.py).
 """
 
 import functools
@@ -17,6 +23,7 @@ import httpx
 import stripe
 
 from checkout_conversions import destinations, secrets
+from checkout_conversions.aws import WORST_CASE_CALL_SECONDS
 from checkout_conversions.destinations.base import Answer, DestinationSettings, Platform, Prepared
 from checkout_conversions.observability import count, logger
 from checkout_conversions.outbox import policy
@@ -41,9 +48,12 @@ CONTENTS_ATTEMPTS = 5
 LineItems = Callable[[str], list[Content]]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Sending:
-    """What sending to one destination needs, read once for a stream batch or a redrive run."""
+    """What sending to one destination needs, read once for a stream batch or a redrive run, and
+    used by one thread. Its token is replaced when the platform refuses it and the store holds
+    another (`renew_token`); `refused` is set once the token read again is refused too: the
+    destination is paused for the rest of the batch or run."""
 
     destination: DestinationSettings
     platform: Platform
@@ -51,13 +61,36 @@ class Sending:
     read_line_items: LineItems | None  # None: no Stripe API key configured
     http: httpx.Client
     settings: Settings
+    reread_token: Callable[[], str] | None = None  # the token read from its store now, uncached
+    refused: Answer | None = None  # the platform's refusal of the token read again
+
+    def renew_token(self) -> bool:
+        """After the platform refused the token: read it again from its store, bypassing the
+        cache. True when the store holds another (now this Sending's), to be tried at once."""
+        if self.reread_token is None:
+            return False
+        try:
+            fresh = self.reread_token()
+        except secrets.ConfigurationError as problem:
+            logger.error("Cannot read a secret again after a refusal", extra={"problem": str(problem)})
+            count("ConfigurationErrors")
+            return False
+        changed = fresh != self.access_token
+        self.access_token = fresh  # "": switched off meanwhile; the policy skips what comes next
+        logger.info(
+            f"{self.destination.label} refused its token: read it again",
+            extra={"destination": self.destination.name, "token_changed": changed},
+        )
+        return changed and bool(fresh)
 
     @property
     def worst_case_seconds(self) -> float:
         """How long preparing and sending one request can take at most: the line items read
-        (when a Stripe key is configured) and the POST (four timeouts: connect, send, wait, read)."""
+        (when a Stripe key is configured), the POST (one deadline of the platform's timeout) and,
+        when the platform refuses the token, its re-read and a second POST."""
         stripe_read = line_items.READ_TIMEOUTS * self.settings.stripe_api.timeout_seconds
-        return (stripe_read if self.read_line_items else 0) + 4 * self.destination.timeout_seconds
+        posts = 2 * self.destination.timeout_seconds + WORST_CASE_CALL_SECONDS
+        return (stripe_read if self.read_line_items else 0) + posts
 
 
 def open_sending(
@@ -70,7 +103,12 @@ def open_sending(
     configured secret cannot be read (the delivery then waits for it)."""
     token = secrets.read_switch(destination.access_token, settings.secrets, environ)
     platform = destinations.platform(destination)
-    return Sending(destination, platform, token, _line_items_reader(settings, environ), http, settings)
+
+    def reread_token() -> str:
+        return secrets.read_switch(destination.access_token, settings.secrets, environ, fresh=True)
+
+    line_items_reader = _line_items_reader(settings, environ)
+    return Sending(destination, platform, token, line_items_reader, http, settings, reread_token)
 
 
 def _line_items_reader(settings: Settings, environ: Mapping[str, str]) -> LineItems | None:
@@ -128,15 +166,34 @@ def deliver_claimed(
         logger.info(f"{destination.label} delivery skipped", extra={"reason": reason})
         return AttemptResult.SKIPPED
 
+    outcome = _attempt(claimed, sending)
+    record(ledger, destination, claimed, outcome, sending.settings, int(clock()))
+    return _result(outcome.answer)
+
+
+def _attempt(claimed: Delivery, sending: Sending) -> Outcome:
+    """Prepare and POST. A refused token is read again and, when the store holds another, the
+    same request is POSTed once more with it. Once the token read again is refused too, the
+    destination's next deliveries of this batch or run are not sent: they get that refusal."""
+    if sending.refused is not None:
+        return Outcome(sending.refused)
     prepared = _prepare(claimed, sending)
     if isinstance(prepared, Answer):
-        outcome = Outcome(prepared)
-    else:
-        outcome = Outcome(sending.platform.post(sending.http, sending.access_token, prepared.body), prepared)
-    record(ledger, destination, claimed, outcome, sending.settings, int(clock()))
-    if outcome.answer.accepted:
+        return Outcome(prepared)
+    answer = sending.platform.post(sending.http, sending.access_token, prepared.body)
+    if answer.unauthorized and sending.renew_token():
+        answer = sending.platform.post(sending.http, sending.access_token, prepared.body)
+    if answer.unauthorized:
+        sending.refused = answer
+    return Outcome(answer, prepared)
+
+
+def _result(answer: Answer) -> AttemptResult:
+    if answer.accepted:
         return AttemptResult.SENT
-    return AttemptResult.FAILED_RETRYABLE if outcome.answer.retryable else AttemptResult.FAILED_PERMANENT
+    if answer.unauthorized:
+        return AttemptResult.PAUSED
+    return AttemptResult.FAILED_RETRYABLE if answer.retryable else AttemptResult.FAILED_PERMANENT
 
 
 def _prepare(claimed: Delivery, sending: Sending) -> Prepared | Answer:
@@ -190,32 +247,11 @@ def record(
 ) -> None:
     """Write the outcome under the claim; StoreError if the store refuses (the send happened: the
     claim then expires and the redrive sends the same event_id again, which the platform
-    deduplicates)."""
-    answer = outcome.answer
+    deduplicates). A refused token pauses the delivery: due again at once, at the next run."""
     _count(destination.label, outcome)
-    log = logger.info if answer.accepted else logger.warning
-    log(
-        f"{destination.label} delivery %s",
-        DeliveryStatus.SENT.value if answer.accepted else DeliveryStatus.FAILED.value,
-        extra={
-            "destination": destination.name,
-            "platform_code": answer.code,
-            "platform_request_id": answer.request_id,
-            "http_status": answer.http_status,
-            # Ours ("timed out", "HTTP 503, not TikTok JSON"); the platform's own message, which
-            # can quote rejected values, is only recorded in DynamoDB.
-            "reason": answer.message if answer.code is None else None,
-            "retryable": answer.retryable,
-            "attempts": claimed.attempts,
-        },
-    )
-    token = claimed.claim_token or ""
+    _log(destination, claimed, outcome.answer)
     try:
-        if answer.accepted:
-            held = ledger.record_sent(claimed.key, token, outcome, now)
-        else:
-            retry_at = now + settings.redrive.backoff_seconds(claimed.attempts) if answer.retryable else None
-            held = ledger.record_failure(claimed.key, token, outcome, now, retry_at)
+        held = _write(ledger, destination, claimed, outcome, settings, now)
     except StoreError as error:
         logger.error(f"Could not record the {destination.label} outcome", extra={"store_error": str(error)})
         count("DeliveryRecordFailures")
@@ -224,15 +260,61 @@ def record(
         logger.warning("The delivery claim was lost before the outcome was recorded")
 
 
+def _write(
+    ledger: Ledger,
+    destination: DestinationSettings,
+    claimed: Delivery,
+    outcome: Outcome,
+    settings: Settings,
+    now: int,
+) -> bool:
+    answer, token = outcome.answer, claimed.claim_token or ""
+    if answer.accepted:
+        return ledger.record_sent(claimed.key, token, outcome, now)
+    if answer.unauthorized:
+        reason = SkipReason.ACCESS_REFUSED.describe(destination)
+        return ledger.record_paused(claimed.key, token, outcome, reason, now, now)
+    retry_at = now + settings.redrive.backoff_seconds(claimed.attempts) if answer.retryable else None
+    return ledger.record_failure(claimed.key, token, outcome, now, retry_at)
+
+
+def _log(destination: DestinationSettings, claimed: Delivery, answer: Answer) -> None:
+    status = _status(answer)
+    extra = {
+        "destination": destination.name,
+        "platform_code": answer.code,
+        "platform_request_id": answer.request_id,
+        "http_status": answer.http_status,
+        # Ours ("timed out", "HTTP 503, not TikTok JSON"); the platform's own message, which can
+        # quote rejected values, is only recorded in DynamoDB.
+        "reason": answer.message if answer.code is None else None,
+        "retryable": answer.retryable,
+        "attempts": claimed.attempts,
+    }
+    if status is DeliveryStatus.PAUSED:
+        extra["reason"] = SkipReason.ACCESS_REFUSED.describe(destination)
+    log = logger.info if answer.accepted else logger.warning
+    log(f"{destination.label} delivery %s", status.value, extra=extra)
+
+
+def _status(answer: Answer) -> DeliveryStatus:
+    if answer.accepted:
+        return DeliveryStatus.SENT
+    return DeliveryStatus.PAUSED if answer.unauthorized else DeliveryStatus.FAILED
+
+
 def _count(label: str, outcome: Outcome) -> None:
-    if outcome.answer.accepted:
+    answer = outcome.answer
+    if answer.accepted:
         count(f"{label}Sent")
         for name in outcome.match_keys:
             count(f"{label}MatchKey{name.title().replace('_', '')}")
-        return
-    count(f"{label}Failed")
-    if not outcome.answer.retryable:
-        count(f"{label}PermanentFailures")
+    elif answer.unauthorized:
+        count(f"{label}Paused")
+    else:
+        count(f"{label}Failed")
+        if not answer.retryable:
+            count(f"{label}PermanentFailures")
 
 
 # ---------------------------------------------------------------------- the redrive's other ends

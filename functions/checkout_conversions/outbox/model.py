@@ -21,6 +21,9 @@ class DeliveryStatus(StrEnum):
     PENDING = "pending"  # to be sent; in the redrive index from the moment it is recorded
     SENT = "sent"  # the platform accepted it; never sent again
     FAILED = "failed"  # `retryable` says whether the redrive tries again
+    # The platform refused the destination's token, read again: waits in the redrive queue, due at
+    # each run (reason recorded), until a token it accepts is in the store. Nothing is lost.
+    PAUSED = "paused"
     SKIPPED = "skipped"  # never to be sent (reason recorded); nothing of the buyer's kept
     EXPIRED = "expired"  # given up after the maximum age
 
@@ -37,6 +40,10 @@ class SkipReason(StrEnum):
     RENEWALS_OFF = "renewals are not reported: RENEWAL_EVENT_NAME is empty"
     NOTHING_STORED = "no stored purchase"
     NOT_SENT_IN_TIME = "not sent within {days} days"  # an expiry's reason
+    ACCESS_REFUSED = (  # a pause's reason
+        "{label} refused {prefix}_ACCESS_TOKEN, read again from its store: paused until a token "
+        "{label} accepts is written there"
+    )
 
     def describe(self, destination: DestinationSettings) -> str:
         return self.value.format(
@@ -50,6 +57,7 @@ class AttemptResult(StrEnum):
     SENT = "sent"
     FAILED_RETRYABLE = "failed_retryable"
     FAILED_PERMANENT = "failed_permanent"
+    PAUSED = "paused"  # the token refused, read again, refused again: waits for a good one
     SKIPPED = "skipped"
     EXPIRED = "expired"
     NOT_CLAIMED = "not_claimed"  # someone else holds it, or it is finished
@@ -149,6 +157,12 @@ class Ledger(Protocol):
     def record_failure(
         self, key: str, claim_token: str, outcome: Outcome, now: int, retry_at: int | None
     ) -> bool: ...
+
+    def record_paused(
+        self, key: str, claim_token: str, outcome: Outcome, reason: str, now: int, retry_at: int
+    ) -> bool:
+        """The token was refused: paused with the reason, the purchase kept, due again at `retry_at`."""
+        ...
 
     def settle(
         self,

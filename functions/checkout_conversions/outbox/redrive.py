@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from checkout_conversions.aws import WORST_CASE_CALL_SECONDS
 from checkout_conversions.destinations.base import DestinationSettings
 from checkout_conversions.observability import count, logger, report_ignored_settings
 from checkout_conversions.outbox import attempt, policy
@@ -23,7 +24,7 @@ from checkout_conversions.secrets import ConfigurationError
 from checkout_conversions.settings import Settings, load_settings
 
 # Stop starting new sends when less than this (plus one whole send) is left of the Lambda's time.
-STOP_MARGIN_SECONDS = 10
+STOP_MARGIN_SECONDS = 2 * WORST_CASE_CALL_SECONDS  # the claim and the record, each with retries
 MAX_PAGES = 20
 
 
@@ -83,7 +84,11 @@ def _work_through(
 ) -> Counter[str]:
     """One pass through the due deliveries, page by page. What this run handles leaves the due
     range (sent, or pushed into the future by its backoff), and a delivery that failed stays
-    behind the page key, so a delivery that keeps failing cannot hold up the ones after it."""
+    behind the page key, so a delivery that keeps failing cannot hold up the ones after it.
+
+    The first delivery paused (the platform refused the token, read again) ends the run: while a
+    destination is paused each run probes it with one delivery, and once a probe is accepted the
+    run goes on through every waiting delivery."""
     tally: Counter[str] = Counter()
     destination = sending.destination
     enough = STOP_MARGIN_SECONDS + sending.worst_case_seconds
@@ -91,12 +96,17 @@ def _work_through(
     for _ in range(MAX_PAGES):
         due, after = ledger.due(destination.name, int(clock()), sending.settings.redrive.batch_size, after)
         for entry in due:
-            if seconds_left() < enough:
+            if seconds_left() < enough or sending.refused is not None:
                 break
             logger.append_keys(event_id=entry.key.rpartition("#")[0] or entry.key)
             tally[_redrive_one(ledger, sending, entry, clock, seconds_left()).value] += 1
-        if after is None or seconds_left() < enough:
+        if after is None or seconds_left() < enough or sending.refused is not None:
             break
+    if sending.refused is not None:
+        logger.warning(
+            f"{destination.label} refused its token: paused, the next run tries one delivery",
+            extra={"platform_code": sending.refused.code},
+        )
     return tally
 
 

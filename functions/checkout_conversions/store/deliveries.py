@@ -102,7 +102,7 @@ class DynamoDeliveries:
         self, key: str, claim_token: str, outcome: Outcome, now: int, retry_at: int | None
     ) -> bool:
         """A failed attempt: retried at `retry_at`, or out of the queue when None (permanent: the
-        stored purchase stays so that an operator can requeue it)."""
+        stored purchase stays so that an operator can requeue it). A pause's reason goes."""
         present, absent = _outcome_fields(outcome)
         sets: dict[str, Any] = {
             "delivery_status": DeliveryStatus.FAILED.value,
@@ -110,12 +110,27 @@ class DynamoDeliveries:
             "delivery_updated_at": iso(now),
             **present,
         }
-        removes = [*_CLAIM_FIELDS, *absent]
+        removes = [*_CLAIM_FIELDS, *absent, "delivery_reason"]
         if retry_at is not None:
             sets["next_attempt_at"] = retry_at
         else:
             removes += _OUT_OF_QUEUE
         return self._held(key, claim_token, sets, removes)
+
+    def record_paused(
+        self, key: str, claim_token: str, outcome: Outcome, reason: str, now: int, retry_at: int
+    ) -> bool:
+        """The platform refused the token, read again: paused with the reason and the platform's
+        answer, the stored purchase kept, due again at `retry_at` (where it is in the queue)."""
+        present, absent = _outcome_fields(outcome)
+        sets: dict[str, Any] = {
+            "delivery_status": DeliveryStatus.PAUSED.value,
+            "delivery_reason": reason,
+            "next_attempt_at": retry_at,
+            "delivery_updated_at": iso(now),
+            **present,
+        }
+        return self._held(key, claim_token, sets, [*_CLAIM_FIELDS, *absent, "delivery_retryable"])
 
     def settle(
         self,

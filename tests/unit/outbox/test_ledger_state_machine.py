@@ -16,6 +16,7 @@ from checkout_conversions.purchase import Consent, PurchaseKind
 from checkout_conversions.settings import Settings
 from tests.memory_store import (
     TEST_ENVIRONMENT,
+    TOKEN_REFUSED,
     Clock,
     FakePlatform,
     MemoryLedger,
@@ -35,7 +36,7 @@ HOLD = 60  # what a claimer asks for; its claim lasts this and CLAIM_MARGIN_SECO
 CLAIMED_FOR = HOLD + attempt.CLAIM_MARGIN_SECONDS
 REDRIVE_MILLIS = 60_000  # what the redrive's invocation has left: enough to send; its claims last as long
 RETRY = Answer.failure("timed out")
-REFUSED = Answer(Verdict.REFUSED, code=40001, message="invalid pixel")
+REFUSED = Answer(Verdict.REFUSED, code=40002, message="invalid field")  # a payload error
 NOTHING_DUE: dict[str, int] = {}
 
 
@@ -193,7 +194,7 @@ def test_a_permanent_failure_leaves_the_queue_until_an_operator_requeues_it(ledg
     assert failed.status is DeliveryStatus.FAILED and failed.next_attempt_at is None
     assert failed.purchase_json is not None  # kept, for the operator's requeue
     item = ledger.get_item(key)
-    assert item["delivery_retryable"] is False and item["delivery_code"] == 40001
+    assert item["delivery_retryable"] is False and item["delivery_code"] == 40002
     clock.advance(DAY)
     assert run_redrive() == NOTHING_DUE
     assert attempt.claim_due(ledger, "tiktok", key, int(clock()), HOLD) is None
@@ -347,6 +348,7 @@ def _requeued(ledger, clock):
         (_failed(RETRY, SETTINGS.redrive.backoff_seconds(1) - 1), False, False),
         (_failed(RETRY, SETTINGS.redrive.backoff_seconds(1)), False, True),
         (_failed(REFUSED, DAY), False, False),
+        (_failed(TOKEN_REFUSED, 0), False, True),  # due at the next run
         (_sent, False, False),
         (_skipped, False, False),
         (_expired, False, False),
@@ -360,6 +362,7 @@ def _requeued(ledger, clock):
         "failed, retry not yet due",
         "failed, retry due",
         "failed permanently",
+        "paused",
         "sent",
         "skipped",
         "expired",
@@ -517,9 +520,10 @@ def test_an_outcome_the_store_did_not_confirm_leaves_the_claim_to_expire(
         (_pending, {"expired": 1}, DeliveryStatus.EXPIRED),  # the stream never sent it
         (_failed(RETRY, 0), {"expired": 1}, DeliveryStatus.EXPIRED),  # it kept failing
         (_failed(REFUSED, 0), NOTHING_DUE, DeliveryStatus.FAILED),  # out of the queue already
+        (_failed(TOKEN_REFUSED, 0), {"expired": 1}, DeliveryStatus.EXPIRED),  # waited too long
         (_sent, NOTHING_DUE, DeliveryStatus.SENT),
     ],
-    ids=["pending", "failing", "failed permanently", "sent"],
+    ids=["pending", "failing", "failed permanently", "paused", "sent"],
 )
 def test_the_redrive_gives_up_what_is_past_the_maximum_age(
     ledger, clock, platform, run_redrive, state, tally, status

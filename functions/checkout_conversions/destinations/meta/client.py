@@ -36,6 +36,10 @@ TRANSIENT_CODES = frozenset({1, 2, 4, 17, 32, 341, 368, 613, *range(80000, 80015
 # Listed so that a 5xx carrying one of them is not retried; any other unlisted code is permanent
 # on a 4xx too, but retried on a 5xx.
 PERMANENT_CODES = frozenset({3, 10, 100, 102, 190, 803, *range(200, 300)})
+# Of those, the token's: 190 invalid or expired, 102 session, 10 and 200-299 permissions. The token
+# is read again; refused again, the destination pauses (outbox/attempt.py). 100 and 803 (the
+# payload, the pixel id) stay permanent.
+UNAUTHORIZED_CODES = frozenset({10, 102, 190, *range(200, 300)})
 TRANSIENT_HTTP_STATUSES = frozenset({408, 425, 429})
 NO_USER_AGENT = (
     "no client_user_agent: Meta requires it for website events and will match this one poorly; "
@@ -134,14 +138,19 @@ def _error_answer(http_status: int, error: dict[str, Any]) -> Answer:
     # code, so without a code the message is ours.
     text = str(error.get("message") or "") if code is not None else "Graph API error without a code"
     message = (f"subcode {subcode}: {text}" if subcode else text)[:_MESSAGE_LIMIT]
-    retryable = _retryable(http_status, code, error.get("is_transient") is True)
     return Answer(
-        Verdict.RETRY if retryable else Verdict.REFUSED,
+        _verdict(http_status, code, error.get("is_transient") is True),
         code=code,
         message=message,
         request_id=request_id,
         http_status=http_status,
     )
+
+
+def _verdict(http_status: int, code: int | None, marked_transient: bool) -> Verdict:
+    if not marked_transient and code in UNAUTHORIZED_CODES:
+        return Verdict.UNAUTHORIZED
+    return Verdict.RETRY if _retryable(http_status, code, marked_transient) else Verdict.REFUSED
 
 
 def _retryable(http_status: int, code: int | None, marked_transient: bool) -> bool:

@@ -22,6 +22,9 @@ SUCCESS_CODES = frozenset({0, 20001})  # 20001: partial success
 ALREADY_RECEIVED_CODES = frozenset({40050})  # duplicated request: TikTok has it
 TRANSIENT_CODES = frozenset({40100, 40132, 50000, 50002, 60001, 61000})
 TRANSIENT_HTTP_STATUSES = frozenset({408, 425, 429})
+# The token: 40001 has no rights on the pixel, 40105 expired, empty or invalid. Read it again;
+# refused again, the destination pauses (outbox/attempt.py).
+UNAUTHORIZED_CODES = frozenset({40001, 40105})
 
 
 def platform(settings: DestinationSettings) -> "TikTok":
@@ -96,6 +99,8 @@ def _not_tiktok(http_status: int) -> Answer:
 def _verdict(code: int, http_status: int) -> Verdict:
     if (code in SUCCESS_CODES or code in ALREADY_RECEIVED_CODES) and 200 <= http_status < 300:
         return Verdict.ACCEPTED
+    if code in UNAUTHORIZED_CODES:
+        return Verdict.UNAUTHORIZED
     return Verdict.RETRY if is_transient_code(code) else Verdict.REFUSED
 
 

@@ -106,11 +106,26 @@ def test_2xx_json_without_events_received_is_a_transient_failure(body):
 # ---------------------------------------------------------------- classify: Graph API errors
 
 
-@pytest.mark.parametrize("code", [190, 100, 102, 10, 200, 294, 299, 803, 3])
+@pytest.mark.parametrize("code", [100, 803, 3])
 def test_configuration_and_payload_errors_are_permanent(code):
     outcome = classify(400, error_body(code, "Invalid OAuth access token.", "AzTrace190"))
     assert not outcome.accepted
     assert outcome.retryable is False
+    assert outcome.verdict is Verdict.REFUSED
+    assert outcome.code == code
+    assert outcome.request_id == "AzTrace190"
+    assert outcome.message == "Invalid OAuth access token."
+    assert outcome.http_status == 400
+
+
+@pytest.mark.parametrize("code", [190, 102, 10, 200, 294, 299])
+def test_refusals_of_the_token_are_unauthorized_not_permanent(code):
+    """Issue 17 (replacing the Meta issue's rule for 190): the token is read again, and the
+    destination pauses if it is refused again."""
+    outcome = classify(400, error_body(code, "Invalid OAuth access token.", "AzTrace190"))
+    assert not outcome.accepted
+    assert outcome.retryable is False
+    assert outcome.verdict is Verdict.UNAUTHORIZED and outcome.unauthorized
     assert outcome.code == code
     assert outcome.request_id == "AzTrace190"
     assert outcome.message == "Invalid OAuth access token."
@@ -193,10 +208,19 @@ def test_5xx_and_throttling_statuses_without_a_meta_error_are_transient(http_sta
     assert outcome.http_status == http_status
 
 
-@pytest.mark.parametrize(("code", "retryable"), [(2, True), (1, True), (5, True), (190, False), (100, False)])
-def test_5xx_with_a_meta_error_is_transient_unless_the_code_is_permanent(code, retryable):
+@pytest.mark.parametrize(
+    ("code", "verdict"),
+    [
+        (2, Verdict.RETRY),
+        (1, Verdict.RETRY),
+        (5, Verdict.RETRY),
+        (190, Verdict.UNAUTHORIZED),
+        (100, Verdict.REFUSED),
+    ],
+)
+def test_5xx_with_a_meta_error_is_transient_unless_the_code_is_permanent(code, verdict):
     outcome = classify(500, error_body(code, fbtrace_id="Trace500"))
-    assert outcome.retryable is retryable
+    assert outcome.verdict is verdict
     assert outcome.code == code
     assert outcome.request_id == "Trace500"
 

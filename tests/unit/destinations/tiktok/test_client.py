@@ -30,15 +30,28 @@ def test_http_200_success_codes_are_sent(code):
 
 
 @pytest.mark.parametrize(
-    "code", [40000, 40001, 40002, 40003, 40006, 40007, 40051, 40061, 40062, 40063, 40102, 40104, 40105]
+    "code", [40000, 40002, 40003, 40006, 40007, 40051, 40061, 40062, 40063, 40102, 40104]
 )
 def test_http_200_configuration_or_payload_errors_fail_without_retry(code):
-    outcome = classify(200, answer(code, "Invalid access token"))
+    outcome = classify(200, answer(code, "Invalid field"))
     assert not outcome.accepted
     assert outcome.accepted is False
     assert outcome.retryable is False
+    assert outcome.verdict is Verdict.REFUSED and not outcome.unauthorized
     assert outcome.code == code
-    assert outcome.message == "Invalid access token"
+    assert outcome.message == "Invalid field"
+
+
+@pytest.mark.parametrize(
+    ("code", "meaning"),
+    [(40001, "no rights on the pixel"), (40105, "access token expired, empty or invalid")],
+)
+def test_http_200_refusals_of_the_token_are_unauthorized_not_permanent(code, meaning):
+    """Issue 17: the token is read again, and the destination pauses if it is refused again."""
+    outcome = classify(200, answer(code, meaning))
+    assert outcome.verdict is Verdict.UNAUTHORIZED and outcome.unauthorized
+    assert outcome.accepted is False and outcome.retryable is False
+    assert outcome.code == code and outcome.message == meaning
 
 
 @pytest.mark.parametrize(
@@ -127,6 +140,7 @@ def test_http_4xx_with_tiktok_code_uses_the_code(http_status, retryable):
     outcome = classify(http_status, answer(40105, "Access token expired", "req-9"))
     assert not outcome.accepted
     assert outcome.retryable is retryable
+    assert outcome.verdict is Verdict.UNAUTHORIZED
     assert outcome.code == 40105
     assert outcome.message == "Access token expired"
     assert outcome.request_id == "req-9"
