@@ -8,13 +8,17 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-# Three attempts in all (botocore's `max_attempts` would count retries only: one more) of at most
-# 0.5 s + 1.5 s each, with standard-mode backoff (at most 1 s, then 2 s), end within about 9 s,
-# inside the webhook's 10 s timeout. DynamoDB, SSM and Secrets Manager answer in milliseconds.
+_CONNECT_SECONDS = 0.5
+_READ_SECONDS = 1.5
+_ATTEMPTS = 3  # in all: botocore's `max_attempts` would count retries only, one more
+_BACKOFF_SECONDS = 1 + 2  # standard mode waits at most 1 s, then 2 s
+# DynamoDB, SSM and Secrets Manager answer in milliseconds; one call with its retries ends within
+# this, which the functions budget for against the Lambda's remaining time.
+WORST_CASE_CALL_SECONDS = _ATTEMPTS * (_CONNECT_SECONDS + _READ_SECONDS) + _BACKOFF_SECONDS
 AWS_CLIENT_CONFIG = Config(
-    connect_timeout=0.5,
-    read_timeout=1.5,
-    retries={"mode": "standard", "total_max_attempts": 3},
+    connect_timeout=_CONNECT_SECONDS,
+    read_timeout=_READ_SECONDS,
+    retries={"mode": "standard", "total_max_attempts": _ATTEMPTS},
 )
 
 

@@ -23,6 +23,7 @@ metrics = Metrics(
 _metrics_lock = threading.Lock()
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
+Result = TypeVar("Result")
 
 
 def tracing_enabled() -> bool:
@@ -44,6 +45,22 @@ def traced(*patch_modules: str) -> Callable[[Handler], Handler]:
         return cast(Handler, tracer.capture_lambda_handler(handler, capture_response=False))
 
     return decorate
+
+
+def in_this_trace(work: Callable[[], Result]) -> Callable[[], Result]:
+    """`work`, to run in another thread as part of the caller's X-Ray trace: the SDK keeps the
+    current (sub)segment per thread, so a thread of its own would otherwise trace apart."""
+    if not tracing_enabled():
+        return work
+    from aws_xray_sdk.core import xray_recorder
+
+    entity = xray_recorder.get_trace_entity()
+
+    def traced_work() -> Result:
+        xray_recorder.set_trace_entity(entity)
+        return work()
+
+    return traced_work
 
 
 def count(metric_name: str, value: int = 1) -> None:

@@ -14,4 +14,5 @@ dynamodb = dynamodb_client()
 @trace
 @metrics.log_metrics
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
-    return handle_webhook(event, dynamodb).to_lambda()
+    remaining_seconds = lambda: context.get_remaining_time_in_millis() / 1000  # noqa: E731
+    return handle_webhook(event, dynamodb, remaining_seconds).to_lambda()

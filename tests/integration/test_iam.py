@@ -82,12 +82,22 @@ def grants_of(policy_statements: list[tuple[dict[str, Any], str | None]]) -> set
 
 
 def granted(function: str) -> set[tuple[str, str]]:
-    """What a function's SAM `Policies` grant inline (the conditional secrets policy aside)."""
-    inline = []
-    for policy in resources()[function]["Properties"]["Policies"]:
-        if isinstance(policy, dict) and "Statement" in policy:
-            inline += statements(policy["Statement"])
-    return grants_of(inline)
+    """What a function's own role grants on DynamoDB (its managed secrets policy aside)."""
+    return {
+        grant for grant in grants_of(role_statements(role_of(function))) if grant[0].startswith("dynamodb:")
+    }
+
+
+ROLES = {WEBHOOK: "StripeWebhookRole", SENDER: "DeliverySenderRole", REDRIVE: "DeliveryRedriveRole"}
+LOG_GROUPS = {
+    WEBHOOK: "StripeWebhookLogGroup",
+    SENDER: "DeliverySenderLogGroup",
+    REDRIVE: "DeliveryRedriveLogGroup",
+}
+
+
+def role_of(function: str) -> str:
+    return resources()[function]["Properties"]["Role"]["Fn::GetAtt"].split(".")[0]
 
 
 def role_statements(role: str) -> list[tuple[dict[str, Any], str | None]]:
@@ -265,18 +275,47 @@ def test_the_redrive_is_granted_exactly_what_it_calls(
     assert needed(recording_dynamodb.calls, logical_ids) == granted(REDRIVE)
 
 
-# ---------------------------------------------------------------------- the sender's own role
+# ---------------------------------------------------------------------- each function's own role
 
 
-def test_the_sender_runs_with_its_own_role_and_no_sam_policies():
-    sender = resources()[SENDER]["Properties"]
-    role = resources()["DeliverySenderRole"]["Properties"]
+@pytest.mark.parametrize("function", [WEBHOOK, SENDER, REDRIVE])
+def test_each_function_runs_with_its_own_role_and_no_sam_policies(function):
+    properties = resources()[function]["Properties"]
+    role = resources()[ROLES[function]]["Properties"]
 
-    assert sender["Role"] == {"Fn::GetAtt": "DeliverySenderRole.Arn"}
-    assert "Policies" not in sender  # SAM would add AWSLambdaDynamoDBExecutionRole: every stream
+    assert properties["Role"] == {"Fn::GetAtt": f"{ROLES[function]}.Arn"}
+    # SAM would add AWSLambdaBasicExecutionRole (every log group in the account) and, for a
+    # stream, AWSLambdaDynamoDBExecutionRole (every stream).
+    assert "Policies" not in properties
     assert role["AssumeRolePolicyDocument"]["Statement"] == [
         {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
     ]
+
+
+@pytest.mark.parametrize("function", [WEBHOOK, SENDER, REDRIVE])
+def test_each_function_writes_only_to_its_own_log_group(function):
+    grants = grants_of(role_statements(ROLES[function]))
+
+    assert resources()[function]["Properties"]["LoggingConfig"]["LogGroup"] == {"Ref": LOG_GROUPS[function]}
+    assert {grant for grant in grants if grant[0].startswith("logs:")} == {
+        ("logs:CreateLogStream", LOG_GROUPS[function]),
+        ("logs:PutLogEvents", LOG_GROUPS[function]),
+    }
+
+
+@pytest.mark.parametrize("function", [WEBHOOK, REDRIVE])
+def test_the_webhook_and_the_redrive_grant_nothing_else_but_conditional_tracing(function):
+    grants = grants_of(role_statements(ROLES[function]))
+    wildcard = [
+        (statement, condition)
+        for statement, condition in role_statements(ROLES[function])
+        if "*" in _listed(statement["Resource"])
+    ]
+
+    assert {action.split(":")[0] for action, _ in grants} == {"dynamodb", "logs", "xray"}
+    [(statement, condition)] = wildcard
+    assert condition == "TracingOn"
+    assert set(_listed(statement["Action"])) == {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
 
 def test_the_sender_role_reads_only_the_sessions_stream():

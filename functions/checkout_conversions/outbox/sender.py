@@ -13,6 +13,7 @@ it again, only when the work could not be done: the store failing while claiming
 unreadable secret, or too little time left in this invocation to start another send.
 """
 
+import functools
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -24,8 +25,9 @@ import httpx
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
+from checkout_conversions.aws import WORST_CASE_CALL_SECONDS
 from checkout_conversions.destinations.base import DestinationSettings
-from checkout_conversions.observability import count, logger, report_ignored_settings
+from checkout_conversions.observability import count, in_this_trace, logger, report_ignored_settings
 from checkout_conversions.outbox import attempt
 from checkout_conversions.outbox.model import AttemptResult, Ledger, StoreError
 from checkout_conversions.secrets import ConfigurationError
@@ -33,7 +35,7 @@ from checkout_conversions.settings import Settings, load_settings
 
 # A send is only started when its worst case (Sending.worst_case_seconds) and this much more for
 # the claim and the record is left.
-RECORD_MARGIN_SECONDS = 10
+RECORD_MARGIN_SECONDS = 2 * WORST_CASE_CALL_SECONDS  # the claim and the record, each with retries
 
 
 class OutOfTime(Exception):
@@ -110,7 +112,8 @@ def _send_all(batch: Batch, records: list[Any]) -> dict[int, AttemptResult | Exc
             results.update(_send_destination(batch, destination, keys))
         return results
     with ThreadPoolExecutor(max_workers=len(groups)) as pool:
-        for done in pool.map(lambda group: _send_destination(batch, *group), groups):
+        runs = [in_this_trace(functools.partial(_send_destination, batch, *group)) for group in groups]
+        for done in pool.map(lambda run: run(), runs):
             results.update(done)
     return results
 

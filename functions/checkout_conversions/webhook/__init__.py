@@ -6,11 +6,14 @@ here, no platform's secret read, and none of the send side imported.
 """
 
 import os
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from checkout_conversions import secrets
-from checkout_conversions.observability import count, logger, report_ignored_settings
+from checkout_conversions.observability import count, in_this_trace, logger, report_ignored_settings
 from checkout_conversions.outbox.model import ConcurrentUpdate, DeliveryStatus, StoreError
 from checkout_conversions.settings import Settings, load_settings
 from checkout_conversions.store.deliveries import DynamoDeliveries
@@ -25,13 +28,24 @@ from checkout_conversions.stripe_side.events import (
     SubscriptionChanged,
     classify,
 )
-from checkout_conversions.stripe_side.request import BadHttpRequest, HttpResponse, parse_request
-from checkout_conversions.stripe_side.signature import InvalidSignature, MalformedEvent, verify_event
+from checkout_conversions.stripe_side.request import BadHttpRequest, HttpRequest, HttpResponse, parse_request
+from checkout_conversions.stripe_side.signature import (
+    InvalidSignature,
+    MalformedEvent,
+    read_header,
+    verify_event,
+)
 from checkout_conversions.webhook import subscriptions
 from checkout_conversions.webhook.provisioning import Provisioned, provision_checkout
 
+# What answering takes once the work is done: the Function URL's response and the metrics' flush.
+ANSWER_MARGIN_SECONDS = 0.5
 
-def handle_webhook(event: Any, dynamodb: Any) -> HttpResponse:
+
+def handle_webhook(event: Any, dynamodb: Any, remaining_seconds: Callable[[], float]) -> HttpResponse:
+    """The answer to one request, given before the Lambda's time is up: when the secret's store or
+    DynamoDB (with their retries) would take longer, a 500 that Stripe retries. The work goes on
+    meanwhile; what it wrote makes the retry a duplicate, provisioned once."""
     try:
         request = parse_request(event)
     except BadHttpRequest as bad:
@@ -40,6 +54,30 @@ def handle_webhook(event: Any, dynamodb: Any) -> HttpResponse:
         count("RejectedRequests")
         logger.warning("Rejected a request", extra={"status": bad.status, "reason": str(bad)})
         return HttpResponse(bad.status, {"error": str(bad)}, bad.headers)
+    try:
+        # Before any secret is read: junk costs neither a secret read nor an SSM quota.
+        read_header(request.header("stripe-signature"), time.time())
+    except InvalidSignature as error:
+        return _signature_refused(error)
+    work = in_this_trace(lambda: _verified(request, dynamodb))
+    answer = _within(remaining_seconds() - ANSWER_MARGIN_SECONDS, work)
+    if answer is None:
+        logger.error("Out of time: answering 500 so that Stripe retries the event")
+        count("WebhookOutOfTime")
+        return HttpResponse(500, {"error": "took too long, retry later"})
+    return answer
+
+
+def _within(seconds: float, work: Callable[[], HttpResponse]) -> HttpResponse | None:
+    """`work`'s answer, or None when it is not ready within `seconds` (it goes on in its thread)."""
+    answers: list[HttpResponse] = []
+    worker = threading.Thread(target=lambda: answers.append(work()), daemon=True)
+    worker.start()
+    worker.join(max(seconds, 0))
+    return answers[0] if answers else None
+
+
+def _verified(request: HttpRequest, dynamodb: Any) -> HttpResponse:
     try:
         settings = load_settings()
         report_ignored_settings(settings.problems)
@@ -54,14 +92,18 @@ def handle_webhook(event: Any, dynamodb: Any) -> HttpResponse:
             verify_event(request.body, request.header("stripe-signature"), signing_secrets)
         )
     except InvalidSignature as error:
-        count("SignatureFailures")
-        logger.warning("Rejected a webhook", extra={"reason": str(error)})
-        return HttpResponse(400, {"error": str(error)})
+        return _signature_refused(error)
     except MalformedEvent as error:
         count("RejectedRequests")
         logger.warning("Signed event is malformed", extra={"reason": str(error)})
         return HttpResponse(400, {"error": str(error)})
     return _answer(stripe_event, settings, dynamodb)
+
+
+def _signature_refused(error: InvalidSignature) -> HttpResponse:
+    count("SignatureFailures")
+    logger.warning("Rejected a webhook", extra={"reason": str(error)})
+    return HttpResponse(400, {"error": str(error)})
 
 
 def _signing_secrets(settings: Settings) -> list[str]:

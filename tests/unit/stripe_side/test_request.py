@@ -38,7 +38,7 @@ def rejected(event, **kwargs) -> BadHttpRequest:
 def lambda_answer(event) -> dict:
     """What the webhook answers Lambda for a request parse_request refuses (before any setting,
     secret or table is read)."""
-    return handle_webhook(event, dynamodb=None).to_lambda()
+    return handle_webhook(event, dynamodb=None, remaining_seconds=lambda: 10.0).to_lambda()
 
 
 def test_post_is_parsed():
