@@ -4,10 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PORT ?= 3000
+# Test processes for make test: on 2 cores, 4 overlap the suite's waits (servers, timeouts) best.
+WORKERS ?= 4
 E ?= checkout_session_completed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test unit integration test-dynamodb-local lint demo run event deliveries bench build validate clean
+.PHONY: help venv test quick unit integration test-dynamodb-local lint demo run event deliveries bench build validate clean
 
 help:
 	@echo "make run       start the webhook on http://127.0.0.1:$(PORT)/ with local DynamoDB, send the sample events"
@@ -15,6 +17,7 @@ help:
 	@echo "make demo      send the sample events through a local webhook and check every outcome"
 	@echo "make lint      cfn-lint the template, ruff, mypy --strict and the complexity check on the code"
 	@echo "make unit      the unit tests only"
+	@echo "make quick     every test but the slow ones (load, fuzz, the documented commands, the demo)"
 	@echo "make integration   the integration tests only (real HTTP, DynamoDB and its stream on loopback)"
 	@echo "make test-dynamodb-local   the integration tests against Amazon's DynamoDB Local (Java, npm, unshare)"
 	@echo "make event E=checkout_session_completed   write a freshly signed event for sam local invoke"
@@ -49,9 +52,12 @@ integration: $(INSTALLED)
 test-dynamodb-local: $(INSTALLED)
 	tests/run-against-dynamodb-local.sh tests/integration
 
+# Everything, slow tests included (`make demo` runs inside the suite, as the docs show it).
 test: lint
-	$(BIN)/python -m pytest
-	$(MAKE) --no-print-directory demo
+	$(BIN)/python -m pytest -n $(WORKERS) --dist worksteal
+
+quick: $(INSTALLED)
+	$(BIN)/python -m pytest -m "not slow"
 
 demo: $(INSTALLED)
 	$(BIN)/python -m devtools.local_server --demo --port 0

@@ -40,6 +40,8 @@ from devtools.template_tables import load_template
 from tests.factories import checkout_session, stripe_event
 from tests.integration.conftest import read_secrets_from
 
+pytestmark = pytest.mark.slow  # the README's and the docs' commands, many in subprocesses
+
 pytest_plugins = ("tests.integration.redrive_fixtures",)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,6 +118,7 @@ EXERCISED_BY = {
     "make test": "test_make_test_is_what_ci_runs",
     "make unit": "test_make_test_is_what_ci_runs",
     "make integration": "test_make_test_is_what_ci_runs",
+    "make quick": "test_make_test_is_what_ci_runs",
     "make lint": "test_make_test_is_what_ci_runs",
     "make test-dynamodb-local": "test_make_test_is_what_ci_runs",
     "make bench": "test_make_bench_is_a_target_that_runs_the_benchmarks",
@@ -270,9 +273,16 @@ def test_make_test_is_what_ci_runs():
     assert "make test-dynamodb-local" in ci
     makefile = (ROOT / "Makefile").read_text()
     test_recipe = makefile.split("\ntest: ", 1)[1].split("\n\n", 1)[0]
-    assert test_recipe.startswith("lint") and "-m pytest\n" in test_recipe and "demo" in test_recipe
+    # Every test, the slow ones too: `make demo` is one of them (test_make_demo_checks_every_sample).
+    assert (
+        test_recipe.startswith("lint")
+        and " -m pytest -n " in test_recipe
+        and " -m " not in test_recipe.split("pytest", 1)[1]
+    )
+    quick_recipe = makefile.split("\nquick: ", 1)[1].split("\n\n", 1)[0]
+    assert '-m pytest -m "not slow"' in quick_recipe
     for command in commands_of(
-        "make test", "make unit", "make integration", "make lint", "make test-dynamodb-local"
+        "make test", "make unit", "make integration", "make lint", "make test-dynamodb-local", "make quick"
     ):
         assert re.search(rf"^{command.words[1]}:", makefile, re.M), command
 
@@ -442,8 +452,8 @@ def test_the_stack_output_command_prints_the_webhook_url(shell_env, deployed_sta
 @pytest.fixture
 def failed_everywhere(both_env, deliver, stream, tiktok_server, meta_server, db):
     """One purchase that both platforms refused for good."""
-    tiktok_server.behave("code:40001")
-    meta_server.behave("error:190")
+    tiktok_server.behave("code:40002")  # payload errors (a refused token would pause instead)
+    meta_server.behave("error:100")
     session = checkout_session()
     assert deliver(stripe_event(session=session)).status == 200
     stream.drain()

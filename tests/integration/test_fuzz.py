@@ -27,6 +27,8 @@ from devtools.function_url import LambdaContext, function_url_event, stripe_sign
 from tests.factories import checkout_session, stripe_event
 from tests.integration.conftest import WEBHOOK_SECRET
 
+pytestmark = pytest.mark.slow  # property-based: hundreds of generated events per test
+
 pytest_plugins = ("tests.integration.redrive_fixtures",)
 
 # No shrinking: a failing example is reported as found (each bug found so far is pinned down in

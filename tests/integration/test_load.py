@@ -8,7 +8,11 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from tests.factories import checkout_session, stripe_event
+
+pytestmark = pytest.mark.slow  # concurrent load on loopback: about half a minute
 
 pytest_plugins = ("tests.integration.redrive_fixtures",)
 

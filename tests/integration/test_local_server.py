@@ -24,6 +24,8 @@ from devtools.sign_event import EVENTS_DIR, as_sent_now, invoke_event, load_even
 from devtools.template_tables import create_tables
 from tests.integration.conftest import WEBHOOK_SECRET
 
+pytestmark = pytest.mark.slow  # the local server and the demo, in subprocesses
+
 REPO = Path(__file__).resolve().parents[2]
 
 
