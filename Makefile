@@ -22,7 +22,7 @@ help:
 	@echo "make test-dynamodb-local   the integration tests against Amazon's DynamoDB Local (Java, npm, unshare)"
 	@echo "make event E=checkout_session_completed   write a freshly signed event for sam local invoke"
 	@echo "make event SESSION=cs_... [DESTINATION=meta]   the stream event that hands that delivery to the sender"
-	@echo "make deliveries   list deliveries per destination ([STACK=name] for a deployed stack; REQUEUE=cs_... [DESTINATION=meta] to send one again)"
+	@echo "make deliveries   list deliveries per destination (a running make run's; STACK=name for a deployed stack; REQUEUE=cs_... [DESTINATION=meta] to send one again)"
 	@echo "make bench     run the benchmarks and append to benchmarks/RESULTS.md"
 	@echo "make build     sam build (needs the AWS SAM CLI)"
 	@echo "make validate  sam validate --lint (needs the AWS SAM CLI)"

@@ -7,8 +7,9 @@ recent ones, match-key coverage, and a requeue.
     make deliveries REQUEUE=cs_live_... DESTINATION=meta
     python -m devtools.deliveries --stack-name stripe-tiktok-conversions --status failed --limit 20
 
-The Sessions table comes from SESSIONS_TABLE_NAME (environment or .env), or from the stack's
-SessionsTableName output with --stack-name. AWS credentials, region and endpoint come the standard
+The Sessions table comes from the stack's SessionsTableName output with --stack-name, or from
+SESSIONS_TABLE_NAME (environment or .env), or else from a running `make run` (its local DynamoDB,
+found through devtools/local_run.py: nothing to set). AWS credentials, region and endpoint come the standard
 way (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL_DYNAMODB ...).
 
 Listing reads the whole Sessions table (a Scan of a few small attributes, paginated): fine for an
@@ -42,6 +43,7 @@ from checkout_conversions.secrets import ConfigurationError  # noqa: E402
 from checkout_conversions.settings import load_settings  # noqa: E402
 from checkout_conversions.store.deliveries import DynamoDeliveries  # noqa: E402
 from checkout_conversions.store.items import from_item  # noqa: E402
+from devtools import local_run  # noqa: E402
 
 STATUSES = tuple(status.value for status in DeliveryStatus)
 # Shown even before it has any delivery, the --requeue default, and the destination of an item
@@ -109,9 +111,27 @@ def table_names(stack_name: str | None) -> tuple[str, str]:
             raise UsageError(f"stack {stack_name!r} has no SessionsTableName output")
         return outputs["SessionsTableName"], outputs.get("CustomersTableName", "")
     sessions = os.environ.get("SESSIONS_TABLE_NAME", "").strip()
-    if not sessions:
-        raise UsageError("set SESSIONS_TABLE_NAME or pass --stack-name")
-    return sessions, os.environ.get("CUSTOMERS_TABLE_NAME", "").strip()
+    if sessions:
+        return sessions, os.environ.get("CUSTOMERS_TABLE_NAME", "").strip()
+    running = local_run.read()
+    if running is None:
+        raise UsageError(
+            "set SESSIONS_TABLE_NAME or pass --stack-name (make deliveries STACK=...), "
+            "or start `make run` to list its local deliveries"
+        )
+    return use_local_run(running)
+
+
+def use_local_run(running: dict[str, Any]) -> tuple[str, str]:
+    """Point boto3 at a running `make run`'s DynamoDB (moto: throwaway credentials, its region)."""
+    os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = running["endpoint"]
+    os.environ["AWS_DEFAULT_REGION"] = os.environ["AWS_REGION"] = running["region"]
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        os.environ.pop(name, None)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        os.environ[name] = "testing"
+    print(f"make run's local DynamoDB at {running['endpoint']} (serving {running['url']})", file=sys.stderr)
+    return running["sessions_table"], running["customers_table"]
 
 
 def read_deliveries(client: Any, table: str) -> list[dict[str, Any]]:

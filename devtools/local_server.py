@@ -5,11 +5,13 @@
 In one process: moto's DynamoDB with the template's tables (the Sessions table with its stream),
 the real `stripe_webhook.app` handler behind a server that turns each request into the Function
 URL event Lambda would send, Lambda's stream event source mapping (devtools/stream_mapping.py)
-invoking the real `delivery_sender.app` handler, and, unless TIKTOK_ACCESS_TOKEN is set, a local
-TikTok stand-in. It POSTs every sample event of the manifest to itself, signed now, waits for the
-stream to deliver each new session, and prints the webhook's answer and TikTok's outcome.
-Without --demo it keeps serving (for `stripe listen --forward-to`); with --demo it exits 0 only if
-every answer is the one the manifest expects. Nothing here is deployed; product code is untouched.
+invoking the real `delivery_sender.app` handler, and local stand-ins for TikTok and Meta (unless
+TIKTOK_ACCESS_TOKEN / META_ACCESS_TOKEN is set). It POSTs every sample event of the manifest to
+itself, signed now, waits for the stream to deliver each new session, and prints the webhook's
+answer and each destination's outcome. Without --demo it keeps serving (for `stripe listen
+--forward-to`), with its state in .local/make-run.json for `make deliveries` (devtools/local_run.py);
+with --demo it exits 0 only if every answer is the one the manifest expects. Nothing here is
+deployed; product code is untouched.
 """
 
 import argparse
@@ -30,7 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from devtools import dotenv
+from devtools import dotenv, local_run
 from devtools.function_url import LambdaContext, function_url_event, stripe_signature
 from devtools.sign_event import (
     DOTENV,
@@ -52,6 +54,7 @@ STRIPE_USER_AGENT = "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
 # status changes are recorded (or unchanged: a state as new or newer is recorded).
 OUTCOMES = ("provisioned", "duplicate", "recorded", "unchanged", "ignored")
 JSON_TYPE = ("content-type", "application/json")
+STOPPED = "Stopped."  # the last line, however the server is stopped (Ctrl-C, SIGTERM)
 FAKE_AWS_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -536,11 +539,12 @@ def _destination_line(name: str, standin_url: str | None) -> tuple[bool, str]:
     now = int(time.time())
     facts = ReportFacts(PurchaseKind.CHECKOUT, livemode=False, event_time=now, consent=Consent.GRANTED)
     token = secrets.read_switch(destination.access_token, settings.secrets, os.environ)
-    reason = skip_reason(destination, facts, require_ad_consent=False, now=now, access_token=token)
+    code = secrets.read_optional(destination.test_event_code, settings.secrets, os.environ)
+    reason = skip_reason(destination, facts, False, now, access_token=token, test_event_code=code)
     if reason is None:
         return False, (
             f"ON: sends real test events to pixel {destination.pixel_id} with test_event_code "
-            f"{destination.test_event_code} (Events Manager > Test Events)"
+            f"{code} (Events Manager > Test Events)"
         )
     return False, f"disabled ({reason.describe(destination)}): {destination.label} outcomes are 'skipped'"
 
@@ -610,8 +614,9 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m devtools.local_server",
-        description="Run the Stripe webhook and the TikTok sender locally (Function URL on 127.0.0.1, "
-        "DynamoDB and its stream in moto, a TikTok stand-in) and send the sample events.",
+        description="Run the Stripe webhook and the delivery sender locally (Function URL on 127.0.0.1, "
+        "DynamoDB and its stream in moto, TikTok and Meta stand-ins unless TIKTOK_ACCESS_TOKEN / "
+        "META_ACCESS_TOKEN is set) and send the sample events.",
     )
     parser.add_argument("--port", type=int, default=3000, help="port on 127.0.0.1; 0 = any free port")
     parser.add_argument(
@@ -660,7 +665,7 @@ def main(argv: list[str] | None = None) -> int:
             os.environ.update(create_tables(boto3.client("dynamodb"), prefix=TABLE_PREFIX))
             return _run(args, samples, environment, endpoint, started, standins)
     except KeyboardInterrupt:
-        print("\nStopped.")
+        print(f"\n{STOPPED}")
         return 130
     finally:
         for standin in standins.values():
@@ -695,6 +700,12 @@ def _run(
         server = FunctionUrlServer(app.lambda_handler, args.port)
     except OSError as error:
         print(f"local_server: cannot listen on {HOST}:{args.port}: {error}", file=sys.stderr)
+        if args.port:
+            print(
+                f"  Is another `make run` serving on {args.port}? Stop it, or pick another port: "
+                f"make run PORT={8080 if args.port != 8080 else 3001}",
+                file=sys.stderr,
+            )
         return 2
 
     def sender_handler(event: dict[str, Any], context: Any) -> Any:
@@ -754,10 +765,16 @@ def _run(
             delivered = sum(1 for result in first_answers if result.got(name)[1] == "sent")
             distinct = len({event["event_id"] for event in events})
             label = "TikTok" if name == "tiktok" else "Meta"
+            # Renewals are reported to TikTok only.
+            ids = (
+                "its checkout session id, a renewal's its invoice id"
+                if name == "tiktok"
+                else "its checkout session id"
+            )
             print(
                 f"\nThe {label} stand-in received {len(standin.requests)} requests: {len(events)} events, "
                 f"{distinct} distinct event ids for {delivered} deliveries sent (a purchase's event_id is "
-                "its checkout session id, a renewal's its invoice id)."
+                f"{ids})."
             )
         for record in _subscription_records(dynamodb, os.environ["CUSTOMERS_TABLE_NAME"]):
             print(f"Subscription record {record}")
@@ -766,6 +783,13 @@ def _run(
             mapping.stop()
             return _verdict(results, compared, args.manifest)
 
+        local_run.write(
+            endpoint,
+            os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+            table,
+            os.environ["CUSTOMERS_TABLE_NAME"],
+            server.url,
+        )
         print(
             f"""
 Serving {server.url} until Ctrl-C. Each request is printed below, after the function's JSON logs.
@@ -775,6 +799,7 @@ Real test-mode events from Stripe, with the Stripe CLI (two terminals):
     STRIPE_WEBHOOK_SECRET=whsec_... in .env (or export it) and restart `make run` once.
   stripe trigger checkout.session.completed
 Events signed with {LOCAL_WEBHOOK_SECRET} are accepted too; restart to empty DynamoDB and resend the samples.
+This server's deliveries, in another terminal: make deliveries  (without STACK=, it finds this server)
 """,
             flush=True,
         )
@@ -784,9 +809,10 @@ Events signed with {LOCAL_WEBHOOK_SECRET} are accepted too; restart to empty Dyn
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
-            print("\nStopping.")
+            print(f"\n{STOPPED}")  # Ctrl-C and SIGTERM alike
             return 0
         finally:
+            local_run.remove()
             mapping.stop()
 
 

@@ -8,8 +8,9 @@ NAME: a sample Stripe event, signed now, as the Function URL event of StripeWebh
 (events/generated/NAME.invoke.json). --stream-for: the DynamoDB stream event that hands that
 session's new delivery to DeliverySenderFunction (events/generated/stream.invoke.json). Both also
 write events/generated/env.json for `--env-vars`: each function's variables (the signing secret
-for the webhook; TIKTOK_* from the environment or .env for the sender; your stack's tables if
-set). Also holds what the local server shares with it: where the samples live, the local secret,
+for the webhook; TIKTOK_* and META_* from the environment or .env for the sender, the pixel ids
+for both: without a destination's pixel id the webhook creates no delivery for it; your stack's
+tables if set). Also holds what the local server shares with it: where the samples live, the local secret,
 and how a sample's timestamps are moved to "now" before it is sent.
 """
 
@@ -39,6 +40,7 @@ PLATFORM_SETTINGS = ("TIKTOK_PIXEL_ID", "TIKTOK_TEST_EVENT_CODE", "META_PIXEL_ID
 FUNCTION_LOGICAL_ID = "StripeWebhookFunction"
 SENDER_LOGICAL_ID = "DeliverySenderFunction"
 TABLE_VARIABLES = ("SESSIONS_TABLE_NAME", "CUSTOMERS_TABLE_NAME")
+DESTINATIONS = {"tiktok": "TikTok", "meta": "Meta"}  # name: label
 # The stream ARN in a generated stream event, unless SESSIONS_STREAM_ARN names your stack's.
 EXAMPLE_STREAM_ARN = (
     "arn:aws:dynamodb:us-east-1:123456789012:table/stripe-tiktok-conversions-SessionsTable/stream/"
@@ -224,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     expires = time.strftime("%H:%M:%S", time.localtime(now + SIGNATURE_TOLERANCE_SECONDS))
     print(f"Signed {name} ({event['type']}, {event['id']}) with {secret_note}.")
     print(f"  {_shown(out)}  the Function URL event (body as text, not base64)")
-    print(f"  {_shown(env_file)}  --env-vars: the secret for {FUNCTION_LOGICAL_ID}, {_tiktok_note()}")
+    notes = "; ".join(_sender_note(name) for name in DESTINATIONS)
+    print(f"  {_shown(env_file)}  --env-vars: the secret for {FUNCTION_LOGICAL_ID}; {notes}")
     print()
     print("Invoke it (AWS SAM CLI, with Docker running):")
     print("  sam build")
@@ -240,14 +243,30 @@ def main(argv: list[str] | None = None) -> int:
     )
     _say_missing_tables(env_file)
     session_id = event["data"]["object"].get("id")
-    print(f"Then hand its deliveries to the sender: make event SESSION={session_id} [DESTINATION=meta]")
+    with_pixel = [name for name in DESTINATIONS if os.environ.get(f"{name.upper()}_PIXEL_ID", "").strip()]
+    if with_pixel:
+        choices = {("tiktok",): "", ("meta",): " DESTINATION=meta", ("tiktok", "meta"): " [DESTINATION=meta]"}
+        destination = choices[tuple(with_pixel)]
+        print(f"Then hand its deliveries to the sender: make event SESSION={session_id}{destination}")
+    else:
+        print(
+            "No delivery will be created: neither TIKTOK_PIXEL_ID nor META_PIXEL_ID is set (environment or "
+            ".env; a destination is part of the deployment only with its pixel id). Set your stack's to "
+            "hand deliveries to the sender with make event SESSION=..."
+        )
     return 0
 
 
-def _tiktok_note() -> str:
-    if os.environ.get("TIKTOK_ACCESS_TOKEN"):
-        return f"TIKTOK_* from your environment for {SENDER_LOGICAL_ID}"
-    return f"TikTok off for {SENDER_LOGICAL_ID} (no TIKTOK_ACCESS_TOKEN)"
+def _sender_note(destination: str) -> str:
+    """What env.json makes of one destination (its settings come from the environment or .env)."""
+    label, prefix = DESTINATIONS[destination], destination.upper()
+    if not os.environ.get(f"{prefix}_PIXEL_ID", "").strip():
+        return f"{label} not part of it (no {prefix}_PIXEL_ID: the webhook creates no {label} delivery)"
+    if os.environ.get(f"{prefix}_ACCESS_TOKEN"):
+        return f"{prefix}_* from your environment for {SENDER_LOGICAL_ID}"
+    return (
+        f"{label} off for {SENDER_LOGICAL_ID} (no {prefix}_ACCESS_TOKEN: its deliveries are recorded skipped)"
+    )
 
 
 def _write_stream_event(session_id: str, out: Path | None, destination: str = "tiktok") -> int:
@@ -274,7 +293,7 @@ def _write_stream_event(session_id: str, out: Path | None, destination: str = "t
         f"Wrote the stream event that hands {session_id}'s new {destination} delivery to {SENDER_LOGICAL_ID}."
     )
     print(f"  {_shown(out)}  one INSERT record, as Lambda's event source mapping delivers it")
-    print(f"  {_shown(env_file)}  --env-vars: {_tiktok_note()}")
+    print(f"  {_shown(env_file)}  --env-vars: {_sender_note(destination)}")
     print()
     print("Invoke it (AWS SAM CLI, with Docker running):")
     print("  sam build")

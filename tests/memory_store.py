@@ -369,11 +369,14 @@ def sending(
     platform: FakePlatform | None = None,
     access_token: str = TEST_ENVIRONMENT["TIKTOK_ACCESS_TOKEN"],
     reread_token: Callable[[], str] | None = None,
+    test_event_code: str = TEST_ENVIRONMENT["TIKTOK_TEST_EVENT_CODE"],
 ) -> Sending:
     """What the sender or the redrive opens for one destination, with a fake platform and no
-    Stripe API key (contents are not read); `reread_token` reads the token from its store again."""
+    Stripe API key (contents are not read); `reread_token` reads the token from its store again;
+    the test event code is read with the token ("": none)."""
     chosen = settings.destination(destination) if isinstance(destination, str) else destination
-    return Sending(chosen, platform or FakePlatform(), access_token, None, None, settings, reread_token)  # type: ignore[arg-type]
+    fake = platform or FakePlatform()
+    return Sending(chosen, fake, access_token, None, None, settings, reread_token, test_event_code)  # type: ignore[arg-type]
 
 
 def a_delivery(

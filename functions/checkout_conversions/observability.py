@@ -1,8 +1,7 @@
-"""The one Logger and Metrics every module uses, and X-Ray tracing when it is switched on.
+"""The one Logger and Metrics every module uses, and X-Ray tracing when it is switched on."""
 
-Service name and metrics namespace come from POWERTOOLS_SERVICE_NAME and
-POWERTOOLS_METRICS_NAMESPACE, which template.yaml sets; the defaults keep local runs working.
-"""
+# Service name and metrics namespace come from POWERTOOLS_SERVICE_NAME and
+# POWERTOOLS_METRICS_NAMESPACE, which template.yaml sets; the defaults keep local runs working.
 
 import os
 import threading
@@ -66,6 +65,12 @@ def in_this_trace(work: Callable[[], Result]) -> Callable[[], Result]:
 def count(metric_name: str, value: int = 1) -> None:
     with _metrics_lock:
         metrics.add_metric(name=metric_name, unit=MetricUnit.Count, value=value)
+
+
+def seconds(metric_name: str, value: float) -> None:
+    """A duration in seconds (a delivery's lag: from the payment to the platform's acceptance)."""
+    with _metrics_lock:
+        metrics.add_metric(name=metric_name, unit=MetricUnit.Seconds, value=value)
 
 
 def report_ignored_settings(problems: tuple[str, ...]) -> None:

@@ -1,9 +1,8 @@
-"""The platform-neutral purchase: what was paid, what is known of the buyer, and their ad choices.
+"""The platform-neutral purchase: what was paid, what is known of the buyer, and their ad choices."""
 
-Built from Stripe's objects by the Stripe side, stored on each delivery item in the provisioning
-transaction (the outbox), and turned into each platform's own event at send time. Values are kept
-as Stripe and the merchant's metadata give them, trimmed and bounded, never hashed here.
-"""
+# Built from Stripe's objects by the Stripe side, stored on each delivery item in the provisioning
+# transaction (the outbox), and turned into each platform's own event at send time. Values are kept
+# as Stripe and the merchant's metadata give them, trimmed and bounded, never hashed here.
 
 import json
 from dataclasses import asdict, dataclass, fields
@@ -12,6 +11,8 @@ from enum import StrEnum
 from typing import Any
 
 from checkout_conversions.values import to_decimal_amount
+
+CONTENT_ID_SOURCES = "price, product or metadata:<key>"
 
 
 class Consent(StrEnum):
@@ -84,6 +85,31 @@ class Purchase:
         buyer = Buyer(**{key: value for key, value in data.pop("buyer", {}).items() if key in buyer_fields})
         known = {field.name for field in fields(cls)}
         return cls(buyer=buyer, **{key: value for key, value in data.items() if key in known})
+
+
+class ContentIdKind(StrEnum):
+    PRICE = "price"
+    PRODUCT = "product"
+    METADATA = "metadata"
+
+
+@dataclass(frozen=True)
+class ContentIdSource:
+    """What identifies a line item in the merchant's catalogue: the price id, the product id, or a
+    product metadata key (`metadata:sku`)."""
+
+    kind: ContentIdKind = ContentIdKind.PRICE
+    metadata_key: str = ""
+
+    @classmethod
+    def parse(cls, setting: str) -> "ContentIdSource":
+        kind, colon, key = setting.partition(":")
+        kind, key = kind.strip().lower(), key.strip()  # a metadata key keeps its case: Stripe's do
+        if kind in (ContentIdKind.PRICE, ContentIdKind.PRODUCT) and not colon:
+            return cls(ContentIdKind(kind))
+        if kind == ContentIdKind.METADATA and key:
+            return cls(ContentIdKind.METADATA, key)
+        raise ValueError(f"{setting!r} is not {CONTENT_ID_SOURCES}")
 
 
 @dataclass(frozen=True)

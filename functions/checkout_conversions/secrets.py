@@ -1,7 +1,8 @@
 """The secrets: read from environment variables, SSM Parameter Store or Secrets Manager, with a
 short per-container cache, so that clearing a platform's token in the store switches that
-destination off without a deploy. A token the platform refuses is read again at once, past the
-cache (`fresh`), so that a rotation takes effect with the first refusal."""
+destination off without a deploy. A token the platform refuses is read again at once, past the"""
+
+# cache (`fresh`), so that a rotation takes effect with the first refusal.
 
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -57,6 +58,14 @@ def read_switch(ref: SecretRef, store: SecretStore, environ: Mapping[str, str], 
     "" when unset, empty, or a value like 'disabled'."""
     value = read(ref, store, environ, fresh).strip()
     return "" if value.lower() in _DISABLED_VALUES else value
+
+
+def read_optional(ref: SecretRef, store: SecretStore, environ: Mapping[str, str], fresh: bool = False) -> str:
+    """As read_switch, for a setting a deployment may leave without a stored entry (a platform's
+    test event code, the Stripe API key): with a store and no name, "" (none)."""
+    if store.source is not SecretSource.ENV and not ref.stored_name:
+        return ""
+    return read_switch(ref, store, environ, fresh)
 
 
 _providers: dict[SecretSource, Any] = {}

@@ -1,22 +1,20 @@
-"""Every setting the functions read, typed, in one place: one frozen dataclass per concern.
+"""Every setting the functions read, typed, in one place: one frozen dataclass per concern."""
 
-Settings are read on each invocation (a few dozen environment lookups, microseconds), so that a
-test or an operator changing a variable sees the effect at once. Secrets are not settings: they
-are read through `secrets.py` when a flow needs them.
-"""
+# Settings are read on each invocation (a few dozen environment lookups, microseconds), so that a
+# test or an operator changing a variable sees the effect at once. Secrets are not settings: they
+# are read through `secrets.py` when a flow needs them.
 
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 
 from checkout_conversions import destinations
 from checkout_conversions.destinations.base import DestinationSettings
+from checkout_conversions.purchase import CONTENT_ID_SOURCES, ContentIdSource
 from checkout_conversions.secrets import ConfigurationError, SecretRef, SecretSource, SecretStore
 from checkout_conversions.values import SettingsReader
 
 DEFAULT_STRIPE_API_BASE = "https://api.stripe.com"
-CONTENT_ID_SOURCES = "price, product or metadata:<key>"
 
 
 @dataclass(frozen=True)
@@ -35,31 +33,6 @@ class Tables:
         ]
         if missing:
             raise ConfigurationError(f"{', '.join(missing)} not set")
-
-
-class ContentIdKind(StrEnum):
-    PRICE = "price"
-    PRODUCT = "product"
-    METADATA = "metadata"
-
-
-@dataclass(frozen=True)
-class ContentIdSource:
-    """What identifies a line item in the merchant's catalogue: the price id, the product id, or a
-    product metadata key (`metadata:sku`)."""
-
-    kind: ContentIdKind = ContentIdKind.PRICE
-    metadata_key: str = ""
-
-    @classmethod
-    def parse(cls, setting: str) -> "ContentIdSource":
-        kind, colon, key = setting.partition(":")
-        kind, key = kind.strip().lower(), key.strip()  # a metadata key keeps its case: Stripe's do
-        if kind in (ContentIdKind.PRICE, ContentIdKind.PRODUCT) and not colon:
-            return cls(ContentIdKind(kind))
-        if kind == ContentIdKind.METADATA and key:
-            return cls(ContentIdKind.METADATA, key)
-        raise ValueError(f"{setting!r} is not {CONTENT_ID_SOURCES}")
 
 
 @dataclass(frozen=True)

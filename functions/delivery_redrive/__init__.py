@@ -1,0 +1,1 @@
+"""The scheduled redrive's Lambda entry point (app.py)."""

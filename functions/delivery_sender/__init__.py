@@ -1,0 +1,1 @@
+"""The stream sender's Lambda entry point (app.py)."""

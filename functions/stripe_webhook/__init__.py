@@ -1,0 +1,1 @@
+"""The webhook's Lambda entry point (app.py)."""

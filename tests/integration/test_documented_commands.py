@@ -46,7 +46,7 @@ pytest_plugins = ("tests.integration.redrive_fixtures",)
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
-PROGRAMS = ("make", "aws", "sam", "stripe", "git", ".venv/bin/python", "export")
+PROGRAMS = ("make", "aws", "sam", "stripe", "git", ".venv/bin/python", "export", "cp")
 PLACEHOLDER_SESSION = re.compile(r"\bcs_(?:live_|test_)?\.\.\.")
 STACK = tomllib.loads((ROOT / "samconfig.toml").read_text())["default"]["global"]["parameters"]["stack_name"]
 # The AWS CLI's exit code when it rejects a command's syntax (before any request is made).
@@ -141,6 +141,8 @@ EXERCISED_BY = {
     "stripe trigger": "test_stripe_listen_and_trigger_point_at_make_run",
     "stripe events": "test_stripe_listen_and_trigger_point_at_make_run",
     "git pull": "test_sam_commands_name_what_the_template_and_samconfig_define",
+    "cp": "test_a_deploy_after_going_live_keeps_the_stack_live",
+    "aws configure": "test_the_region_is_set_once_for_every_aws_command",
     "export": "test_stripe_listen_and_trigger_point_at_make_run",
 }
 
@@ -254,7 +256,7 @@ def test_make_run_serves_the_samples_and_then_every_request(shell_env):
         rest, _ = server.communicate(timeout=30)
     # make itself dies of the Ctrl-C, as in a terminal; the server stops cleanly.
     assert server.returncode in (0, -signal.SIGINT, 128 + signal.SIGINT)
-    assert "GET / -> 405" in rest and "Stopping." in rest  # the request, printed after the banner
+    assert "GET / -> 405" in rest and "Stopped." in rest  # the request, printed after the banner
 
 
 def test_make_demo_checks_every_sample(shell_env):
@@ -347,7 +349,13 @@ def clean_secret_names(aws_endpoint):
     """The docs' names, free in moto for this test: they are not unique to a test."""
     ssm = boto3.client("ssm", endpoint_url=aws_endpoint)
     secrets = boto3.client("secretsmanager", endpoint_url=aws_endpoint)
-    for name in ("stripe-webhook-secret", "tiktok-access-token", "meta-access-token"):
+    for name in (
+        "stripe-webhook-secret",
+        "tiktok-access-token",
+        "meta-access-token",
+        "tiktok-test-event-code",
+        "meta-test-event-code",
+    ):
         with contextlib.suppress(ssm.exceptions.ParameterNotFound):
             ssm.delete_parameter(Name=f"/checkout-conversions/{name}")
         with contextlib.suppress(secrets.exceptions.ResourceNotFoundException):
@@ -365,7 +373,7 @@ def test_the_secret_commands_store_what_the_functions_read(
     from checkout_conversions.outbox.model import ReportFacts
     from checkout_conversions.outbox.policy import skip_reason
     from checkout_conversions.purchase import Consent, PurchaseKind
-    from checkout_conversions.secrets import read_switch
+    from checkout_conversions.secrets import read_optional, read_switch
     from checkout_conversions.settings import load_settings
     from checkout_conversions.webhook import _signing_secrets
 
@@ -384,6 +392,8 @@ def test_the_secret_commands_store_what_the_functions_read(
         "STRIPE_WEBHOOK_SECRET_NAME": "/checkout-conversions/stripe-webhook-secret",
         "TIKTOK_ACCESS_TOKEN_NAME": "/checkout-conversions/tiktok-access-token",
         "META_ACCESS_TOKEN_NAME": "/checkout-conversions/meta-access-token",
+        "TIKTOK_TEST_EVENT_CODE_NAME": "/checkout-conversions/tiktok-test-event-code",
+        "META_TEST_EVENT_CODE_NAME": "/checkout-conversions/meta-test-event-code",
         "SECRETS_CACHE_SECONDS": "0",
     }
     for name, value in names.items():
@@ -394,6 +404,10 @@ def test_the_secret_commands_store_what_the_functions_read(
     # then switched off the documented way.
     assert _signing_secrets(settings) == ["whsec_from_the_endpoint"]
     assert access_token(settings, "tiktok") == "your-tiktok-events-api-token"
+    # Stored in step 2, cleared in step 5: live.
+    for name in ("tiktok", "meta"):
+        code = settings.destination(name).test_event_code
+        assert read_optional(code, settings.secrets, os.environ) == ""
     assert (
         clean_secret_names.get_parameter(Name=names["META_ACCESS_TOKEN_NAME"], WithDecryption=True)[
             "Parameter"
@@ -524,6 +538,11 @@ def test_sam_commands_name_what_the_template_and_samconfig_define():
             stack = words[words.index("--stack-name") + 1]
             assert stack == STACK or stack.startswith(f"{STACK}-"), command  # or a second one, for test mode
         assert set(parameter_overrides(words)) <= set(template["Parameters"]), command
+        if words[1] == "deploy" and words != ["sam", "deploy", "--guided"]:  # deploy.md's heading
+            # The merchant's answers, in a file git ignores (never the tracked defaults or example).
+            assert "--config-file" in words, command
+            config = words[words.index("--config-file") + 1]
+            assert re.fullmatch(r"samconfig\.[a-z-]+\.toml", config) and config != "samconfig.example.toml"
         for flag in ("-n", "--name"):
             if flag in words:
                 assert words[words.index(flag) + 1] in functions, command
@@ -592,8 +611,218 @@ def test_stripe_listen_and_trigger_point_at_make_run():
         elif words[1] == "listen":
             assert words[2:] == ["--forward-to", f"http://127.0.0.1:{port}/"], command
         elif words[1] == "trigger" and len(words) > 2:
-            # A Stripe fixture the webhook provisions from.
-            decided = stripe_events.classify(stripe_event(words[2], session=checkout_session()))
+            # A Stripe fixture the webhook provisions from, with the metadata the browser kit adds.
+            metadata = trigger_metadata(command)
+            decided = stripe_events.classify(
+                stripe_event(words[2], session=checkout_session(metadata=metadata))
+            )
             assert isinstance(decided, stripe_events.CheckoutPaid), command
+            assert_provisioned_with_the_match_keys(decided, metadata)
         elif words[1] == "events":
             assert words[2] == "resend", command
+
+
+# ---------------------------------------------------------- a test purchase without a shop
+
+
+def documented_metadata_keys() -> set[str]:
+    """The metadata keys docs/configuration.md lists (the browser kit's)."""
+    reference = (ROOT / "docs" / "configuration.md").read_text()
+    table = reference.split("## Checkout Session metadata", 1)[1].split("\n\n", 2)[2]
+    return set(re.findall(r"^\| `([a-z_]+)` \|", table, re.M))
+
+
+def trigger_metadata(command: Command) -> dict[str, str]:
+    """The Checkout Session metadata a `stripe trigger ... --add checkout_session:metadata[key]=value`
+    adds: each key one the docs list, on a parameter Stripe's create-session API takes (the pinned
+    library's model of it)."""
+    from stripe.params.checkout import SessionCreateParams
+
+    words = command.words
+    added = [words[index + 1] for index, word in enumerate(words) if word == "--add"]
+    assert set(words) - {"--add", *added} <= {"stripe", "trigger", words[2]}, command
+    metadata = {}
+    for item in added:
+        match = re.fullmatch(r"checkout_session:metadata\[([a-z_]+)\]=(.+)", item)
+        assert match, f"{command}: {item}"
+        metadata[match.group(1)] = match.group(2)
+    assert "metadata" in SessionCreateParams.__annotations__
+    assert set(metadata) <= documented_metadata_keys(), command
+    return metadata
+
+
+def assert_provisioned_with_the_match_keys(paid, metadata: dict[str, str]) -> None:
+    """What the webhook would store for the sender: the purchase carries every added key."""
+    from checkout_conversions.stripe_side.checkout import purchase
+
+    stored = purchase(paid.session, paid.event).to_json()
+    for key, value in metadata.items():
+        if key != "ad_consent":  # a decision, not a match key: the policy reads it
+            assert value in stored, (key, value, stored)
+
+
+def test_the_readme_makes_a_test_purchase_with_the_kits_metadata():
+    [trigger] = [command for command in commands_of("stripe trigger") if command.document == "README.md"]
+    metadata = trigger_metadata(trigger)
+    # A click id per platform, the buyer's IP and User-Agent (Meta needs it), consent.
+    assert {"ttclid", "fbclid", "client_ip", "user_agent", "ad_consent"} <= set(metadata)
+    assert metadata["ad_consent"] == "granted"
+
+
+# ------------------------------------------------------------------- the region, set once
+
+
+def test_the_region_is_set_once_for_every_aws_command(shell_env, tmp_path, monkeypatch):
+    """The README's `aws configure set region ...` is where every command's region comes from:
+    the AWS CLI's and boto3's (the SAM CLI's, `make deliveries`) shared configuration file."""
+    [command] = [command for command in commands_of("aws configure") if command.document == "README.md"]
+    words = command.words
+    assert words[:4] == ["aws", "configure", "set", "region"], command
+    region = words[4]
+    environ = {
+        name: value for name, value in shell_env.items() if name not in ("AWS_DEFAULT_REGION", "AWS_REGION")
+    }
+    done = run(command, environ)
+    assert done.returncode == 0, done.stderr
+    assert region in Path(environ["AWS_CONFIG_FILE"]).read_text()
+    got = run(replace(command, text="aws configure get region"), environ)
+    assert got.returncode == 0 and got.stdout.strip() == region
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", environ["AWS_CONFIG_FILE"])
+    assert boto3.session.Session().region_name == region  # devtools/deliveries.py's clients
+    deliveries = (ROOT / "devtools" / "deliveries.py").read_text()
+    assert "region_name=" not in deliveries  # the standard chain, never a region of its own
+    # No documented AWS command names another region of its own.
+    for command in documented_commands():
+        if command.kind.startswith(("aws ", "sam ", "make deliveries")):
+            assert "--region" not in command.words, command
+
+
+# ------------------------------------------------------ going live, and staying live
+
+
+def saved_overrides(config: dict) -> dict[str, str]:
+    """A samconfig file's deploy `parameter_overrides` (SAM's `Key="value" ...` string)."""
+    text = config.get("default", {}).get("deploy", {}).get("parameters", {}).get("parameter_overrides", "")
+    return dict(word.split("=", 1) for word in shlex.split(text))
+
+
+def effective_parameters(template: dict, saved: dict[str, str], command: Command) -> dict[str, str]:
+    """What CloudFormation deploys: the template's defaults, the answers saved in the config file,
+    then the command line's --parameter-overrides."""
+    defaults = {name: str(spec.get("Default", "")) for name, spec in template["Parameters"].items()}
+    return {**defaults, **saved, **parameter_overrides(command.words)}
+
+
+def sender_environment(template: dict, parameters: dict[str, str]) -> dict[str, str]:
+    """DeliverySenderFunction's environment as deployed with these parameters (`!Ref` variables)."""
+    variables = {
+        **template["Globals"]["Function"]["Environment"]["Variables"],
+        **template["Resources"]["DeliverySenderFunction"]["Properties"]["Environment"]["Variables"],
+    }
+    return {
+        name: parameters[value["Ref"]]
+        for name, value in variables.items()
+        if isinstance(value, dict) and value.get("Ref") in parameters
+    }
+
+
+def test_a_deploy_after_going_live_keeps_the_stack_live(
+    shell_env, clean_secret_names, aws_endpoint, monkeypatch
+):
+    """README steps 2 to 6 as a merchant runs them: the answers file started from the tracked
+    example (and saved back by the guided deploy with the merchant's pixel ids), the test codes
+    stored (the sender sends with them), cleared in the store to go live, then `git pull` and the
+    upgrade's `sam deploy`: the functions read no test code, and nothing the deploy passes can
+    bring one back."""
+    import httpx as http_client
+    from aws_lambda_powertools.utilities import parameters
+
+    from checkout_conversions.outbox import attempt
+    from checkout_conversions.purchase import Buyer, Purchase, PurchaseKind
+    from checkout_conversions.settings import load_settings
+
+    readme = [command for command in documented_commands() if command.document == "README.md"]
+    [copy] = [command for command in readme if command.kind == "cp"]
+    example, answers = copy.words[1:]
+    ignored = run(replace(copy, text=f"git check-ignore -q {answers}"), dict(os.environ))
+    assert ignored.returncode == 0, f"git must ignore {answers}: a pull would conflict with it"
+    kept = run(replace(copy, text=f"git check-ignore -q {example}"), dict(os.environ))
+    assert kept.returncode == 1 and (ROOT / example).exists(), f"{example} is the tracked example"
+    deploys = [command for command in readme if command.kind == "sam deploy"]
+    guided = [command for command in deploys if "--guided" in command.words and command.runnable]
+    [upgrade] = [command for command in deploys if "--guided" not in command.words and command.runnable]
+    for command in [*guided, upgrade]:
+        words = command.words
+        assert words[words.index("--config-file") + 1] == answers, command
+    pull = readme.index(next(command for command in readme if command.kind == "git pull"))
+    assert readme.index(upgrade) > pull
+
+    template = load_template()
+    defaults = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    assert saved_overrides(defaults) == {}, "samconfig.toml holds the project's defaults, no answers"
+    # The guided deploy saves the example's answers with the merchant's (pixel ids, region).
+    saved = {
+        **saved_overrides(tomllib.loads((ROOT / example).read_text())),
+        "TikTokPixelId": "CPIXEL01",
+        "MetaPixelId": "1234567890",
+    }
+    assert set(saved) <= set(template["Parameters"])
+    assert not {"TikTokTestEventCode", "MetaTestEventCode"} & set(saved)
+    deployed = effective_parameters(template, saved, upgrade)
+    assert deployed["SecretsSource"] == "ssm"
+    environ = {**sender_environment(template, deployed), "AWS_ENDPOINT_URL_SSM": aws_endpoint}
+    # With a store, the codes are read from their stored names: the parameters are not used.
+    assert environ["TIKTOK_TEST_EVENT_CODE"] == environ["META_TEST_EVENT_CODE"] == ""
+    read_secrets_from(aws_endpoint, monkeypatch)
+
+    def codes_read_by_the_sender() -> dict[str, str]:
+        read_secrets_from(aws_endpoint, monkeypatch)  # a container started now (or the cache expired)
+        settings = load_settings(environ)
+        with http_client.Client() as http:
+            opened = {
+                name: attempt.open_sending(settings.destination(name), settings, http, environ)
+                for name in ("tiktok", "meta")
+            }
+        purchase = Purchase(
+            event_id="cs_live_1",
+            event_time=int(time.time()),
+            order_id="cs_live_1",
+            buyer=Buyer(email="jane.doe@example.com"),
+            amount=100,
+            currency="USD",
+        )
+        for sending in opened.values():
+            body = json.loads(sending.platform.prepare(purchase, None, PurchaseKind.CHECKOUT).body)
+            assert body.get("test_event_code", "") == sending.test_event_code
+        return {name: sending.test_event_code for name, sending in opened.items()}
+
+    stored = [command for command in readme if command.kind == "aws ssm" and command.runnable]
+    going_live = [
+        command
+        for command in stored
+        if command.words[-2:] == ["--value", "disabled"] and "test-event-code" in command.text
+    ]
+    assert {command.words[command.words.index("--name") + 1] for command in going_live} == {
+        environ["TIKTOK_TEST_EVENT_CODE_NAME"],
+        environ["META_TEST_EVENT_CODE_NAME"],
+    }
+    for command in stored:
+        if command in going_live:
+            continue
+        done = run(command, shell_env)
+        assert done.returncode == 0, f"{command}\n{done.stderr}"
+    testing = codes_read_by_the_sender()
+    assert testing == {"tiktok": "TEST12345", "meta": "TEST67890"}  # step 5: Test Events
+
+    for command in going_live:
+        done = run(command, shell_env)
+        assert done.returncode == 0, f"{command}\n{done.stderr}"
+    assert codes_read_by_the_sender() == {"tiktok": "", "meta": ""}  # live
+
+    # git pull and the upgrade's deploy: the same answers, the same store: still live.
+    redeployed = effective_parameters(template, saved, upgrade)
+    assert sender_environment(template, redeployed) == sender_environment(template, deployed)
+    assert codes_read_by_the_sender() == {"tiktok": "", "meta": ""}
+    parameters.clear_caches()

@@ -370,7 +370,14 @@ def test_the_sender_role_grants_nothing_on_every_resource_but_conditional_tracin
 # ---------------------------------------------------------------------- secrets, per function
 
 
-SECRET_VARIABLES = ("TIKTOK_ACCESS_TOKEN", "META_ACCESS_TOKEN", "STRIPE_WEBHOOK_SECRET", "STRIPE_API_KEY")
+SECRET_VARIABLES = (
+    "TIKTOK_ACCESS_TOKEN",
+    "META_ACCESS_TOKEN",
+    "STRIPE_WEBHOOK_SECRET",
+    "STRIPE_API_KEY",
+    "TIKTOK_TEST_EVENT_CODE",
+    "META_TEST_EVENT_CODE",
+)
 
 
 def test_the_webhook_cannot_read_the_tiktok_token_or_the_stripe_api_key():
@@ -382,6 +389,8 @@ def test_the_webhook_cannot_read_the_tiktok_token_or_the_stripe_api_key():
         for name in variables
         if name.startswith(("TIKTOK_ACCESS_TOKEN", "META_ACCESS_TOKEN", "STRIPE_API_KEY"))
     ]
+    # Nor the test event codes: read like the tokens, at send time only (the buyer never waits on them).
+    assert not [name for name in variables if "TEST_EVENT_CODE" in name]
     assert {"STRIPE_WEBHOOK_SECRET", "STRIPE_WEBHOOK_SECRET_NAME"} <= set(variables)
     shared = template()["Globals"]["Function"]["Environment"]["Variables"]
     assert not [name for name in shared if name.startswith(SECRET_VARIABLES)]
@@ -396,6 +405,8 @@ def test_the_sender_and_the_redrive_read_only_the_platform_tokens_and_the_stripe
         "TikTokAccessTokenName",
         "MetaAccessTokenName",
         "StripeApiKeyName",
+        "TikTokTestEventCodeName",
+        "MetaTestEventCodeName",
         "SecretsKmsKeyArn",
     }
     variables = environment_of(function)
@@ -407,8 +418,13 @@ def test_the_sender_and_the_redrive_read_only_the_platform_tokens_and_the_stripe
         "META_ACCESS_TOKEN_NAME",
         "STRIPE_API_KEY",
         "STRIPE_API_KEY_NAME",
+        "TIKTOK_TEST_EVENT_CODE",
+        "TIKTOK_TEST_EVENT_CODE_NAME",
+        "META_TEST_EVENT_CODE",
+        "META_TEST_EVENT_CODE_NAME",
     } <= set(variables)
     assert variables["STRIPE_API_KEY_NAME"] == {"Ref": "StripeApiKeyName"}
+    assert variables["TIKTOK_TEST_EVENT_CODE_NAME"] == {"Ref": "TikTokTestEventCodeName"}
 
 
 def test_the_stripe_api_key_grant_exists_only_when_a_key_name_is_given():
@@ -436,6 +452,18 @@ def test_the_stripe_api_key_grant_exists_only_when_a_key_name_is_given():
     assert [resource["Fn::If"][0] for resource in meta] == [
         "HasMetaAccessTokenName"
     ] * 2  # Meta may be unused
+    for name in ("TikTokTestEventCodeName", "MetaTestEventCodeName"):  # empty: no test code, no grant
+        codes = [
+            resource
+            for statement, _ in statements(
+                resources()["SenderSecretsReadPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+            )
+            for resource in _listed(statement["Resource"])
+            if isinstance(resource, dict) and name in str(resource)
+        ]
+        assert [(resource["Fn::If"][0], resource["Fn::If"][2]) for resource in codes] == [
+            (f"Has{name}", NO_VALUE)
+        ] * 2
     assert template()["Conditions"]["HasStripeApiKeyName"] == {
         "Fn::Not": [{"Fn::Equals": [{"Ref": "StripeApiKeyName"}, ""]}]
     }

@@ -9,6 +9,8 @@ import json
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -428,3 +430,180 @@ def test_dotenv_never_overrides_the_real_environment(tmp_path):
     assert dotenv.load(file, environ) == ["B", "C"]
     assert environ == {"A": "real", "B": "quoted # kept", "C": "plain"}
     assert dotenv.load(tmp_path / "missing", environ) == []
+
+
+# --- what the docs say and `make run` does agree (issue 20) -----------------------------------
+
+
+def local_environ(tmp_path: Path, **settings: str) -> dict[str, str]:
+    """A shell's environment for `make run`: none of this test run's settings, no AWS of its own,
+    no developer's .env (`--env-file` points nowhere)."""
+    inherited = ("TIKTOK_", "META_", "STRIPE_", "POWERTOOLS_", "AWS_", "SESSIONS_", "CUSTOMERS_", "RENEWAL_")
+    environ = {name: value for name, value in os.environ.items() if not name.startswith(inherited)}
+    environ.update(LOCAL_RUN_FILE=str(tmp_path / "make-run.json"), **settings)
+    return environ
+
+
+def start_serving(tmp_path: Path, environ: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    """`make run` on a free port, up to its "Serving" line; (the process, what it printed)."""
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "devtools.local_server",
+            "--port",
+            "0",
+            "--env-file",
+            str(tmp_path / "no.env"),
+        ],
+        cwd=REPO,
+        env=environ,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    seen = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = server.stdout.readline()
+        seen.append(line)
+        if not line or line.startswith("Events signed with"):
+            break
+    seen.append(server.stdout.readline())  # the banner's last line: how to list the deliveries
+    return server, "".join(seen)
+
+
+def stop(server: subprocess.Popen, signum: int) -> str:
+    os.killpg(server.pid, signum)
+    rest, _ = server.communicate(timeout=30)
+    return rest
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_make_deliveries_lists_a_running_make_runs_deliveries_with_nothing_to_set(tmp_path, signum):
+    environ = local_environ(tmp_path)
+    server, banner = start_serving(tmp_path, environ)
+    try:
+        assert "Serving http://127.0.0.1:" in banner, banner
+        assert "make deliveries" in banner.splitlines()[-1]  # the banner names the command
+        state = json.loads((tmp_path / "make-run.json").read_text())
+        assert state["pid"] == server.pid and state["sessions_table"] == "local-SessionsTable"
+
+        # As a user types it in another terminal: no port, table, region or credentials.
+        listed = subprocess.run(
+            [shutil.which("make"), "--no-print-directory", "deliveries", f"VENV={Path(sys.prefix)}"],
+            cwd=REPO,
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert listed.returncode == 0, listed.stdout + listed.stderr
+        assert "local-SessionsTable" in listed.stdout
+        assert "make run's local DynamoDB at " + state["endpoint"] in listed.stderr
+        tiktok = listed.stdout.split("Meta", 1)[0]
+        assert re.search(r"\bsent\b", tiktok) and "cs_test_" in listed.stdout
+    finally:
+        rest = stop(server, signum)
+    # Ctrl-C and SIGTERM end alike, with the same last words, and forget the state.
+    assert server.returncode == 0 and rest.rstrip().endswith("Stopped."), rest
+    assert not (tmp_path / "make-run.json").exists()
+
+    # Without a running make run (nor a stack or a table name) the listing says what to do.
+    alone = subprocess.run(
+        [sys.executable, "-m", "devtools.deliveries"], cwd=REPO, env=environ, capture_output=True, text=True
+    )
+    assert alone.returncode == 2 and "start `make run`" in alone.stderr
+
+
+def test_a_busy_port_says_which_make_run_port_to_use_instead(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        environ = local_environ(tmp_path)
+        done = subprocess.run(
+            [sys.executable, "-m", "devtools.local_server", "--port", str(port), "--env-file", "no.env"],
+            cwd=REPO,
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "make run PORT=" in done.stderr
+
+
+def test_the_help_speaks_of_both_destinations(capsys):
+    from devtools import local_server
+
+    with pytest.raises(SystemExit):
+        local_server.main(["--help"])
+    said = " ".join(capsys.readouterr().out.split())
+    assert "TikTok and Meta stand-ins" in said and "delivery sender" in said
+    assert "the TikTok sender" not in said and "a TikTok stand-in)" not in said
+
+
+def test_the_documented_sample_output_has_the_columns_make_run_and_make_demo_print(demo):
+    """docs/local-development.md shows `make run`'s table; `make demo` adds the `check` column."""
+    run, _, _ = demo
+    doc = (REPO / "docs" / "local-development.md").read_text()
+    blocks = re.findall(r"^```(\w*)\n(.*?)^```", doc, re.S | re.M)
+    [block] = [block for _, block in blocks if "event type" in block]
+    header = block.splitlines()[0]
+    printed = next(line for line in run.stdout.splitlines() if "event type" in line)
+    assert re.split(r"\s{2,}", printed.strip()) == [*re.split(r"\s{2,}", header.strip()), "check"]
+    for line in block.splitlines()[1:]:
+        if line.strip() != "...":
+            assert [*line.split(), "ok"] in table_rows(run.stdout), line  # the demo's rows
+
+
+def test_the_meta_stand_in_line_speaks_of_purchases_only(demo):
+    run, _, _ = demo
+    [meta] = [line for line in run.stdout.split("\n\n") if line.startswith("The Meta stand-in")]
+    [tiktok] = [line for line in run.stdout.split("\n\n") if line.startswith("The TikTok stand-in")]
+    assert "renewal" not in meta and "renewal" in tiktok
+
+
+def test_make_event_for_meta_speaks_of_meta_and_says_when_no_delivery_can_be_made(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr(sign_event, "DOTENV", tmp_path / "no.env")
+    for name in ("TIKTOK_ACCESS_TOKEN", "META_ACCESS_TOKEN", "TIKTOK_PIXEL_ID", "META_PIXEL_ID"):
+        monkeypatch.delenv(name, raising=False)
+
+    # No pixel id: env.json gives the webhook no destination, and the output says so.
+    assert sign_event.main(["checkout_session_completed", "--out", str(tmp_path / "e.json")]) == 0
+    said = capsys.readouterr().out
+    assert "No delivery will be created" in said and "Then hand its deliveries" not in said
+    assert "no TIKTOK_PIXEL_ID" in said and "no META_PIXEL_ID" in said
+
+    # With the stack's pixel ids, env.json carries them to both functions.
+    monkeypatch.setenv("TIKTOK_PIXEL_ID", "CPIXEL")
+    monkeypatch.setenv("META_PIXEL_ID", "1234567890")
+    assert sign_event.main(["checkout_session_completed", "--out", str(tmp_path / "e.json")]) == 0
+    said = capsys.readouterr().out
+    assert "make event SESSION=" in said and "[DESTINATION=meta]" in said
+    env_vars = json.loads((tmp_path / "env.json").read_text())
+    for function in ("StripeWebhookFunction", "DeliverySenderFunction"):
+        assert env_vars[function]["TIKTOK_PIXEL_ID"] == "CPIXEL"
+        assert env_vars[function]["META_PIXEL_ID"] == "1234567890"
+
+    assert (
+        sign_event.main(
+            ["--stream-for", "cs_test_a1", "--destination", "meta", "--out", str(tmp_path / "s.json")]
+        )
+        == 0
+    )
+    said = capsys.readouterr().out
+    assert "Meta off for DeliverySenderFunction (no META_ACCESS_TOKEN" in said and "TikTok" not in said
+    monkeypatch.setenv("META_ACCESS_TOKEN", "meta-token")
+    assert (
+        sign_event.main(
+            ["--stream-for", "cs_test_a1", "--destination", "meta", "--out", str(tmp_path / "s.json")]
+        )
+        == 0
+    )
+    assert "META_* from your environment for DeliverySenderFunction" in capsys.readouterr().out

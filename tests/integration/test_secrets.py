@@ -20,6 +20,8 @@ NOTHING_TO_RETRY = {"batchItemFailures": []}
 
 ENV_SECRET = "whsec_in_the_environment_not_used"
 ENV_TOKEN = "token-in-the-environment-not-used"
+ENV_TEST_CODE = "TEST_IN_THE_ENVIRONMENT_NOT_USED"
+STORED_TEST_CODE = "TEST_STORED"
 
 
 class SecretStore:
@@ -65,6 +67,11 @@ def secrets(request, env, aws_endpoint, monkeypatch):
     monkeypatch.setenv("TIKTOK_ACCESS_TOKEN_NAME", store.name("tiktok-access-token"))
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", ENV_SECRET)
     monkeypatch.setenv("TIKTOK_ACCESS_TOKEN", ENV_TOKEN)
+    # The test event code lives beside the token (the events are test mode): the environment's
+    # is not used either.
+    monkeypatch.setenv("TIKTOK_TEST_EVENT_CODE_NAME", store.name("tiktok-test-event-code"))
+    monkeypatch.setenv("TIKTOK_TEST_EVENT_CODE", ENV_TEST_CODE)
+    store.write(store.name("tiktok-test-event-code"), STORED_TEST_CODE)
     yield store
     parameters.clear_caches()
 
@@ -108,6 +115,41 @@ def test_the_sender_and_the_redrive_read_the_token_from_the_store_at_send_time(
     assert redrive(at=db.delivery(redriven["id"])["next_attempt_at"]) == {"sent": 1}
     assert tiktok_server.requests[-1].headers["access-token"] == "token-for-the-redrive"
     assert tiktok_server.requests[-1].json()["data"][0]["event_id"] == redriven["id"]
+
+
+def test_the_test_event_code_is_read_from_the_store_at_send_time_and_cleared_there_to_go_live(
+    secrets, deliver, stream, pending, db, redrive, tiktok_server
+):
+    """Test mode is switched on and off in the store, like the token, with no deploy: while a code
+    is stored every event carries it (never the environment's); once it says `disabled` a live
+    purchase goes out without one, and a test-mode purchase, still recorded pending by the
+    webhook (which reads no platform secret), is skipped by the sender."""
+    secrets.write(secrets.name("stripe-webhook-secret"), WEBHOOK_SECRET)
+    secrets.write(secrets.name("tiktok-access-token"), "token")
+    testing = checkout_session(livemode=False)
+    assert deliver(stripe_event(session=testing)).body["deliveries"]["tiktok"] == {"status": "pending"}
+    stream.drain()
+    [request] = tiktok_server.requests
+    assert request.json()["test_event_code"] == STORED_TEST_CODE
+
+    [(redriven, _)] = pending()
+    secrets.write(secrets.name("tiktok-test-event-code"), "TEST_FOR_THE_REDRIVE")
+    assert redrive(at=db.delivery(redriven["id"])["next_attempt_at"]) == {"sent": 1}
+    assert tiktok_server.requests[-1].json()["test_event_code"] == "TEST_FOR_THE_REDRIVE"
+
+    secrets.write(secrets.name("tiktok-test-event-code"), "disabled")  # live: SECRETS_CACHE_SECONDS=0
+    live = checkout_session(livemode=True)
+    after = checkout_session(livemode=False)
+    for session in (live, after):
+        assert deliver(stripe_event(session=session)).body["deliveries"]["tiktok"] == {"status": "pending"}
+    stream.drain()
+    sent = tiktok_server.requests[-1].json()
+    assert sent["data"][0]["event_id"] == live["id"] and "test_event_code" not in sent
+    assert len(tiktok_server.requests) == 3  # nothing for the test-mode purchase
+    skipped = db.delivery(after["id"])
+    assert skipped["delivery_status"] == "skipped" and "purchase" not in skipped
+    assert skipped["delivery_reason"] == "test-mode event and no TIKTOK_TEST_EVENT_CODE"
+    assert db.delivery(live["id"])["delivery_status"] == "sent"
 
 
 def test_rotation_accepts_every_secret_listed_in_the_store(secrets, deliver, db):

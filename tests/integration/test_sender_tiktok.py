@@ -266,24 +266,30 @@ def test_a_stream_record_seen_twice_sends_nothing_more(env, checkout, stream, ti
 # ---------------------------------------------------------------------- skipped
 
 
-def test_test_mode_event_without_test_code_is_skipped_by_the_webhook(
-    env, checkout, stream, tiktok_server, db, monkeypatch
+def test_test_mode_event_without_test_code_is_recorded_pending_and_skipped_by_the_sender(
+    env, deliver, stream, tiktok_server, db, logs, monkeypatch
 ):
+    """The webhook never reads a platform's secret (the test event code is one, read like the
+    token): a test-mode purchase is recorded pending with its purchase, and the sender, which
+    reads the code, settles it skipped without a request when none is set."""
     monkeypatch.setenv("TIKTOK_TEST_EVENT_CODE", "")
     session = checkout_session(livemode=False)
 
-    answer = checkout(stripe_event(session=session))
+    answer = deliver(stripe_event(session=session))
 
     assert answer.body["status"] == "provisioned"
-    assert answer.body["deliveries"]["tiktok"] == {
-        "status": "skipped",
-        "reason": "test-mode event and no TIKTOK_TEST_EVENT_CODE",
-    }
+    assert answer.body["deliveries"]["tiktok"] == PENDING
+    recorded = db.delivery(session["id"])
+    assert recorded["delivery_status"] == "pending" and "purchase" in recorded
+    stream.drain()
     assert tiktok_server.requests == []
-    assert stream.invocations == []  # the stream's filter passes only pending deliveries
+    assert_batch_succeeded(stream)
     record = db.delivery(session["id"])
     assert record["delivery_status"] == "skipped"
-    assert "purchase" not in record and not queued(record)
+    assert record["delivery_reason"] == "test-mode event and no TIKTOK_TEST_EVENT_CODE"
+    assert "purchase" not in record and not queued(record) and not claimed(record)
+    said = [line for line in lines_of(logs, SENDER) if line.get("message") == "TikTok delivery skipped"]
+    assert len(said) == 1 and said[0]["reason"] == "test-mode event and no TIKTOK_TEST_EVENT_CODE"
 
 
 def test_clearing_the_pixel_id_starts_no_tiktok_delivery_at_the_webhook(

@@ -429,6 +429,9 @@ def test_an_unreadable_token_fails_the_records_unclaimed_and_counts_a_configurat
     monkeypatch.setenv("SECRETS_SOURCE", "ssm")
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRET_NAME", f"{prefix}/stripe")
     monkeypatch.setenv("TIKTOK_ACCESS_TOKEN_NAME", f"{prefix}/tiktok-token")  # never written
+    # The events are test mode: their code is stored, beside the token.
+    ssm.put_parameter(Name=f"{prefix}/tiktok-test-code", Value="TEST12345", Type="SecureString")
+    monkeypatch.setenv("TIKTOK_TEST_EVENT_CODE_NAME", f"{prefix}/tiktok-test-code")
     sessions = provision(deliver, 2)
 
     stream.drain()

@@ -16,6 +16,7 @@ pytest_plugins = ("tests.integration.redrive_fixtures",)
 LAMBDA_TIMEOUT = 2.0  # seconds the test's Lambda has; the slow step takes longer
 SLOW_STEP = 3.0
 SECRET_NAME = "/slow/stripe-webhook-secret"
+TEST_CODE_NAME = "/slow/tiktok-test-event-code"
 
 
 class SlowTransactions:
@@ -81,6 +82,8 @@ def slow_secret_store(env, monkeypatch):
     calls = []
 
     def slow_read(source, name, max_age):
+        if name == TEST_CODE_NAME:
+            return env["TIKTOK_TEST_EVENT_CODE"]  # the sender's test event code, read with its token
         if name != SECRET_NAME:
             return env["TIKTOK_ACCESS_TOKEN"]  # the sender's token, read at send time
         calls.append(name)
@@ -92,6 +95,7 @@ def slow_secret_store(env, monkeypatch):
     monkeypatch.setenv("SECRETS_SOURCE", "ssm")
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRET_NAME", SECRET_NAME)
     monkeypatch.setenv("TIKTOK_ACCESS_TOKEN_NAME", "/slow/tiktok-access-token")
+    monkeypatch.setenv("TIKTOK_TEST_EVENT_CODE_NAME", TEST_CODE_NAME)
     monkeypatch.setattr(secrets, "_read_stored", slow_read)
     return answered
 

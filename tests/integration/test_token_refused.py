@@ -92,12 +92,16 @@ def stored_tokens(both_env, ssm, aws_endpoint, monkeypatch):
         ("STRIPE_WEBHOOK_SECRET_NAME", "stripe-webhook-secret"),
         ("TIKTOK_ACCESS_TOKEN_NAME", "tiktok-access-token"),
         ("META_ACCESS_TOKEN_NAME", "meta-access-token"),
+        ("TIKTOK_TEST_EVENT_CODE_NAME", "tiktok-test-event-code"),
+        ("META_TEST_EVENT_CODE_NAME", "meta-test-event-code"),
     ):
         monkeypatch.setenv(variable, ssm.name(what))
         monkeypatch.delenv(variable.removesuffix("_NAME"), raising=False)
     ssm.write("stripe-webhook-secret", WEBHOOK_SECRET)
     ssm.write("tiktok-access-token", OLD)
     ssm.write("meta-access-token", OLD)
+    ssm.write("tiktok-test-event-code", "TEST12345")  # the events are test mode
+    ssm.write("meta-test-event-code", "TEST_META_1")
     yield ssm
     parameters.clear_caches()
 

@@ -129,3 +129,16 @@ def test_make_build_and_validate_say_how_to_install_the_sam_cli_when_it_is_missi
         )
         assert run.returncode != 0
         assert "The AWS SAM CLI is not installed" in run.stderr and "install-sam-cli" in run.stderr
+
+
+def test_every_product_module_says_what_it_is_in_one_to_three_lines_that_stay_in_the_repository():
+    """The architecture is told once, in docs/how-it-works.md; each module names its own concern."""
+    import ast
+
+    modules = sorted((ROOT / "functions").rglob("*.py"))
+    assert len(modules) > 40
+    for module in modules:
+        docstring = ast.get_docstring(ast.parse(module.read_text()), clean=False)
+        assert docstring, f"{module} has no docstring"
+        assert 1 <= len(docstring.strip().splitlines()) <= 3, module
+        assert "../" not in module.read_text(), f"{module} points outside the repository"

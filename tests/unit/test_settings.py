@@ -6,8 +6,15 @@ from dataclasses import replace
 import pytest
 
 from checkout_conversions.destinations.tiktok.settings import DEFAULT_API_URL as DEFAULT_TIKTOK_API_URL
-from checkout_conversions.secrets import ConfigurationError, SecretSource
-from checkout_conversions.settings import ContentIdKind, ContentIdSource, Settings, load_settings
+from checkout_conversions.purchase import ContentIdKind, ContentIdSource
+from checkout_conversions.secrets import (
+    ConfigurationError,
+    SecretRef,
+    SecretSource,
+    SecretStore,
+    read_optional,
+)
+from checkout_conversions.settings import Settings, load_settings
 
 
 def tiktok(settings: Settings):
@@ -24,7 +31,9 @@ def test_defaults():
     assert settings.record_retention_days == 35
     assert settings.secrets.source == "env"
     assert settings.secrets.source is SecretSource.ENV
-    assert tiktok(settings).test_event_code == ""
+    # Read at send time like the token: none unless set.
+    assert tiktok(settings).test_event_code == SecretRef("TIKTOK_TEST_EVENT_CODE", "")
+    assert read_optional(tiktok(settings).test_event_code, settings.secrets, {}) == ""
     assert tiktok(settings).pixel_id == ""
     assert tiktok(settings).default_phone_country == ""
     assert settings.destination("meta").default_phone_country == ""
@@ -41,6 +50,7 @@ def test_values_are_read_and_trimmed():
             "TIKTOK_EVENT_NAME": " Purchase ",
             "TIKTOK_API_URL": "https://tiktok.test/track/",
             "TIKTOK_TEST_EVENT_CODE": " TEST123 ",
+            "TIKTOK_TEST_EVENT_CODE_NAME": " /shop/tiktok-test-event-code ",
             "TIKTOK_TIMEOUT_SECONDS": " 2.5 ",
             "DEFAULT_PHONE_COUNTRY": " gb ",
             "RECORD_RETENTION_DAYS": " 90 ",
@@ -52,7 +62,9 @@ def test_values_are_read_and_trimmed():
     assert tiktok(settings).pixel_id == "C1234567890ABCDEF"
     assert tiktok(settings).event_name == "Purchase"
     assert tiktok(settings).api_url == "https://tiktok.test/track/"
-    assert tiktok(settings).test_event_code == "TEST123"
+    code = tiktok(settings).test_event_code
+    assert code == SecretRef("TIKTOK_TEST_EVENT_CODE", "/shop/tiktok-test-event-code")
+    assert read_optional(code, SecretStore(), {"TIKTOK_TEST_EVENT_CODE": " TEST123 "}) == "TEST123"
     assert tiktok(settings).timeout_seconds == 2.5
     assert tiktok(settings).default_phone_country == "GB"
     assert settings.destination("meta").default_phone_country == "GB"

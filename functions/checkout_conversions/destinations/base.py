@@ -1,8 +1,7 @@
-"""What every destination is: its settings, the request it prepares, and the platform's answer.
+"""What every destination is: its settings, the request it prepares, and the platform's answer."""
 
-The outbox speaks to a destination only through these types; a platform's folder implements them
-and knows nothing of the ledger or the store.
-"""
+# The outbox speaks to a destination only through these types; a platform's folder implements them
+# and knows nothing of the ledger or the store.
 
 from dataclasses import dataclass
 from enum import StrEnum
@@ -22,7 +21,7 @@ class DestinationSettings:
     name: str  # "tiktok": the delivery key's suffix and its RedriveIndex partition
     label: str  # "TikTok": its metrics (TikTokSent, TikTokFailed ...) and log lines
     pixel_id: str
-    test_event_code: str
+    test_event_code: SecretRef  # read at send time, like the token: "" (or `disabled`) is none
     access_token: SecretRef
     event_name: str
     timeout_seconds: float

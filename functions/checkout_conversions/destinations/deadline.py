@@ -1,18 +1,18 @@
 """One deadline for the whole of an HTTP request: waiting for a connection, connecting, the TLS
-handshake, sending, waiting for the answer's headers and reading its body.
+handshake, sending, waiting for the answer's headers and reading its body."""
 
-httpx's timeouts bound each socket operation, so a server that answers one byte at a time, each
-within the timeout, is never cut off. The client's transport (`transport`) talks to the network
-through `DeadlineBackend`, an httpcore network backend whose streams clamp the timeout of every
-connect, handshake, read and write to the time left before the deadline of the request in
-progress, and raise httpcore's timeout (ConnectTimeout, ReadTimeout, WriteTimeout, which httpx
-raises as its own) once it has passed. httpcore then closes the connection, as after any timeout.
-
-The deadline is a context variable set by `bounded` around the request: the client is shared by
-threads, each sending its own requests (httpx's sync client does all of a request's I/O in the
-calling thread), and a pooled connection is bounded by the deadline of whichever request is using
-it. Outside `bounded`, the timeouts are httpx's own. Not bounded: the DNS lookup (getaddrinfo
-cannot be interrupted without a thread), as before."""
+# httpx's timeouts bound each socket operation, so a server that answers one byte at a time, each
+# within the timeout, is never cut off. The client's transport (`transport`) talks to the network
+# through `DeadlineBackend`, an httpcore network backend whose streams clamp the timeout of every
+# connect, handshake, read and write to the time left before the deadline of the request in
+# progress, and raise httpcore's timeout (ConnectTimeout, ReadTimeout, WriteTimeout, which httpx
+# raises as its own) once it has passed. httpcore then closes the connection, as after any timeout.
+#
+# The deadline is a context variable set by `bounded` around the request: the client is shared by
+# threads, each sending its own requests (httpx's sync client does all of a request's I/O in the
+# calling thread), and a pooled connection is bounded by the deadline of whichever request is using
+# it. Outside `bounded`, the timeouts are httpx's own. Not bounded: the DNS lookup (getaddrinfo
+# cannot be interrupted without a thread), as before.
 
 import socket
 import ssl

@@ -1,10 +1,11 @@
 """What both platforms do alike with a buyer's match keys: trimming, Unicode normalisation, E.164
 phone numbers, names, postcodes, states and SHA-256. Each platform's own table of rules is in its
-folder (`<platform>/match_keys.py`); a rule here is used by both because both platforms' sources
-agree on it (each rule says which).
+folder (`<platform>/match_keys.py`); a rule here is used by both because both platforms' sources"""
 
-Used only by the sender and the redrive: `phonenumbers` stays off the webhook's cold start.
-"""
+# agree on it (each rule says which).
+#
+#
+# Used only by the sender and the redrive: `phonenumbers` stays off the webhook's cold start.
 
 import hashlib
 import re

@@ -1,17 +1,16 @@
 """One claimed attempt at a delivery: claim, prepare the platform's request, POST it, record what
-came of it. Shared by the stream sender and the redrive.
+came of it. Shared by the stream sender and the redrive."""
 
-Whoever sends holds a claim (`claim_token`, `claim_expires_at`) taken by a conditional write, so
-the sender and the redrive never send the same delivery at the same time, and a stream record
-seen twice finds the delivery claimed or finished. A claim outlives the invocation that holds it,
-so a crashed holder's claim expires and the redrive takes the delivery over.
-
-A platform refusing the token (Verdict.UNAUTHORIZED: expired, revoked, no rights on the pixel)
-makes the token be read again from its store at once, past the cache: a token rotated a moment
-ago is POSTed with in the same attempt. Refused again, the delivery is recorded `paused` (kept in
-the redrive queue, due at the next run) and so is every other delivery of that destination in the
-same stream batch, without a request; the redrive's run ends there (redrive.py).
-"""
+# Whoever sends holds a claim (`claim_token`, `claim_expires_at`) taken by a conditional write, so
+# the sender and the redrive never send the same delivery at the same time, and a stream record
+# seen twice finds the delivery claimed or finished. A claim outlives the invocation that holds it,
+# so a crashed holder's claim expires and the redrive takes the delivery over.
+#
+# A platform refusing the token (Verdict.UNAUTHORIZED: expired, revoked, no rights on the pixel)
+# makes the token be read again from its store at once, past the cache: a token rotated a moment
+# ago is POSTed with in the same attempt. Refused again, the delivery is recorded `paused` (kept in
+# the redrive queue, due at the next run) and so is every other delivery of that destination in the
+# same stream batch, without a request; the redrive's run ends there (redrive.py).
 
 import functools
 import os
@@ -25,7 +24,7 @@ import stripe
 from checkout_conversions import destinations, secrets
 from checkout_conversions.aws import WORST_CASE_CALL_SECONDS
 from checkout_conversions.destinations.base import Answer, DestinationSettings, Platform, Prepared
-from checkout_conversions.observability import count, logger
+from checkout_conversions.observability import count, logger, seconds
 from checkout_conversions.outbox import policy
 from checkout_conversions.outbox.model import (
     AttemptResult,
@@ -62,6 +61,7 @@ class Sending:
     http: httpx.Client
     settings: Settings
     reread_token: Callable[[], str] | None = None  # the token read from its store now, uncached
+    test_event_code: str = ""  # read with the token: "" none (test-mode purchases are skipped)
     refused: Answer | None = None  # the platform's refusal of the token read again
 
     def renew_token(self) -> bool:
@@ -99,23 +99,25 @@ def open_sending(
     http: httpx.Client,
     environ: Mapping[str, str] = os.environ,
 ) -> Sending:
-    """The destination's token and the line-items reader, read now; ConfigurationError when a
-    configured secret cannot be read (the delivery then waits for it)."""
+    """The destination's token, its test event code and the line-items reader, read now;
+    ConfigurationError when a configured secret cannot be read (the delivery then waits for it)."""
     token = secrets.read_switch(destination.access_token, settings.secrets, environ)
-    platform = destinations.platform(destination)
+    test_event_code = secrets.read_optional(destination.test_event_code, settings.secrets, environ)
+    platform = destinations.platform(destination, test_event_code)
 
     def reread_token() -> str:
         return secrets.read_switch(destination.access_token, settings.secrets, environ, fresh=True)
 
     line_items_reader = _line_items_reader(settings, environ)
-    return Sending(destination, platform, token, line_items_reader, http, settings, reread_token)
+    return Sending(
+        destination, platform, token, line_items_reader, http, settings, reread_token, test_event_code
+    )
 
 
 def _line_items_reader(settings: Settings, environ: Mapping[str, str]) -> LineItems | None:
     api = settings.stripe_api
-    if settings.secrets.source is not secrets.SecretSource.ENV and not api.key.stored_name:
-        return None  # optional: with a store, an empty STRIPE_API_KEY_NAME means none
-    api_key = secrets.read_switch(api.key, settings.secrets, environ)
+    # Optional: with a store, an empty STRIPE_API_KEY_NAME means none.
+    api_key = secrets.read_optional(api.key, settings.secrets, environ)
     if not api_key:
         return None
     client = _stripe_client(api_key, api.base, api.timeout_seconds)
@@ -155,7 +157,12 @@ def deliver_claimed(
     skipped when the policy says it must not be sent now. StoreError when the ledger fails."""
     destination = sending.destination
     skip = policy.skip_reason(
-        destination, claimed.facts, sending.settings.require_ad_consent, int(clock()), sending.access_token
+        destination,
+        claimed.facts,
+        sending.settings.require_ad_consent,
+        int(clock()),
+        sending.access_token,
+        sending.test_event_code,
     )
     if skip is None and not claimed.has_payload:
         skip = SkipReason.NOTHING_STORED
@@ -258,6 +265,9 @@ def record(
         raise
     if not held:
         logger.warning("The delivery claim was lost before the outcome was recorded")
+    if outcome.answer.accepted:
+        # The product's promise measured: from the payment (Stripe's event) to the platform's "yes".
+        seconds(f"{destination.label}DeliveryLag", max(now - claimed.facts.event_time, 0))
 
 
 def _write(

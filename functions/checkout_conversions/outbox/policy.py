@@ -5,7 +5,10 @@ from checkout_conversions.destinations.base import DestinationSettings
 from checkout_conversions.outbox.model import ReportFacts, SkipReason
 from checkout_conversions.purchase import Consent, PurchaseKind
 
-TOKEN_NOT_READ = None  # the webhook never reads a platform's token: that is checked at send time
+# The webhook never reads a platform's secrets (its token, its test event code): their cold start
+# and latency would be the buyer's wait. What they decide is checked at send time.
+TOKEN_NOT_READ = None
+TEST_CODE_NOT_READ = None
 
 
 def skip_reason(
@@ -14,16 +17,21 @@ def skip_reason(
     require_ad_consent: bool,
     now: int,
     access_token: str | None = TOKEN_NOT_READ,
+    test_event_code: str | None = TEST_CODE_NOT_READ,
 ) -> SkipReason | None:
     """Why this purchase is not reported to this destination now, or None: report it.
 
     In order: the destination switched off (no token, no pixel), the buyer's consent, renewals
-    not reported, a test-mode payment without a test event code, a payment past the maximum age."""
+    not reported, a test-mode payment without a test event code, a payment past the maximum age.
+    The token and the test event code are judged only where they were read (the sender and the
+    redrive: "" is none); None means not read here."""
     if access_token is not None and not access_token:
         return SkipReason.NO_TOKEN
     too_old = SkipReason.TOO_OLD if past_max_age(destination, facts.event_time, now) else None
     return (
-        _against_consent(facts.consent, require_ad_consent) or _not_configured(destination, facts) or too_old
+        _against_consent(facts.consent, require_ad_consent)
+        or _not_configured(destination, facts, test_event_code)
+        or too_old
     )
 
 
@@ -35,13 +43,15 @@ def _against_consent(consent: Consent, require_ad_consent: bool) -> SkipReason |
     return None
 
 
-def _not_configured(destination: DestinationSettings, facts: ReportFacts) -> SkipReason | None:
+def _not_configured(
+    destination: DestinationSettings, facts: ReportFacts, test_event_code: str | None
+) -> SkipReason | None:
     if facts.kind is PurchaseKind.RENEWAL and not destination.renewal_event_name:
         return SkipReason.RENEWALS_OFF
     if not destination.pixel_id:
         return SkipReason.NO_PIXEL
-    if not facts.livemode and not destination.test_event_code:
-        return SkipReason.TEST_MODE
+    if not facts.livemode and test_event_code is not None and not test_event_code:
+        return SkipReason.TEST_MODE  # a test-mode payment goes to Test Events only, never live
     return None
 
 

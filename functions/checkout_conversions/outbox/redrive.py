@@ -1,12 +1,11 @@
-"""The scheduled redrive: finish every delivery the stream sender did not, one destination per run.
+"""The scheduled redrive: finish every delivery the stream sender did not, one destination per run."""
 
-Each destination has its own schedule (template.yaml: the event names the destination), so one
-destination timing out never uses up another's run. It reads the destination's partition of the
-sparse RedriveIndex (only deliveries that still need work are in it, ordered by when they are
-due), never scans the table: retries of failed deliveries with backoff, pending deliveries the
-stream did not finish within the grace period, and expiry after the maximum age. It claims each
-delivery before sending, as the stream sender does. One clock (`clock`) for the whole run.
-"""
+# Each destination has its own schedule (template.yaml: the event names the destination), so one
+# destination timing out never uses up another's run. It reads the destination's partition of the
+# sparse RedriveIndex (only deliveries that still need work are in it, ordered by when they are
+# due), never scans the table: retries of failed deliveries with backoff, pending deliveries the
+# stream did not finish within the grace period, and expiry after the maximum age. It claims each
+# delivery before sending, as the stream sender does. One clock (`clock`) for the whole run.
 
 import time
 from collections import Counter
@@ -93,8 +92,10 @@ def _work_through(
     destination = sending.destination
     enough = STOP_MARGIN_SECONDS + sending.worst_case_seconds
     after = None
+    found = 0
     for _ in range(MAX_PAGES):
         due, after = ledger.due(destination.name, int(clock()), sending.settings.redrive.batch_size, after)
+        found += len(due)
         for entry in due:
             if seconds_left() < enough or sending.refused is not None:
                 break
@@ -102,6 +103,7 @@ def _work_through(
             tally[_redrive_one(ledger, sending, entry, clock, seconds_left()).value] += 1
         if after is None or seconds_left() < enough or sending.refused is not None:
             break
+    count(f"{destination.label}RedriveBacklog", found)  # the due deliveries this run found
     if sending.refused is not None:
         logger.warning(
             f"{destination.label} refused its token: paused, the next run tries one delivery",

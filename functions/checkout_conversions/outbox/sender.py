@@ -1,17 +1,16 @@
 """The stream sender: every new pending delivery in the Sessions table's stream, sent to its
-destination.
+destination."""
 
-One event source mapping carries every destination's new deliveries (its filter in template.yaml
-lets only INSERTs of pending deliveries through). A batch's deliveries are grouped by destination
-and each destination's are sent in a thread of its own, so a slow or failing platform holds the
-others' no longer than its own bounded time. Per record: claim, POST, record. Records arrive at
-least once; the claim makes a record seen twice find the delivery held or finished.
-
-What Lambda is told (partial batch response): a platform's failure is recorded on the item, where
-the redrive retries it with backoff, and counts as processed. A record fails, and Lambda delivers
-it again, only when the work could not be done: the store failing while claiming or recording, an
-unreadable secret, or too little time left in this invocation to start another send.
-"""
+# One event source mapping carries every destination's new deliveries (its filter in template.yaml
+# lets only INSERTs of pending deliveries through). A batch's deliveries are grouped by destination
+# and each destination's are sent in a thread of its own, so a slow or failing platform holds the
+# others' no longer than its own bounded time. Per record: claim, POST, record. Records arrive at
+# least once; the claim makes a record seen twice find the delivery held or finished.
+#
+# What Lambda is told (partial batch response): a platform's failure is recorded on the item, where
+# the redrive retries it with backoff, and counts as processed. A record fails, and Lambda delivers
+# it again, only when the work could not be done: the store failing while claiming or recording, an
+# unreadable secret, or too little time left in this invocation to start another send.
 
 import functools
 import time

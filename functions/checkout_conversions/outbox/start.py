@@ -29,7 +29,8 @@ def new_delivery(
     settings: Settings,
     now: int,
 ) -> Delivery:
-    """Pending and due in the redrive index after the grace period, unless the policy says no."""
+    """Pending and due in the redrive index after the grace period, unless the policy says no.
+    The webhook reads neither the token nor the test event code: the sender judges those."""
     skip = policy.skip_reason(destination, facts, settings.require_ad_consent, now)
     pending = skip is None
     return Delivery(

@@ -1,10 +1,9 @@
-"""The one mapping between the ledger's types and DynamoDB items, legacy shapes included.
+"""The one mapping between the ledger's types and DynamoDB items, legacy shapes included."""
 
-A delivery item is keyed `<session or invoice id>#<destination>`. Two older shapes are still read:
-an item under the bare session id with no `destination` is TikTok's (recorded before there were
-two destinations), and one holding `tiktok_event` (the built TikTok event) instead of `purchase`
-was stored before the outbox kept the platform-neutral purchase.
-"""
+# A delivery item is keyed `<session or invoice id>#<destination>`. Two older shapes are still read:
+# an item under the bare session id with no `destination` is TikTok's (recorded before there were
+# two destinations), and one holding `tiktok_event` (the built TikTok event) instead of `purchase`
+# was stored before the outbox kept the platform-neutral purchase.
 
 from decimal import Decimal
 from typing import Any

@@ -1,8 +1,9 @@
 """Provisioning a paid checkout: one TransactWriteItems that writes the session marker, the
 customer record, one delivery item per configured destination and, for a subscription, the link
-of its subscription record to this checkout. A session is either fully provisioned, marked and
-its deliveries started, or not at all: a retry can never skip a session that was not
-provisioned, and never provision one twice."""
+of its subscription record to this checkout. A session is either fully provisioned, marked and"""
+
+# its deliveries started, or not at all: a retry can never skip a session that was not
+# provisioned, and never provision one twice.
 
 from dataclasses import dataclass
 from typing import Any

@@ -1,13 +1,12 @@
 """Subscription records in the Customers table, beside the customer's checkout records (key
-`customer_id` = the Stripe customer id, `checkout_session_id` = `subscription#<id>`).
+`customer_id` = the Stripe customer id, `checkout_session_id` = `subscription#<id>`)."""
 
-Stripe delivers events out of order and at least once, and stamps them to the second. Each write
-is conditional on where its event stands among the recorded events of the same aspect (payments
-and statuses apart), its EventOrder: a final state (canceled, incomplete_expired) after any other
-whatever its time, then the event's `created`, then, within one second, the object's own facts;
-never the event's id (Stripe's ids are random). An event that does not stand after the recorded
-one changes nothing, a redelivery included. One UpdateItem per event.
-"""
+# Stripe delivers events out of order and at least once, and stamps them to the second. Each write
+# is conditional on where its event stands among the recorded events of the same aspect (payments
+# and statuses apart), its EventOrder: a final state (canceled, incomplete_expired) after any other
+# whatever its time, then the event's `created`, then, within one second, the object's own facts;
+# never the event's id (Stripe's ids are random). An event that does not stand after the recorded
+# one changes nothing, a redelivery included. One UpdateItem per event.
 
 from dataclasses import dataclass
 from enum import StrEnum

@@ -1,11 +1,10 @@
-"""A paid checkout session, mapped to the customer record and the platform-neutral purchase.
+"""A paid checkout session, mapped to the customer record and the platform-neutral purchase."""
 
-The buyer's details (email, phone, name, billing address) come from Stripe's `customer_details`;
-the browser signals (ttclid, _ttp cookie, IP, User-Agent, page URL) and the buyer's ad choices
-(consent, limited data use, locale) from the session's `metadata`, filled by the merchant's
-backend when it created the session. The webhook request's own IP and User-Agent are Stripe's
-servers', never the buyer's, so they are never used.
-"""
+# The buyer's details (email, phone, name, billing address) come from Stripe's `customer_details`;
+# the browser signals (ttclid, _ttp cookie, IP, User-Agent, page URL) and the buyer's ad choices
+# (consent, limited data use, locale) from the session's `metadata`, filled by the merchant's
+# backend when it created the session. The webhook request's own IP and User-Agent are Stripe's
+# servers', never the buyer's, so they are never used.
 
 import re
 from dataclasses import dataclass

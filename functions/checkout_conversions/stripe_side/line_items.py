@@ -9,8 +9,7 @@ import httpx
 import stripe
 from stripe.params.checkout import SessionLineItemListParams
 
-from checkout_conversions.purchase import Content
-from checkout_conversions.settings import ContentIdKind, ContentIdSource
+from checkout_conversions.purchase import Content, ContentIdKind, ContentIdSource
 from checkout_conversions.values import mapping
 
 PAGE_SIZE = 100  # Stripe's maximum; a session can have more, so every page is read

@@ -1,8 +1,7 @@
-"""Verifying a webhook: the Stripe-Signature header on the raw body, and the event it carries.
+"""Verifying a webhook: the Stripe-Signature header on the raw body, and the event it carries."""
 
-The header's shape and age are checked first, without any secret (`read_header`): a request that
-does not even look like a recent Stripe delivery costs no secret read.
-"""
+# The header's shape and age are checked first, without any secret (`read_header`): a request that
+# does not even look like a recent Stripe delivery costs no secret read.
 
 import json
 from dataclasses import dataclass

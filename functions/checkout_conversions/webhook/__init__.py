@@ -1,9 +1,8 @@
 """One Stripe webhook, top to bottom: parse the request, verify its signature, classify the event,
-provision or record, answer. The only place that builds the webhook's HTTP answers.
+provision or record, answer. The only place that builds the webhook's HTTP answers."""
 
-The buyer, held by Checkout until this answer, never waits for an ad platform: no HTTP request
-here, no platform's secret read, and none of the send side imported.
-"""
+# The buyer, held by Checkout until this answer, never waits for an ad platform: no HTTP request
+# here, no platform's secret read, and none of the send side imported.
 
 import os
 import threading
@@ -142,6 +141,7 @@ def _ignored(ignored: Ignored) -> HttpResponse:
     if ignored.session_id:
         logger.append_keys(checkout_session_id=ignored.session_id)
     reason = ignored.describe()
+    count("Ignored")
     logger.info("Ignored", extra={"event_type": ignored.event_type, "reason": reason})
     return HttpResponse(200, {"status": "ignored", "event_type": ignored.event_type, "reason": reason})
 

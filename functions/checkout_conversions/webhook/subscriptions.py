@@ -1,10 +1,9 @@
 """A subscription's life after its Checkout: its record follows its invoices and status changes,
 and each renewal (RENEWAL_EVENT_NAME set) starts its own delivery, decided by the same policy as
-the checkout with the buyer's choices the checkout recorded.
+the checkout with the buyer's choices the checkout recorded."""
 
-A renewal's delivery is a pending item keyed `<invoice id>#<destination>`, so the stream's sender
-delivers it like a purchase, exactly once. Renewals go only to platforms that take them (TikTok).
-"""
+# A renewal's delivery is a pending item keyed `<invoice id>#<destination>`, so the stream's sender
+# delivers it like a purchase, exactly once. Renewals go only to platforms that take them (TikTok).
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime

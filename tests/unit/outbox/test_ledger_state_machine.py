@@ -27,6 +27,7 @@ from tests.memory_store import (
 
 T0 = 1_750_000_000
 TOKEN = TEST_ENVIRONMENT["TIKTOK_ACCESS_TOKEN"]
+TEST_CODE = TEST_ENVIRONMENT["TIKTOK_TEST_EVENT_CODE"]
 DAY = 86400
 SETTINGS = settings_for_tests()
 TIKTOK = SETTINGS.destination("tiktok")
@@ -72,14 +73,15 @@ def stream_sends(
     platform: FakePlatform,
     settings: Settings = SETTINGS,
     access_token: str = TOKEN,
+    test_event_code: str = TEST_CODE,
 ) -> AttemptResult:
-    """What the stream sender does with a new delivery's record (outbox.sender._send_one)."""
+    """What the stream sender does with a new delivery's record (outbox.sender._send_one): the
+    token and the test event code are what it read from their store."""
     claimed = attempt.claim_new(ledger, key, int(clock()), hold_seconds=HOLD)
     if claimed is None:
         return AttemptResult.NOT_CLAIMED
-    return attempt.deliver_claimed(
-        ledger, claimed, sending(settings, "tiktok", platform, access_token), clock
-    )
+    opened = sending(settings, "tiktok", platform, access_token, test_event_code=test_event_code)
+    return attempt.deliver_claimed(ledger, claimed, opened, clock)
 
 
 def redrive_sends(
@@ -241,7 +243,7 @@ def test_requeue_is_refused_for_what_cannot_or_must_not_be_sent_again(
     [
         ({"access_token": ""}, SkipReason.NO_TOKEN),
         ({"settings": {"REQUIRE_AD_CONSENT": "true"}}, SkipReason.CONSENT_MISSING),
-        ({"settings": {"TIKTOK_TEST_EVENT_CODE": ""}}, SkipReason.TEST_MODE),
+        ({"test_event_code": ""}, SkipReason.TEST_MODE),
         ({"settings": {"RENEWAL_EVENT_NAME": ""}, "kind": PurchaseKind.RENEWAL}, SkipReason.RENEWALS_OFF),
         ({"send_at": T0 + MAX_AGE + 1}, SkipReason.TOO_OLD),
     ],
@@ -256,8 +258,9 @@ def test_the_policy_at_send_time_settles_the_delivery_as_skipped(ledger, clock, 
     clock.now = change.get("send_at", T0)
     settings = settings_for_tests(**change.get("settings", {}))
     token = change.get("access_token", TOKEN)
+    code = change.get("test_event_code", TEST_CODE)
 
-    assert stream_sends(ledger, key, clock, platform, settings, token) is AttemptResult.SKIPPED
+    assert stream_sends(ledger, key, clock, platform, settings, token, code) is AttemptResult.SKIPPED
 
     assert platform.posted == []
     assert ledger.get(key).reason == expected.describe(TIKTOK)

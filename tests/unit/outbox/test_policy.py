@@ -1,12 +1,14 @@
 """The delivery policy (outbox/policy.py, skip_reason): whether a purchase is reported to a
-destination now. Asked when a renewal's delivery is recorded (no token read: the webhook never
-reads one) and again when it is sent (with the destination's token).
+destination now. Asked when a renewal's delivery is recorded (no token nor test event code read:
+the webhook never reads a platform's secret) and again when it is sent (with the destination's
+token and test event code, read from their store).
 
 These were the tests of destinations.skip_reason_for_renewal and skip_reason_at_send_time; both
 are now one policy, asked with the token or without."""
 
 import pytest
 
+from checkout_conversions import secrets
 from checkout_conversions.outbox import policy
 from checkout_conversions.outbox.model import ReportFacts
 from checkout_conversions.purchase import Consent, PurchaseKind
@@ -25,25 +27,38 @@ def settings(**changes) -> Settings:
     return load_settings({**ON, **changes})
 
 
-def reason(settings: Settings, facts: ReportFacts, now: int, access_token: str | None) -> str | None:
+def reason(
+    settings: Settings,
+    facts: ReportFacts,
+    now: int,
+    access_token: str | None,
+    test_event_code: str | None = policy.TEST_CODE_NOT_READ,
+) -> str | None:
     """TikTok's skip reason as its sentence (what the record, the log and the answer say), or None."""
     tiktok = settings.destination("tiktok")
-    skip = policy.skip_reason(tiktok, facts, settings.require_ad_consent, now, access_token)
+    skip = policy.skip_reason(tiktok, facts, settings.require_ad_consent, now, access_token, test_event_code)
     return skip.describe(tiktok) if skip is not None else None
 
 
 def skip_reason_for_renewal(settings: Settings, livemode: bool, event_time: int, now: int) -> str | None:
-    """When the webhook records a renewal's delivery: no token read, no consent recorded."""
+    """When the webhook records a renewal's delivery: no token nor test code read, no consent recorded."""
     facts = ReportFacts(PurchaseKind.RENEWAL, livemode, event_time, Consent.UNKNOWN)
-    return reason(settings, facts, now, policy.TOKEN_NOT_READ)
+    return reason(settings, facts, now, policy.TOKEN_NOT_READ, policy.TEST_CODE_NOT_READ)
 
 
 def skip_reason_at_send_time(
-    settings: Settings, access_token: str, livemode: bool, kind: PurchaseKind = PurchaseKind.CHECKOUT
+    settings: Settings,
+    access_token: str,
+    livemode: bool,
+    kind: PurchaseKind = PurchaseKind.CHECKOUT,
+    environ: dict[str, str] | None = None,
 ) -> str | None:
-    """When the sender or the redrive holds the delivery, with the token it read (a payment of now:
-    the maximum age is the renewal tests' above)."""
-    return reason(settings, ReportFacts(kind, livemode, NOW, Consent.UNKNOWN), NOW, access_token)
+    """When the sender or the redrive holds the delivery, with the token and the test event code
+    it read (here from the environment, SECRETS_SOURCE=env; a payment of now: the maximum age is
+    the renewal tests' above)."""
+    tiktok = settings.destination("tiktok")
+    code = secrets.read_optional(tiktok.test_event_code, settings.secrets, {**ON, **(environ or {})})
+    return reason(settings, ReportFacts(kind, livemode, NOW, Consent.UNKNOWN), NOW, access_token, code)
 
 
 def stored_kind(delivery_kind: str | None) -> PurchaseKind:
@@ -64,7 +79,9 @@ def stored_kind(delivery_kind: str | None) -> PurchaseKind:
         ({"RENEWAL_EVENT_NAME": "   "}, True, NAME_EMPTY),
         ({"RENEWAL_EVENT_NAME": "", "TIKTOK_PIXEL_ID": ""}, True, NAME_EMPTY),  # off says so first
         ({"TIKTOK_PIXEL_ID": ""}, True, PIXEL_EMPTY),
-        ({"TIKTOK_TEST_EVENT_CODE": ""}, False, NO_TEST_CODE),
+        # The webhook reads no test event code: a test-mode renewal is recorded pending, and the
+        # sender skips it when no code is set (test_skip_reason_at_send_time_of_a_renewal).
+        ({"TIKTOK_TEST_EVENT_CODE": ""}, False, None),
         ({"TIKTOK_TEST_EVENT_CODE": ""}, True, None),
     ],
     ids=[
@@ -75,7 +92,7 @@ def stored_kind(delivery_kind: str | None) -> PurchaseKind:
         "name-blank",
         "name-and-pixel-empty",
         "pixel-empty",
-        "test-without-code",
+        "test-without-code-decided-at-send-time",
         "live-without-code",
     ],
 )
@@ -109,6 +126,7 @@ def test_a_renewal_older_than_the_maximum_age_is_not_reported():
         ({"RENEWAL_EVENT_NAME": ""}, "token", True, NAME_EMPTY),  # cleared after the renewal started
         ({"TIKTOK_PIXEL_ID": ""}, "token", True, PIXEL_EMPTY),
         ({"TIKTOK_TEST_EVENT_CODE": ""}, "token", False, NO_TEST_CODE),
+        ({"TIKTOK_TEST_EVENT_CODE": "disabled"}, "token", False, NO_TEST_CODE),
         ({"TIKTOK_TEST_EVENT_CODE": ""}, "token", True, None),
     ],
     ids=[
@@ -118,13 +136,13 @@ def test_a_renewal_older_than_the_maximum_age_is_not_reported():
         "name-cleared",
         "pixel-cleared",
         "code-cleared",
+        "code-disabled",
         "live-without-code",
     ],
 )
 def test_skip_reason_at_send_time_of_a_renewal(environ, token, livemode, expected):
-    assert (
-        skip_reason_at_send_time(settings(**environ), token, livemode, kind=PurchaseKind.RENEWAL) == expected
-    )
+    renewal = PurchaseKind.RENEWAL
+    assert skip_reason_at_send_time(settings(**environ), token, livemode, renewal, environ) == expected
     assert RENEWAL_KIND == "renewal"  # the delivery_kind the webhook stores on a renewal's item
     assert stored_kind(RENEWAL_KIND) is PurchaseKind.RENEWAL
 
@@ -135,3 +153,16 @@ def test_an_empty_renewal_event_name_never_stops_a_purchase(kind):
     off = settings(RENEWAL_EVENT_NAME="")
     assert skip_reason_at_send_time(off, "token", True, kind=stored_kind(kind)) is None
     assert skip_reason_at_send_time(off, "token", True) is None
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"), [("TEST123", None), ("", NO_TEST_CODE), (" off ", NO_TEST_CODE)]
+)
+def test_a_test_mode_purchase_is_judged_by_the_code_read_at_send_time_only(code, expected):
+    """The webhook records a test-mode purchase pending whatever the code (it reads none); the
+    sender, holding the code it read with the token, sends it only while one is set."""
+    recorded = ReportFacts(PurchaseKind.CHECKOUT, False, NOW, Consent.UNKNOWN)
+    assert reason(settings(TIKTOK_TEST_EVENT_CODE=code), recorded, NOW, policy.TOKEN_NOT_READ) is None
+    environ = {"TIKTOK_TEST_EVENT_CODE": code}
+    assert skip_reason_at_send_time(settings(**environ), "token", False, environ=environ) == expected
+    assert skip_reason_at_send_time(settings(**environ), "token", True, environ=environ) is None

@@ -1,5 +1,5 @@
 """What was bought: CONTENT_ID_SOURCE and Stripe's line items to the platform-neutral contents
-(settings.ContentIdSource, stripe_side/line_items.py).
+(purchase.ContentIdSource, stripe_side/line_items.py).
 
 Items are built in Stripe's own shape (devtools.stripe_standin.line_item); reading them over HTTP
 is covered by the integration tests against the stand-in.
@@ -7,8 +7,7 @@ is covered by the integration tests against the stand-in.
 
 import pytest
 
-from checkout_conversions.purchase import Content
-from checkout_conversions.settings import ContentIdKind, ContentIdSource
+from checkout_conversions.purchase import Content, ContentIdKind, ContentIdSource
 from checkout_conversions.stripe_side.line_items import _content
 from devtools.stripe_standin import line_item
 

@@ -1,17 +1,16 @@
 """Meta's send side: the request of a purchase, its POST to the Graph API, and what the answer
-means.
+means."""
 
-The access token travels as `access_token` in the JSON body: never in the URL (URLs end up in
-proxy and load balancer logs) nor in a header, and it is never logged.
-
-Error codes are the Graph API's: its Handling Errors guide for 1, 2, 4, 17, 341, 368 and the
-permanent ones, the Marketing API rate-limiting page for 613; 32 and 80000-80014 are the page and
-Business Use Case throttling codes. An error Meta marks `is_transient` is retried whatever its code.
-
-Meta requires `client_user_agent` for website events. A purchase without one is still sent, as a
-website event with the keys it has: dropping it would lose a conversion the Pixel may have
-missed. Its delivery record and the log say why it will match poorly (MetaMissingUserAgent).
-"""
+# The access token travels as `access_token` in the JSON body: never in the URL (URLs end up in
+# proxy and load balancer logs) nor in a header, and it is never logged.
+#
+# Error codes are the Graph API's: its Handling Errors guide for 1, 2, 4, 17, 341, 368 and the
+# permanent ones, the Marketing API rate-limiting page for 613; 32 and 80000-80014 are the page and
+# Business Use Case throttling codes. An error Meta marks `is_transient` is retried whatever its code.
+#
+# Meta requires `client_user_agent` for website events. A purchase without one is still sent, as a
+# website event with the keys it has: dropping it would lose a conversion the Pixel may have
+# missed. Its delivery record and the log say why it will match poorly (MetaMissingUserAgent).
 
 import json
 from decimal import Decimal
@@ -47,20 +46,21 @@ NO_USER_AGENT = (
 )
 
 
-def platform(settings: DestinationSettings) -> "Meta":
+def platform(settings: DestinationSettings, test_event_code: str = "") -> "Meta":
     assert isinstance(settings, MetaSettings)
-    return Meta(settings)
+    return Meta(settings, test_event_code)
 
 
 class Meta:
-    def __init__(self, settings: MetaSettings):
+    def __init__(self, settings: MetaSettings, test_event_code: str = ""):
         self.settings = settings
+        self.test_event_code = test_event_code  # read at send time ("": none, a live event)
 
     def prepare(self, purchase: Purchase, contents: list[Content] | None, kind: PurchaseKind) -> Prepared:
         """The request, and the names of the match keys it carries."""
         settings = self.settings
         event = payload.build_event(purchase, settings.event_name, settings.default_phone_country, contents)
-        body = payload.build_request([event], settings.test_event_code)
+        body = payload.build_request([event], self.test_event_code)
         note = None
         if payload.missing_user_agent(event):
             note = NO_USER_AGENT

@@ -1,26 +1,27 @@
 """Meta's match-key rules: the `user_data` object of a Conversions API event, normalised as Meta's
 Customer Information Parameters ask (https://developers.facebook.com/docs/marketing-api/
-conversions-api/parameters/customer-information-parameters), then SHA-256. Every key is trimmed of
-every Unicode space and the BOM first (destinations/match_keys.py `trimmed`), put in Unicode NFC,
-and an existing SHA-256 digest passes through lower-cased; an empty value is never hashed.
+conversions-api/parameters/customer-information-parameters), then SHA-256. Every key is trimmed of"""
 
-- em: lower-cased (Meta `em`; shared with TikTok: `hashed_email`);
-- ph: digits with the country code, no `+`: E.164 (a leading `00` read as `+`; else with the
-  billing country, else DEFAULT_PHONE_COUNTRY; invalid numbers dropped); a mainland-China number
-  keeps its 86 (`+86 138 0013 8000` -> `8613800138000`) (Meta `ph`; issue 18, items 1 and 2);
-- fn, ln: lower-cased, no punctuation, symbols or spaces; letters with their accents (NFC) and
-  digits kept (Meta `fn`/`ln`; shared with TikTok: `name`);
-- ct: lower-cased, letters only (Meta `ct`);
-- st: in a US address the two-letter ANSI code (`California` -> `ca`); elsewhere lower-cased,
-  letters and digits only (Meta `st`; shared with TikTok: `state_key`);
-- zp: lower-cased, no spaces or dashes; in the US the first five digits (Meta `zp`; shared with
-  TikTok: `postcode`);
-- country: lower-cased ISO 3166-1 alpha-2; anything else is left out: it would match nobody
-  (Meta `country`);
-- external_id: case kept, the same digest TikTok gets, so one id serves both pixels (Meta
-  `external_id`; shared: `hashed_external_id`);
-- client_ip_address, client_user_agent, fbc, fbp: as they are (Meta: not hashed).
-"""
+# every Unicode space and the BOM first (destinations/match_keys.py `trimmed`), put in Unicode NFC,
+# and an existing SHA-256 digest passes through lower-cased; an empty value is never hashed.
+#
+#
+# - em: lower-cased (Meta `em`; shared with TikTok: `hashed_email`);
+# - ph: digits with the country code, no `+`: E.164 (a leading `00` read as `+`; else with the
+#   billing country, else DEFAULT_PHONE_COUNTRY; invalid numbers dropped); a mainland-China number
+#   keeps its 86 (`+86 138 0013 8000` -> `8613800138000`) (Meta `ph`; issue 18, items 1 and 2);
+# - fn, ln: lower-cased, no punctuation, symbols or spaces; letters with their accents (NFC) and
+#   digits kept (Meta `fn`/`ln`; shared with TikTok: `name`);
+# - ct: lower-cased, letters only (Meta `ct`);
+# - st: in a US address the two-letter ANSI code (`California` -> `ca`); elsewhere lower-cased,
+#   letters and digits only (Meta `st`; shared with TikTok: `state_key`);
+# - zp: lower-cased, no spaces or dashes; in the US the first five digits (Meta `zp`; shared with
+#   TikTok: `postcode`);
+# - country: lower-cased ISO 3166-1 alpha-2; anything else is left out: it would match nobody
+#   (Meta `country`);
+# - external_id: case kept, the same digest TikTok gets, so one id serves both pixels (Meta
+#   `external_id`; shared: `hashed_external_id`);
+# - client_ip_address, client_user_agent, fbc, fbp: as they are (Meta: not hashed).
 
 import re
 

@@ -28,7 +28,7 @@ def load(reader: SettingsReader, max_age_days: int) -> MetaSettings:
         name="meta",
         label="Meta",
         pixel_id=reader.text("META_PIXEL_ID"),
-        test_event_code=reader.text("META_TEST_EVENT_CODE"),
+        test_event_code=SecretRef("META_TEST_EVENT_CODE", reader.text("META_TEST_EVENT_CODE_NAME")),
         access_token=SecretRef("META_ACCESS_TOKEN", reader.text("META_ACCESS_TOKEN_NAME")),
         event_name=reader.text("META_EVENT_NAME", "Purchase"),
         timeout_seconds=reader.seconds("META_TIMEOUT_SECONDS", 5.0, minimum=0.1, maximum=10),

@@ -1,8 +1,7 @@
-"""TikTok's send side: the request of a purchase, its POST, and what TikTok's answer means.
+"""TikTok's send side: the request of a purchase, its POST, and what TikTok's answer means."""
 
-Business errors come back as HTTP 200 with a non-zero `code`, so the answer is read from the body,
-never from the status alone.
-"""
+# Business errors come back as HTTP 200 with a non-zero `code`, so the answer is read from the body,
+# never from the status alone.
 
 import json
 from typing import Any
@@ -27,14 +26,15 @@ TRANSIENT_HTTP_STATUSES = frozenset({408, 425, 429})
 UNAUTHORIZED_CODES = frozenset({40001, 40105})
 
 
-def platform(settings: DestinationSettings) -> "TikTok":
+def platform(settings: DestinationSettings, test_event_code: str = "") -> "TikTok":
     assert isinstance(settings, TikTokSettings)
-    return TikTok(settings)
+    return TikTok(settings, test_event_code)
 
 
 class TikTok:
-    def __init__(self, settings: TikTokSettings):
+    def __init__(self, settings: TikTokSettings, test_event_code: str = ""):
         self.settings = settings
+        self.test_event_code = test_event_code  # read at send time ("": none, a live event)
 
     def prepare(self, purchase: Purchase, contents: list[Content] | None, kind: PurchaseKind) -> Prepared:
         """The request, and the names of the match keys it carries."""
@@ -55,7 +55,7 @@ class TikTok:
         return self._request(json.loads(event_json))
 
     def _request(self, event: dict[str, Any]) -> Prepared:
-        body = payload.build_request([event], self.settings.pixel_id, self.settings.test_event_code)
+        body = payload.build_request([event], self.settings.pixel_id, self.test_event_code)
         return Prepared(encode_json(body), tuple(payload.match_key_names(event)))
 
     def post(self, client: httpx.Client, access_token: str, body: bytes) -> Answer:

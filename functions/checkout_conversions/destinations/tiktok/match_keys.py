@@ -1,29 +1,27 @@
-"""TikTok's match-key rules: the `user` object of an Events API 2.0 event.
+"""TikTok's match-key rules: the `user` object of an Events API 2.0 event."""
 
-Checked against TikTok-maintained sources: its server-side template `tiktok/gtm-template-eapi`
-with its field help, and the Segment destination TikTok maintains (see
-../shared/reference/tiktok-events-api.md in the workspace, "Normalisation before SHA-256"). Every
-key is trimmed of every Unicode space and the BOM first, as the template's JavaScript `trim()`
-does (destinations/match_keys.py `trimmed`), and put in Unicode NFC; a value that already is a
-SHA-256 hex digest passes through lower-cased; an empty one is never hashed.
-
-- email: lower-cased, SHA-256 (template; shared with Meta: `hashed_email`);
-- phone: E.164 with the `+` (a leading `00` read as `+`; else with the billing country, else
-  DEFAULT_PHONE_COUNTRY; invalid numbers dropped), SHA-256; a mainland-China number (+86) without
-  its country code: `+86 138 0013 8000` -> `13800138000` (the template's phone help: "If the
-  country code is 86, then do not include country code (example: 13800000000)"; issue 18, items
-  1 and 2);
-- external_id: case kept, SHA-256: it must equal what `ttq.identify` sends (template);
-- first_name, last_name: lower-cased, no punctuation, symbols or spaces; letters with their
-  accents (NFC) and digits kept; SHA-256 (Segment's TikTok-maintained destination: "without any
-  punctuation"; issue 18, item 4; shared with Meta: `name`);
-- zip_code: lower-cased, no spaces or dashes; in the US the first five digits; SHA-256 (Segment:
-  "whitespace removed, lowercase"; issue 18, item 5; shared with Meta: `postcode`);
-- state: in a US address the two-letter code (`California` -> `ca`); elsewhere lower-cased,
-  letters and digits only; not hashed (Segment; issue 18, item 6; shared with Meta: `state_key`);
-- city, country: lower-cased, letters and digits only, not hashed (Segment);
-- ttclid, ttp, ip, user_agent, locale: as they are (template).
-"""
+# Checked against TikTok-maintained sources: its server-side template `tiktok/gtm-template-eapi`
+# with its field help, and the Segment destination TikTok maintains (docs/events.md quotes them). Every
+# key is trimmed of every Unicode space and the BOM first, as the template's JavaScript `trim()`
+# does (destinations/match_keys.py `trimmed`), and put in Unicode NFC; a value that already is a
+# SHA-256 hex digest passes through lower-cased; an empty one is never hashed.
+#
+# - email: lower-cased, SHA-256 (template; shared with Meta: `hashed_email`);
+# - phone: E.164 with the `+` (a leading `00` read as `+`; else with the billing country, else
+#   DEFAULT_PHONE_COUNTRY; invalid numbers dropped), SHA-256; a mainland-China number (+86) without
+#   its country code: `+86 138 0013 8000` -> `13800138000` (the template's phone help: "If the
+#   country code is 86, then do not include country code (example: 13800000000)"; issue 18, items
+#   1 and 2);
+# - external_id: case kept, SHA-256: it must equal what `ttq.identify` sends (template);
+# - first_name, last_name: lower-cased, no punctuation, symbols or spaces; letters with their
+#   accents (NFC) and digits kept; SHA-256 (Segment's TikTok-maintained destination: "without any
+#   punctuation"; issue 18, item 4; shared with Meta: `name`);
+# - zip_code: lower-cased, no spaces or dashes; in the US the first five digits; SHA-256 (Segment:
+#   "whitespace removed, lowercase"; issue 18, item 5; shared with Meta: `postcode`);
+# - state: in a US address the two-letter code (`California` -> `ca`); elsewhere lower-cased,
+#   letters and digits only; not hashed (Segment; issue 18, item 6; shared with Meta: `state_key`);
+# - city, country: lower-cased, letters and digits only, not hashed (Segment);
+# - ttclid, ttp, ip, user_agent, locale: as they are (template).
 
 import unicodedata
 

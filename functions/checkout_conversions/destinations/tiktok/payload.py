@@ -7,7 +7,7 @@ from checkout_conversions.purchase import Content, Purchase
 from checkout_conversions.values import to_decimal_amount
 
 # The currencies TikTok accepts for `value` (TikTok's list in its Business API SDK's
-# PixelProperties documentation; see ../shared/reference/tiktok-events-api.md). Stripe supports
+# PixelProperties documentation, tiktok/tiktok-business-api-sdk). Stripe supports
 # many more: an event in another currency goes without value and currency, rather than be
 # rejected whole.
 TIKTOK_CURRENCIES = frozenset(

@@ -22,7 +22,7 @@ def load(reader: SettingsReader, max_age_days: int) -> TikTokSettings:
         name="tiktok",
         label="TikTok",
         pixel_id=reader.text("TIKTOK_PIXEL_ID"),
-        test_event_code=reader.text("TIKTOK_TEST_EVENT_CODE"),
+        test_event_code=SecretRef("TIKTOK_TEST_EVENT_CODE", reader.text("TIKTOK_TEST_EVENT_CODE_NAME")),
         access_token=SecretRef("TIKTOK_ACCESS_TOKEN", reader.text("TIKTOK_ACCESS_TOKEN_NAME")),
         event_name=reader.text("TIKTOK_EVENT_NAME", "CompletePayment"),
         # The deadline of one whole POST (connect, send, wait, read); the sender's Lambda timeout is 120 s.

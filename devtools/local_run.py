@@ -1,0 +1,64 @@
+"""Where a running `make run` keeps its local DynamoDB, for `make deliveries` to find it.
+
+`make run` writes a small JSON file (git-ignored, `.local/make-run.json`; LOCAL_RUN_FILE names
+another) once its tables exist, and removes it when it stops: the moto endpoint, the region, the
+table names and the server's process id. `make deliveries` without STACK= reads it while that
+process is alive, so the local listing needs no port, table name, region or credentials typed in.
+"""
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_FILE = REPO / ".local" / "make-run.json"
+
+
+def state_file() -> Path:
+    return Path(os.environ.get("LOCAL_RUN_FILE") or DEFAULT_FILE)
+
+
+def write(endpoint: str, region: str, sessions_table: str, customers_table: str, url: str) -> Path:
+    path = state_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "pid": os.getpid(),
+        "url": url,
+        "endpoint": endpoint,
+        "region": region,
+        "sessions_table": sessions_table,
+        "customers_table": customers_table,
+    }
+    path.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def remove() -> None:
+    """Forget this process's state (another `make run` started since keeps its own)."""
+    current = read(alive_only=False)
+    if current is not None and current.get("pid") == os.getpid():
+        state_file().unlink(missing_ok=True)
+
+
+def read(alive_only: bool = True) -> dict[str, Any] | None:
+    """The running `make run`'s state; None when there is none (or its process has ended)."""
+    try:
+        state = json.loads(state_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(state, dict) or not isinstance(state.get("pid"), int):
+        return None
+    if alive_only and not _alive(state["pid"]):
+        return None
+    return state
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
