@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from checkout_conversions.destinations.base import Answer, DestinationSettings, Prepared, Verdict
-from checkout_conversions.outbox.attempt import Sending
 from checkout_conversions.outbox.model import (
     Delivery,
     DeliveryStatus,
@@ -23,6 +22,7 @@ from checkout_conversions.outbox.model import (
     ReportFacts,
     StoreError,
 )
+from checkout_conversions.outbox.sending import Sending
 from checkout_conversions.outbox.start import Provenance, new_delivery
 from checkout_conversions.purchase import Buyer, Consent, Content, Purchase, PurchaseKind
 from checkout_conversions.settings import Settings, load_settings

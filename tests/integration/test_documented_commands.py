@@ -739,7 +739,7 @@ def test_a_deploy_after_going_live_keeps_the_stack_live(
     import httpx as http_client
     from aws_lambda_powertools.utilities import parameters
 
-    from checkout_conversions.outbox import attempt
+    from checkout_conversions.outbox.sending import open_sending
     from checkout_conversions.purchase import Buyer, Purchase, PurchaseKind
     from checkout_conversions.settings import load_settings
 
@@ -782,7 +782,7 @@ def test_a_deploy_after_going_live_keeps_the_stack_live(
         settings = load_settings(environ)
         with http_client.Client() as http:
             opened = {
-                name: attempt.open_sending(settings.destination(name), settings, http, environ)
+                name: open_sending(settings.destination(name), settings, http, environ)
                 for name in ("tiktok", "meta")
             }
         purchase = Purchase(

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from checkout_conversions.outbox import attempt as outbox_attempt
+from checkout_conversions.outbox import sending as outbox_sending
 from devtools.stripe_standin import line_item
 from tests.factories import checkout_session, stripe_event
 from tests.integration.conftest import PIXEL_ID, STRIPE_API_KEY, TIKTOK_TOKEN, WEBHOOK_SECRET
@@ -291,20 +291,20 @@ def test_a_long_stripe_outage_never_costs_the_conversion_it_goes_without_content
     deliver(stripe_event(session=session))
     stream.drain()
 
-    for attempt in range(1, outbox_attempt.CONTENTS_ATTEMPTS):
+    for attempt in range(1, outbox_sending.CONTENTS_ATTEMPTS):
         record = db.delivery(session["id"])
         assert record["delivery_attempts"] == attempt and record["delivery_status"] == "failed"
         assert tiktok_server.requests == []
-        last = attempt + 1 == outbox_attempt.CONTENTS_ATTEMPTS
+        last = attempt + 1 == outbox_sending.CONTENTS_ATTEMPTS
         assert redrive(at=record["next_attempt_at"] + 1) == {"sent" if last else "failed_retryable": 1}
 
     event = only_event(tiktok_server)
     assert "contents" not in event["properties"] and event["properties"]["value"] == 19.99
     record = db.delivery(session["id"])
     assert record["delivery_status"] == "sent"
-    assert record["delivery_attempts"] == outbox_attempt.CONTENTS_ATTEMPTS
+    assert record["delivery_attempts"] == outbox_sending.CONTENTS_ATTEMPTS
     emf.flush()  # the redrive ran outside a Lambda handler: publish what it counted
-    assert emf.total("StripeLineItemsUnavailable") == outbox_attempt.CONTENTS_ATTEMPTS
+    assert emf.total("StripeLineItemsUnavailable") == outbox_sending.CONTENTS_ATTEMPTS
     assert emf.total("StripeLineItemsGivenUp") == 1
 
 
@@ -312,7 +312,7 @@ def test_a_long_stripe_outage_never_costs_the_conversion_it_goes_without_content
 def test_stripe_api_refusing_sends_without_contents_counts_it_and_says_so_once(
     env, stripe_api, checkout, tiktok_server, db, emf, logs, monkeypatch, status
 ):
-    monkeypatch.setattr(outbox_attempt, "_refusal_reported", False)  # a fresh container
+    monkeypatch.setattr(outbox_sending, "_refusal_reported", False)  # a fresh container
     stripe_api.behave(f"http:{status}")  # a bad key, or a key without read access to Checkout Sessions
     sessions = [checkout_session(), checkout_session()]
     for session in sessions:

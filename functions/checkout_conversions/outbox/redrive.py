@@ -19,6 +19,7 @@ from checkout_conversions.destinations.base import DestinationSettings
 from checkout_conversions.observability import count, logger, report_ignored_settings
 from checkout_conversions.outbox import attempt, policy
 from checkout_conversions.outbox.model import AttemptResult, DueEntry, Ledger, SkipReason
+from checkout_conversions.outbox.sending import Sending, open_sending
 from checkout_conversions.secrets import ConfigurationError
 from checkout_conversions.settings import Settings, load_settings
 
@@ -61,7 +62,7 @@ def run_redrive(
         return {"disabled": SkipReason.NO_PIXEL.describe(destination)}
     logger.append_keys(destination=destination.name)
     try:
-        sending = attempt.open_sending(destination, settings, http_client)
+        sending = open_sending(destination, settings, http_client)
     except ConfigurationError as error:
         logger.error("Cannot read a secret; nothing sent this run", extra={"problem": str(error)})
         count("ConfigurationErrors")
@@ -79,7 +80,7 @@ def run_redrive(
 
 
 def _work_through(
-    ledger: Ledger, sending: attempt.Sending, seconds_left: Callable[[], float], clock: Callable[[], float]
+    ledger: Ledger, sending: Sending, seconds_left: Callable[[], float], clock: Callable[[], float]
 ) -> Counter[str]:
     """One pass through the due deliveries, page by page. What this run handles leaves the due
     range (sent, or pushed into the future by its backoff), and a delivery that failed stays
@@ -113,7 +114,7 @@ def _work_through(
 
 
 def _redrive_one(
-    ledger: Ledger, sending: attempt.Sending, entry: DueEntry, clock: Callable[[], float], seconds_left: float
+    ledger: Ledger, sending: Sending, entry: DueEntry, clock: Callable[[], float], seconds_left: float
 ) -> AttemptResult:
     destination = sending.destination
     now = int(clock())

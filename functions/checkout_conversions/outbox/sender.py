@@ -29,6 +29,7 @@ from checkout_conversions.destinations.base import DestinationSettings
 from checkout_conversions.observability import count, in_this_trace, logger, report_ignored_settings
 from checkout_conversions.outbox import attempt
 from checkout_conversions.outbox.model import AttemptResult, Ledger, StoreError
+from checkout_conversions.outbox.sending import Sending, open_sending
 from checkout_conversions.secrets import ConfigurationError
 from checkout_conversions.settings import Settings, load_settings
 
@@ -123,7 +124,7 @@ def _send_destination(
     """One destination's records of the batch, in order."""
     results: dict[int, AttemptResult | Exception] = {}
     try:
-        sending = attempt.open_sending(destination, batch.settings, batch.http)
+        sending = open_sending(destination, batch.settings, batch.http)
     except ConfigurationError as problem:
         # Read once per batch: the batch's other records of this destination fail with it.
         logger.error("Cannot read a secret; Lambda retries the batch", extra={"problem": str(problem)})
@@ -144,7 +145,7 @@ def _send_destination(
     return results
 
 
-def _send_one(batch: Batch, sending: attempt.Sending, key: str) -> AttemptResult:
+def _send_one(batch: Batch, sending: Sending, key: str) -> AttemptResult:
     left_seconds = batch.remaining_seconds()
     needed_seconds = sending.worst_case_seconds
     if left_seconds < needed_seconds + RECORD_MARGIN_SECONDS:

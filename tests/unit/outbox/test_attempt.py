@@ -1,4 +1,4 @@
-"""What one attempt at a delivery needs before it sends (outbox/attempt.py): the Stripe API key that
+"""What one attempt at a delivery needs before it sends (outbox/sending.py): the Stripe API key that
 reads line items (optional), and the worst case of preparing and sending one request."""
 
 from unittest import mock
@@ -8,9 +8,9 @@ import pytest
 
 from checkout_conversions import destinations
 from checkout_conversions.aws import WORST_CASE_CALL_SECONDS
-from checkout_conversions.outbox import attempt
-from checkout_conversions.outbox.attempt import Sending
+from checkout_conversions.outbox import sending
 from checkout_conversions.outbox.sender import RECORD_MARGIN_SECONDS
+from checkout_conversions.outbox.sending import Sending
 from checkout_conversions.settings import Settings, load_settings
 
 # ---------------------------------------------------------------- the Stripe API key (issue 9)
@@ -24,8 +24,8 @@ def stripe_api_key(settings: Settings, environ: dict[str, str]) -> str:
         keys.append(api_key)
         return object()
 
-    with mock.patch.object(attempt, "_stripe_client", new_stripe_client):
-        reader = attempt._line_items_reader(settings, environ)
+    with mock.patch.object(sending, "_stripe_client", new_stripe_client):
+        reader = sending._line_items_reader(settings, environ)
     if reader is None:
         assert keys == []
         return ""

@@ -107,7 +107,7 @@ def run_redrive(monkeypatch, ledger, clock, platform):
         def open_sending(destination, settings, http, environ=None):
             return sending(settings, destination, through or platform, access_token)
 
-        monkeypatch.setattr(attempt, "open_sending", open_sending)
+        monkeypatch.setattr(redrive, "open_sending", open_sending)
         destination = settings.destination("tiktok")
         return redrive.run_redrive(ledger, destination, None, settings, lambda: REDRIVE_MILLIS, clock)
 

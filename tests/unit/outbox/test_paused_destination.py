@@ -99,7 +99,7 @@ def stream_batch(
     def open_sending(destination, settings, http, environ=None):
         return sending(settings, destination, platform, cached_token, store.reread if store else None)
 
-    monkeypatch.setattr(attempt, "open_sending", open_sending)
+    monkeypatch.setattr(sender, "open_sending", open_sending)
     batch = sender.Batch(ledger, SETTINGS, None, lambda: 100.0, clock)  # type: ignore[arg-type]
     results = sender._send_destination(batch, TIKTOK, list(enumerate(keys)))
     return [results[index] for index in range(len(keys))]  # type: ignore[misc]
@@ -114,7 +114,7 @@ def run_redrive(monkeypatch, ledger, clock):
         def open_sending(destination, settings, http, environ=None):
             return sending(settings, destination, platform, cached_token or store.token, store.reread)
 
-        monkeypatch.setattr(attempt, "open_sending", open_sending)
+        monkeypatch.setattr(redrive, "open_sending", open_sending)
         return redrive.run_redrive(ledger, TIKTOK, None, SETTINGS, lambda: 60_000, clock)
 
     return run
