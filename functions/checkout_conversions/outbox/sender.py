@@ -81,7 +81,8 @@ def send_new_deliveries(
     records = event.get("Records") if isinstance(event, dict) else None
     results = _send_all(batch, records if isinstance(records, list) else [])
     tally = Counter(
-        result.value if isinstance(result, AttemptResult) else "retry_later" for result in results.values()
+        (result if isinstance(result, AttemptResult) else AttemptResult.RETRY_LATER).value
+        for result in results.values()
     )
 
     def answer(record: DynamoDBRecord) -> str:
