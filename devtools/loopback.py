@@ -20,11 +20,17 @@ class QuietHandler(BaseHTTPRequestHandler):
         pass
 
 
+class _Server(ThreadingHTTPServer):
+    # A burst of connections (concurrent senders, replays) waits in the backlog instead of being
+    # refused, as it would at the real API: the default of 5 turned a burst into ConnectTimeouts.
+    request_queue_size = 128
+
+
 class LoopbackStandIn:
     def __init__(self, handler_class: type[BaseHTTPRequestHandler], host: str = "127.0.0.1", port: int = 0):
         self._lock = threading.Lock()
         self._release = threading.Event()
-        self._server = ThreadingHTTPServer((host, port), handler_class)
+        self._server = _Server((host, port), handler_class)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -58,14 +64,62 @@ class RecordedRequest:
 
 class ScriptedStandIn(LoopbackStandIn):
     """A stand-in for an ad platform's API: it records each request and answers with the next
-    behaviour of its script (the last one repeats). What a behaviour means is the subclass's."""
+    behaviour of its script (the last one repeats). What a behaviour means is the subclass's.
+
+    Both platforms take many events in one request (its JSON body's `data` array): `events()` are
+    every event of every request, `accepted_events()` those of the requests answered with success,
+    and `refuse_event(event_id)` makes the stand-in refuse as a whole any request that holds that
+    event, as the platform refuses a request with one invalid event in it."""
 
     def __init__(self, handler_class: type[BaseHTTPRequestHandler], host: str = "127.0.0.1", port: int = 0):
         self.requests: list[RecordedRequest] = []
         self._script: list[str] = ["ok"]
         self._tokens: frozenset[str] | None = None  # accept_only: the tokens taken, else any
         self._refusal = ""
+        self._refused_events: set[str] = set()  # refuse_event: requests holding these are refused
+        self._accepted: list[dict[str, Any]] = []  # the events of the requests answered with success
         super().__init__(handler_class, host, port)
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every event of every request's `data[]`, in the order received (a body that is not a
+        JSON object with a `data` list holds none)."""
+        return [event for request in list(self.requests) for event in events_of(request.body)]
+
+    def event_ids(self) -> list[str | None]:
+        """The `event_id` of every event received, in order, once per request that carried it."""
+        return [event.get("event_id") for event in self.events()]
+
+    def accepted_events(self) -> list[dict[str, Any]]:
+        """The events of the requests answered with success, in the order answered: what the
+        platform took. A request refused (for a bad event, its token, an error) takes none."""
+        with self._lock:
+            return list(self._accepted)
+
+    def accepted_event_ids(self) -> list[str | None]:
+        return [event.get("event_id") for event in self.accepted_events()]
+
+    def refuse_event(self, *event_ids: str) -> None:
+        """From now until the next `behave`, a request whose `data` holds any of these events is
+        refused as a whole (the subclass's refusal of an invalid event) where it would have been
+        answered "ok" (or "slow-headers"); it uses up the script as any request does. A request of
+        the other events alone is answered as the script says."""
+        with self._lock:
+            self._refused_events |= set(event_ids)
+
+    def refused_event_in(self, body: bytes) -> str | None:
+        """The first event of this request body that `refuse_event` named, or None."""
+        with self._lock:
+            refused = set(self._refused_events)
+        for event in events_of(body):
+            if event.get("event_id") in refused:
+                return event["event_id"]
+        return None
+
+    def take(self, body: bytes) -> None:
+        """The request is answered with success: its events are the platform's."""
+        events = events_of(body)
+        with self._lock:
+            self._accepted.extend(events)
 
     def record(self, handler: BaseHTTPRequestHandler) -> bytes:
         """Read the request's body and keep the request; returns the body."""
@@ -106,10 +160,13 @@ class ScriptedStandIn(LoopbackStandIn):
 
     def behave(self, *script: str) -> None:
         """Answer the next requests with these behaviours in turn; the last one repeats. Forgets
-        the requests received so far, and lets go of none held by an earlier "hang"."""
+        the requests received so far, the events accepted and those to refuse (`refuse_event`),
+        and lets go of none held by an earlier "hang"."""
         with self._lock:
             self._script = list(script) or ["ok"]
             self._tokens = None
+            self._refused_events = set()
+            self._accepted.clear()
             self.requests.clear()
         self._release.clear()
 
@@ -131,3 +188,13 @@ class ScriptedStandIn(LoopbackStandIn):
     def _next_behaviour(self) -> str:
         with self._lock:
             return self._script.pop(0) if len(self._script) > 1 else self._script[0]
+
+
+def events_of(body: bytes) -> list[dict[str, Any]]:
+    """The events of a platform request's body: the objects of its `data` array."""
+    try:
+        request = json.loads(body)
+    except ValueError:
+        return []
+    data = request.get("data") if isinstance(request, dict) else None
+    return [event for event in data if isinstance(event, dict)] if isinstance(data, list) else []

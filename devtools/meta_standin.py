@@ -13,6 +13,12 @@ answers until released), "trickle-headers:S" (the "ok" answer, status line and h
 one byte every S seconds). A script of behaviours can be queued; the last one sticks. Requests
 refused for their path or their missing token do not use up a behaviour.
 `accept_only(token, refusal="error:190")` refuses every other `access_token`.
+
+A request carries many events (`data`): `refuse_event(event_id)` makes a request holding that
+event be refused as a whole where it would have been answered "ok", as Meta refuses a request
+with one invalid event: HTTP 400, error code 100 (subcode 2804003), no event of it taken.
+`events()` are every event received, `accepted_events()` those of the requests answered with
+success.
 """
 
 import json
@@ -24,6 +30,8 @@ from devtools.loopback import QuietHandler, ScriptedStandIn
 
 EVENTS_PATH = re.compile(r"^/[^/]+/[^/]+/events/?$")
 FBTRACE_ID = "AStandInFbTraceId"
+INVALID_PARAMETER_CODE = 100  # the whole request is refused
+INVALID_EVENT_SUBCODE = 2804003
 
 
 class MetaStandIn(ScriptedStandIn):
@@ -34,10 +42,6 @@ class MetaStandIn(ScriptedStandIn):
     def url_base(self) -> str:
         """What META_API_BASE_URL is set to (MetaSettings.events_url adds version, pixel, /events)."""
         return self.base_url
-
-    def events(self) -> list[dict[str, Any]]:
-        """Every event of every request's `data[]`, in the order received."""
-        return [event for body in self._bodies() for event in (body.get("data") or [])]
 
     def access_tokens(self) -> list[str | None]:
         """The body's `access_token` of each request (None where it had none)."""
@@ -76,9 +80,14 @@ class MetaStandIn(ScriptedStandIn):
                 if behaviour.startswith("trickle-headers:"):
                     answer = json.dumps(_ok_answer(payload)).encode()
                     every = float(behaviour.split(":", 1)[1])
+                    standin.take(body)
                     standin.trickle_answer(self, 200, answer, "application/json", every)
                     return
-                if behaviour.startswith("error:"):
+                if behaviour == "ok" and standin.refused_event_in(body) is not None:
+                    self._answer_error(
+                        400, INVALID_PARAMETER_CODE, "Invalid parameter", subcode=INVALID_EVENT_SUBCODE
+                    )
+                elif behaviour.startswith("error:"):
                     code = int(behaviour.split(":", 1)[1])
                     self._answer_error(400, code, f"(#{code}) stand-in error {code}")
                 elif behaviour.startswith("http:"):
@@ -87,14 +96,15 @@ class MetaStandIn(ScriptedStandIn):
                 elif behaviour == "garbage":
                     self._answer(200, b"<html>bad gateway</html>", "text/html")
                 else:
+                    standin.take(body)
                     self._answer(200, json.dumps(_ok_answer(payload)).encode(), "application/json")
 
-            def _answer_error(self, status: int, code: int, message: str) -> None:
+            def _answer_error(self, status: int, code: int, message: str, subcode: int = 0) -> None:
                 error = {
                     "message": message,
                     "type": "OAuthException",
                     "code": code,
-                    "error_subcode": 0,
+                    "error_subcode": subcode,
                     "fbtrace_id": FBTRACE_ID,
                 }
                 self._answer(status, json.dumps({"error": error}).encode(), "application/json")

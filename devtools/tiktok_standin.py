@@ -7,14 +7,20 @@ bytes after H seconds, the rest S seconds later), "trickle:S" (the headers at on
 answer's body one byte every S seconds), "trickle-headers:S" (the whole answer, status line and
 headers included, one byte every S seconds). A script of behaviours can be queued; the last one
 sticks. `accept_only(token, refusal="code:40105")` refuses every other Access-Token.
+
+A request carries many events (`data`): `refuse_event(event_id)` makes a request holding that
+event be refused as a whole where it would have been answered "ok", as TikTok refuses a request
+with an invalid event: HTTP 200, code 40002, no event of it taken. `events()` are every event
+received, `accepted_events()` those of the requests answered with success.
 """
 
 import json
-from typing import Any
 
 from devtools.loopback import QuietHandler, ScriptedStandIn
 
 PATH = "/open_api/v1.3/event/track/"
+INVALID_EVENT_CODE = 40002  # TikTok's "invalid parameter": the whole request is refused
+REQUEST_ID = "req-standin"
 
 
 class TikTokStandIn(ScriptedStandIn):
@@ -25,16 +31,13 @@ class TikTokStandIn(ScriptedStandIn):
     def url(self) -> str:
         return f"{self.base_url}{PATH}"
 
-    def events(self) -> list[dict[str, Any]]:
-        return [event for request in list(self.requests) for event in request.json()["data"]]
-
     def _handler_class(self):
         standin = self
 
         class Handler(QuietHandler):
             def do_POST(self) -> None:
                 behaviour = standin._behaviour_for(self.headers.get("Access-Token"))
-                standin.record(self)
+                body = standin.record(self)
                 if behaviour == "hang":
                     standin.hold(self)
                     return
@@ -42,21 +45,33 @@ class TikTokStandIn(ScriptedStandIn):
                     standin._release.wait(timeout=float(behaviour.split(":", 1)[1]))
                     behaviour = "ok"
                 if behaviour.startswith("trickle-headers:"):
-                    raw = json.dumps({"code": 0, "message": "OK", "request_id": "req-standin", "data": {}})
+                    raw = json.dumps({"code": 0, "message": "OK", "request_id": REQUEST_ID, "data": {}})
                     every = float(behaviour.split(":", 1)[1])
+                    standin.take(body)
                     standin.trickle_answer(self, 200, raw.encode(), "application/json", every)
                     return
                 if behaviour.startswith("trickle:"):
+                    standin.take(body)
                     self._trickle(float(behaviour.split(":", 1)[1]))
                     return
                 if behaviour.startswith("slow-body:"):
                     _, headers_after, rest_after = behaviour.split(":")
-                    self._answer_slowly(float(headers_after), float(rest_after))
+                    self._answer_slowly(body, float(headers_after), float(rest_after))
                     return
-                status, payload = 200, {"code": 0, "message": "OK", "request_id": "req-standin", "data": {}}
+                status, payload = 200, {"code": 0, "message": "OK", "request_id": REQUEST_ID, "data": {}}
+                refused = standin.refused_event_in(body) if behaviour == "ok" else None
+                if refused is not None:
+                    payload = {
+                        "code": INVALID_EVENT_CODE,
+                        "message": f"Invalid value for data.event_id: {refused} (stand-in)",
+                        "request_id": REQUEST_ID,
+                        "data": {},
+                    }
+                elif behaviour == "ok":
+                    standin.take(body)
                 if behaviour.startswith("code:"):
                     code = int(behaviour.split(":", 1)[1])
-                    payload = {"code": code, "message": f"stand-in error {code}", "request_id": "req-standin"}
+                    payload = {"code": code, "message": f"stand-in error {code}", "request_id": REQUEST_ID}
                 elif behaviour.startswith("http:"):
                     status = int(behaviour.split(":", 1)[1])
                     payload = {"message": "stand-in HTTP error"}
@@ -68,16 +83,17 @@ class TikTokStandIn(ScriptedStandIn):
                 self.wfile.write(raw)
 
             def _trickle(self, every: float) -> None:
-                raw = json.dumps({"code": 0, "message": "OK", "request_id": "req-standin"}).encode()
+                raw = json.dumps({"code": 0, "message": "OK", "request_id": REQUEST_ID}).encode()
                 self.send_response(200)
                 self.send_header("content-length", str(len(raw)))
                 self.end_headers()
                 standin.trickle(self, raw, every)
 
-            def _answer_slowly(self, headers_after: float, pause: float) -> None:
+            def _answer_slowly(self, body: bytes, headers_after: float, pause: float) -> None:
                 if standin._release.wait(timeout=headers_after):
                     return
-                raw = json.dumps({"code": 0, "message": "OK", "request_id": "req-standin"}).encode()
+                standin.take(body)
+                raw = json.dumps({"code": 0, "message": "OK", "request_id": REQUEST_ID}).encode()
                 self.send_response(200)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(raw)))

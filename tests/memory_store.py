@@ -8,8 +8,9 @@ and DynamoDB Local) and compares what they answer and what they leave stored.
 """
 
 import copy
+import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,6 +126,17 @@ class MemoryLedger:
         removes = (*_CLAIM, "delivery_retryable")
         return self._held("record_paused", key, claim_token, now, sets, removes, outcome)
 
+    def release(self, key: str, claim_token: str, now: int) -> bool:
+        def release(item: Item | None) -> bool:
+            if item is None or item.get("claim_token") != claim_token or "redrive_queue" not in item:
+                return False
+            attempts = int(item.get("delivery_attempts", 0)) - 1
+            sets = {"next_attempt_at": now, "delivery_updated_at": iso(now), "delivery_attempts": attempts}
+            _update(item, sets, _CLAIM)
+            return True
+
+        return self._operation("release", key, release)
+
     def settle(
         self,
         key: str,
@@ -162,6 +174,38 @@ class MemoryLedger:
             return items.delivery_from(copy.deepcopy(item))
 
         return self._operation("requeue", key, requeue)
+
+    def reopen(self, rebuilt: Delivery, now: int) -> Delivery | None:
+        def reopen(item: Item | None) -> Delivery | None:
+            reopenable = (
+                DeliveryStatus.SKIPPED.value,
+                DeliveryStatus.EXPIRED.value,
+                DeliveryStatus.FAILED.value,
+            )
+            if (
+                item is None
+                or item.get("delivery_status") not in reopenable
+                or "next_attempt_at" in item
+                or not _unclaimed(item, now)
+            ):
+                return None
+            fresh = items.delivery_item(rebuilt)
+            rebuilt_fields = ("purchase", "event_time", "livemode", "ad_consent", "delivery_kind")
+            sets = {name: fresh[name] for name in rebuilt_fields if fresh[name] is not None}
+            sets.update(
+                {
+                    "delivery_status": DeliveryStatus.PENDING.value,
+                    "delivery_attempts": 0,
+                    "redrive_queue": rebuilt.destination,
+                    "next_attempt_at": now,
+                    "delivery_updated_at": iso(now),
+                }
+            )
+            removes = ("delivery_retryable", "delivery_reason", *(n for n in rebuilt_fields if n not in sets))
+            _update(item, sets, removes)
+            return items.delivery_from(copy.deepcopy(item))
+
+        return self._operation("reopen", rebuilt.key, reopen)
 
     def due(
         self, queue: str, now: int, limit: int, after: dict[str, object] | None
@@ -296,9 +340,12 @@ TOKEN_REFUSED = Answer(Verdict.UNAUTHORIZED, code=40105, message="access token e
 
 
 class FakePlatform:
-    """A platform whose requests are the purchase's event id, answered from a script: `answers`
-    in order, then ACCEPTED; or `answer_for(event_id)` when given. With `accepts_token`, a request
-    carrying any other token is refused (TOKEN_REFUSED) before the script is asked."""
+    """A platform whose events are the purchase's event id, answered from a script: `answers` in
+    order (one per request), then ACCEPTED; or, when given, `answer_for(event_id)` for each event,
+    a request of several refused whole as soon as one of its events is (as Meta does). With
+    `accepts_token`, a request carrying any other token is refused (TOKEN_REFUSED) first."""
+
+    max_events_per_request = 500
 
     def __init__(
         self,
@@ -309,24 +356,30 @@ class FakePlatform:
         self._answers = list(answers)
         self._answer_for = answer_for
         self.accepts_token = accepts_token
-        self.posted: list[str] = []  # the event ids POSTed, in order
+        self.posted: list[str] = []  # the event ids POSTed, in order, one per event of each request
+        self.requests: list[list[str]] = []  # the event ids of each request
         self.tokens: list[str] = []  # the token of each request, in order
 
     def prepare(self, purchase: Purchase, contents: list[Content] | None, kind: PurchaseKind) -> Prepared:
         note = None if purchase.buyer.email else "no email"
-        return Prepared(purchase.event_id.encode(), ("email",) if purchase.buyer.email else (), note)
+        return Prepared({"event_id": purchase.event_id}, ("email",) if purchase.buyer.email else (), note)
 
     def prepare_stored(self, event_json: str) -> Prepared:
-        return Prepared(event_json.encode(), ())
+        return Prepared({"event_id": event_json}, ())
+
+    def body(self, events: Sequence[Prepared]) -> bytes:
+        return json.dumps([prepared.event["event_id"] for prepared in events]).encode()
 
     def post(self, http: object, access_token: str, body: bytes) -> Answer:
-        event_id = body.decode()
-        self.posted.append(event_id)
+        event_ids: list[str] = json.loads(body)
+        self.posted += event_ids
+        self.requests.append(event_ids)
         self.tokens.append(access_token)
         if self.accepts_token is not None and access_token != self.accepts_token:
             return TOKEN_REFUSED
         if self._answer_for is not None:
-            return self._answer_for(event_id)
+            answers = [self._answer_for(event_id) for event_id in event_ids]
+            return next((answer for answer in answers if not answer.accepted), ACCEPTED)
         return self._answers.pop(0) if self._answers else ACCEPTED
 
 

@@ -116,7 +116,7 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         delivery_max_age_days=max_age_days,
         redrive=RedriveSettings(
             grace_seconds=reader.integer("REDRIVE_GRACE_SECONDS", 120),
-            batch_size=reader.integer("REDRIVE_BATCH_SIZE", 50, minimum=1, maximum=1000),
+            batch_size=reader.integer("REDRIVE_BATCH_SIZE", 500, minimum=1, maximum=1000),
             backoff_base_seconds=reader.integer("REDRIVE_BACKOFF_BASE_SECONDS", 60),
             backoff_cap_seconds=reader.integer("REDRIVE_BACKOFF_CAP_SECONDS", 3600),
         ),

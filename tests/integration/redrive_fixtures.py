@@ -164,18 +164,6 @@ def recording_dynamodb(dynamodb):
     return RecordingClient(dynamodb)
 
 
-class Budget:
-    """remaining_millis for run_redrive: plenty of time for the first `checks` checks, then too
-    little to start another send (as a Lambda near its timeout)."""
-
-    def __init__(self, checks: int):
-        self._left = checks
-
-    def __call__(self) -> int:
-        self._left -= 1
-        return PLENTY_OF_TIME_MILLIS if self._left >= 0 else 1_000
-
-
 @pytest.fixture
 def redrive(recording_dynamodb, tables):
     """Run the redrive as its Lambda would, with `at` (epoch seconds) as the current time."""
@@ -278,9 +266,3 @@ def epoch_of():
 def failing_client():
     """FailingClient, the class (a fixture so that test modules need not import this module)."""
     return FailingClient
-
-
-@pytest.fixture
-def budget():
-    """Budget, the class: `redrive(remaining_millis=budget(1))` makes one send and stops."""
-    return Budget

@@ -34,17 +34,17 @@ SETTINGS = settings_for_tests(META_PIXEL_ID="1234567890123456", META_TEST_EVENT_
 
 SENT = Outcome(
     Answer(Verdict.ACCEPTED, code=0, message="OK", request_id="req-1", http_status=200),
-    Prepared(b"{}", ("email", "external_id")),
+    Prepared({}, ("email", "external_id")),
 )
 SENT_BARE = Outcome(Answer(Verdict.ACCEPTED))  # no outcome field, no match key
 RETRY = Outcome(Answer.failure("timed out"))
 REFUSED = Outcome(
     Answer(Verdict.REFUSED, code=40002, message="invalid field", request_id="req-2", http_status=200),
-    Prepared(b"{}", ("email",), note="no phone number"),
+    Prepared({}, ("email",), note="no phone number"),
 )
 TOKEN_REFUSED = Outcome(
     Answer(Verdict.UNAUTHORIZED, code=40105, message="token expired", request_id="req-3", http_status=200),
-    Prepared(b"{}", ("email",)),
+    Prepared({}, ("email",)),
 )
 PAUSED_REASON = "TikTok refused TIKTOK_ACCESS_TOKEN, read again from its store: paused"
 
@@ -64,7 +64,7 @@ class Observed:
 
         def call(*args: Any) -> Any:
             result = method(*args)
-            if operation == "start":
+            if operation in ("start", "reopen"):
                 key = args[0].key
             elif operation in ("due", "announced"):
                 key = None
@@ -536,6 +536,82 @@ def requeue_refuses_a_sent_delivery_and_one_with_nothing_stored(store: Observed)
     for key in (sent, skipped, expired, marker(store), "cs_nothing#tiktok"):
         assert store.requeue(key, "tiktok", T0 + 2) is None
     assert store.requeue(legacy(store), "tiktok", T0 + 2) is not None
+
+
+# ---------------------------------------------------------------------- release (no time to send)
+
+
+@case
+def release_gives_the_claim_back_due_now_without_counting_the_attempt(store: Observed) -> None:
+    key = started(store).key
+    claimed(store, key, "tok-1")
+    assert not store.release(key, "tok-2", T0 + 5)
+    assert store.release(key, "tok-1", T0 + 5)
+    item = store.item(key)
+    assert item["delivery_status"] == "pending" and item["delivery_attempts"] == 0
+    assert item["next_attempt_at"] == T0 + 5 and "claim_token" not in item
+    assert not store.release(key, "tok-1", T0 + 6)  # the claim is gone
+    failed = started(store, "cs_failed").key
+    claimed(store, failed, "tok-1")
+    assert store.record_failure(failed, "tok-1", RETRY, T0 + 1, T0 + 60)
+    taken = store.claim_due(failed, "tiktok", "tok-3", T0 + 60, T0 + 60 + HOLD)
+    assert taken is not None and taken.attempts == 2
+    assert store.release(failed, "tok-3", T0 + 61)
+    assert store.item(failed)["delivery_status"] == "failed" and store.item(failed)["delivery_attempts"] == 1
+
+
+# ---------------------------------------------------------------------- reopen (a replay)
+
+
+def rebuilt(event_id: str, at: int = T0) -> Delivery:
+    """The delivery a replay rebuilds from Stripe's event: pending, with the purchase."""
+    return a_delivery(SETTINGS, event_id, at)
+
+
+@case
+def reopen_puts_a_skipped_delivery_back_with_the_rebuilt_purchase(store: Observed) -> None:
+    skipped = started(store, "cs_skipped", consent=Consent.DENIED)
+    assert "purchase" not in store.item(skipped.key)
+    again = store.reopen(rebuilt("cs_skipped"), T0 + 50)
+    assert again is not None and again.status is DeliveryStatus.PENDING and again.reason is None
+    assert again.purchase_json == rebuilt("cs_skipped").purchase_json
+    assert again.facts.consent is Consent.UNKNOWN and again.attempts == 0
+    item = store.item(skipped.key)
+    assert item["redrive_queue"] == "tiktok" and item["next_attempt_at"] == T0 + 50
+    assert store.due("tiktok", T0 + 50, 10, None) == ([DueEntry(skipped.key, T0)], None)
+    assert store.reopen(rebuilt("cs_skipped"), T0 + 51) is None  # pending now: a second replay leaves it
+
+
+@case
+def reopen_puts_expired_and_failed_for_good_deliveries_back(store: Observed) -> None:
+    expired = started(store, "cs_expired").key
+    assert store.settle(expired, DeliveryStatus.EXPIRED, "too old", T0 + 1, None, "tiktok")
+    failed = started(store, "cs_failed").key
+    claimed(store, failed)
+    assert store.record_failure(failed, "tok-1", REFUSED, T0 + 1, None)
+    for event_id, key in (("cs_expired", expired), ("cs_failed", failed)):
+        again = store.reopen(rebuilt(event_id), T0 + 9)
+        assert (
+            again is not None and again.status is DeliveryStatus.PENDING and again.next_attempt_at == T0 + 9
+        )
+        assert "delivery_retryable" not in store.item(key) and "delivery_reason" not in store.item(key)
+
+
+@case
+def reopen_refuses_what_is_sent_waiting_or_missing(store: Observed) -> None:
+    sent = started(store, "cs_sent").key
+    claimed(store, sent)
+    assert store.record_sent(sent, "tok-1", SENT, T0 + 1)
+    started(store, "cs_pending")
+    retrying = started(store, "cs_retrying").key
+    claimed(store, retrying)
+    assert store.record_failure(retrying, "tok-1", RETRY, T0 + 1, T0 + 60)
+    paused = started(store, "cs_paused").key
+    claimed(store, paused)
+    assert store.record_paused(paused, "tok-1", TOKEN_REFUSED, PAUSED_REASON, T0 + 1, T0 + 1)
+    for event_id in ("cs_sent", "cs_pending", "cs_retrying", "cs_paused", "cs_nothing"):
+        assert store.reopen(rebuilt(event_id), T0 + 2) is None
+    assert store.item(sent)["delivery_status"] == "sent"
 
 
 # ---------------------------------------------------------------------- due

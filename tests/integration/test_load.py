@@ -163,7 +163,12 @@ def test_two_hundred_deliveries_from_twenty_threads(
     by_event = sent_by_event()
     assert set(by_event) == paid_sessions
     assert all(len(bodies) == 1 for bodies in by_event.values())
-    assert len(tiktok_server.requests) == 133
+    # One request per stream batch: each invocation's records went out together.
+    assert sorted(len(request.json()["data"]) for request in tiktok_server.requests) == sorted(
+        len(invocation.event["Records"]) for invocation in stream.invocations
+    )
+    sent_requests = len(tiktok_server.requests)
+    assert sent_requests == len(stream.invocations) < 133
     assert all(invocation.error is None for invocation in stream.invocations)
     assert all(invocation.answer == {"batchItemFailures": []} for invocation in stream.invocations)
     assert stream.given_up == []
@@ -178,10 +183,12 @@ def test_two_hundred_deliveries_from_twenty_threads(
     # Then: every record finds its delivery finished: nothing is sent twice, nothing retried
     assert all(replay.error is None for replay in replays)
     assert all(replay.answer == {"batchItemFailures": []} for replay in replays)
-    assert len(tiktok_server.requests) == 133
+    assert len(tiktok_server.requests) == sent_requests
+    assert sorted(tiktok_server.event_ids()) == sorted(paid_sessions)
     assert Counter(item["delivery_status"] for item in db.deliveries()) == {"sent": 133}
 
     assert emf.total("Provisioned") == statuses["provisioned"]  # the answers and the metrics agree
     assert emf.total("Duplicates") == statuses["duplicate"]
     assert emf.total("TikTokSent") == 133
+    assert emf.total("TikTokRequests") == sent_requests
     assert emf.total("TikTokFailed") == 0

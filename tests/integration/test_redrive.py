@@ -38,13 +38,13 @@ def assert_never_scanned(client):
 
 
 def test_transient_failures_are_retried_until_each_is_sent_exactly_once(
-    redrive_env, deliver, stream, db, redrive, tiktok_server, sent_by_event
+    redrive_env, deliver, stream, db, redrive, tiktok_server, emf
 ):
     sessions = [checkout_session() for _ in range(3)]
     events = [stripe_event(session=session) for session in sessions]
-    # Requests are answered in this order (the sender and the redrive send one at a time); the
-    # last one sticks.
-    script = ["http:500"] * 3 + ["code:50000"] * 3 + ["code:40100"] * 6 + ["ok"]
+    # Requests are answered in this order; the last one sticks. The sender sends its batch of
+    # three in one request; each redrive run sends a probe of one, then the other two in one.
+    script = ["http:500"] + ["code:50000"] * 2 + ["code:40100"] * 4 + ["ok"]
     tiktok_server.behave(*script)
 
     for event in events:
@@ -53,44 +53,54 @@ def test_transient_failures_are_retried_until_each_is_sent_exactly_once(
         assert answer.body["deliveries"]["tiktok"] == {"status": "pending"}
     stream.drain()  # the sender's first attempts, one batch of three
     assert [invocation.answer for invocation in stream.invocations] == [NOTHING_TO_RETRY]
+    assert len(tiktok_server.requests) == 1
     for session in sessions:
         record = db.delivery(session["id"])
         assert record["delivery_status"] == "failed" and record["delivery_retryable"] is True
 
     tallies = []
+    requests_per_run = []
     for _ in range(10):
+        before = len(tiktok_server.requests)
         tallies.append(redrive())
+        requests_per_run.append(len(tiktok_server.requests) - before)
         if all(db.delivery(session["id"])["delivery_status"] == "sent" for session in sessions):
             break
 
+    assert requests_per_run == [2, 2, 2, 2]  # the probe, then the rest in one request
     outcomes_by_event: dict[str, list[str]] = {}
+    events_by_id: dict[str, list[dict]] = {}
     for index, request in enumerate(tiktok_server.requests):
-        event_id = request.json()["data"][0]["event_id"]
-        outcomes_by_event.setdefault(event_id, []).append(script[min(index, len(script) - 1)])
-    by_event = sent_by_event()
-    assert sorted(by_event) == sorted(session["id"] for session in sessions)
+        for sent in request.json()["data"]:
+            outcomes_by_event.setdefault(sent["event_id"], []).append(script[min(index, len(script) - 1)])
+            events_by_id.setdefault(sent["event_id"], []).append(sent)
+    assert sorted(events_by_id) == sorted(session["id"] for session in sessions)
     for session, event in zip(sessions, events, strict=True):
         outcomes = outcomes_by_event[session["id"]]
         assert outcomes == ["http:500", "code:50000", "code:40100", "code:40100", "ok"]
-        bodies = by_event[session["id"]]
-        assert all(body == bodies[0] for body in bodies), "every attempt re-sends the same stored event"
-        assert bodies[0]["data"][0]["event_time"] == event["created"]
+        sent = events_by_id[session["id"]]
+        assert all(attempt == sent[0] for attempt in sent), "every attempt re-sends the same stored event"
+        assert sent[0]["event_time"] == event["created"]
         record = db.delivery(session["id"])
         assert record["delivery_status"] == "sent"
         assert record["delivery_attempts"] == len(outcomes) == 5
         assert record["delivery_code"] == 0
         assert not queued(record) and "claim_token" not in record and "delivery_retryable" not in record
+    assert sorted(tiktok_server.accepted_event_ids()) == sorted(session["id"] for session in sessions)
     assert sum(tally.get("sent", 0) for tally in tallies) == 3
     assert sum(tally.get("failed_retryable", 0) for tally in tallies) == 9
     assert_never_scanned(redrive.client)
 
     # Nothing is left to do: further runs send nothing.
     assert redrive(at=time.time() + DAY) == {}
-    assert len(tiktok_server.requests) == 15
+    assert len(tiktok_server.requests) == 9
+    emf.flush()
+    assert emf.total("TikTokRequests") == 9
+    assert emf.total("TikTokRequestsSplit") == 0  # a transient failure fails its request as one
 
 
 def test_backoff_doubles_after_each_failure_up_to_the_cap(
-    env, checkout, db, redrive, tiktok_server, monkeypatch, budget, epoch_of
+    env, checkout, db, redrive, tiktok_server, monkeypatch, epoch_of
 ):
     monkeypatch.setenv("REDRIVE_BACKOFF_BASE_SECONDS", "10")
     monkeypatch.setenv("REDRIVE_BACKOFF_CAP_SECONDS", "35")
@@ -106,11 +116,14 @@ def test_backoff_doubles_after_each_failure_up_to_the_cap(
         delays.append(record["next_attempt_at"] - epoch_of(record["delivery_updated_at"]))
         due = record["next_attempt_at"]
         assert redrive(at=due - 1) == {}, "not due yet"
-        # One send per run: a Lambda with time for a single attempt.
-        assert redrive(at=due, remaining_millis=budget(1)) == {"failed_retryable": 1}
+        before = len(tiktok_server.requests)
+        # One attempt per run: failed, the delivery is due again only after its next backoff.
+        assert redrive(at=due) == {"failed_retryable": 1}
+        assert len(tiktok_server.requests) == before + 1
 
     assert delays == [10, 20, 35, 35, 35]
     assert len(tiktok_server.requests) == 6
+    assert tiktok_server.event_ids() == [session["id"]] * 6
 
 
 def test_a_delivery_the_sender_failed_is_retried_by_the_redrive_after_its_backoff(
@@ -371,9 +384,12 @@ def test_redrive_lambda_handler_end_to_end(
     tally = redrive_app.lambda_handler(scheduled, redrive_context())
 
     assert tally == {"tiktok": {"sent": 3}}
-    assert len(tiktok_server.requests) == 3
+    # The run's probe of one delivery, then the other two in one request.
+    assert [len(request.json()["data"]) for request in tiktok_server.requests] == [1, 2]
+    assert sorted(tiktok_server.event_ids()) == sorted(session["id"] for session, _ in made)
     assert all(db.delivery(session["id"])["delivery_status"] == "sent" for session, _ in made)
     assert emf.total("TikTokSent") == 3
+    assert emf.total("TikTokRequests") == 2
     assert_never_scanned(recording_dynamodb)
 
 

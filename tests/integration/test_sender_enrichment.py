@@ -631,13 +631,15 @@ def test_a_delivery_stored_the_old_way_is_sent_as_it_was_built_once(
     by_event = sent_by_event()
     assert sorted(by_event) == sorted([new["id"], old["id"]])
     [old_body] = by_event[old["id"]]
-    assert old_body == {
+    assert {name: value for name, value in old_body.items() if name != "data"} == {
         "event_source": "web",
         "event_source_id": PIXEL_ID,
         "test_event_code": "TEST12345",
-        "data": [stored],
     }
-    assert "contents" in by_event[new["id"]][0]["data"][0]["properties"]
+    sent = {event["event_id"]: event for event in tiktok_server.events()}
+    assert sorted(tiktok_server.event_ids()) == sorted([new["id"], old["id"]])  # each once
+    assert sent[old["id"]] == stored
+    assert "contents" in sent[new["id"]]["properties"]
     assert line_items_requests(stripe_api, old["id"]) == []  # nothing added to what was built
     record = db.delivery(old["id"])
     assert record["delivery_status"] == "sent" and record["delivery_attempts"] == 1
@@ -655,7 +657,8 @@ def test_a_delivery_stored_the_old_way_is_sent_as_it_was_built_once(
     for invocation in list(stream.invocations):
         assert stream.invoke(invocation.event).answer == NOTHING_TO_RETRY
     assert redrive(at=time.time() + DAY) == {}
-    assert len(tiktok_server.requests) == 2
+    # The stream's batch in one request; the redrive's run a probe of one, then the other.
+    assert len(tiktok_server.requests) == (1 if sent_by == "stream" else 2)
 
 
 # ---------------------------------------------------------------------- the stored purchase

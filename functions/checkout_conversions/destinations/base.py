@@ -3,9 +3,10 @@
 # The outbox speaks to a destination only through these types; a platform's folder implements them
 # and knows nothing of the ledger or the store.
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from checkout_conversions.purchase import Content, Purchase, PurchaseKind
 from checkout_conversions.secrets import SecretRef
@@ -50,6 +51,10 @@ class Verdict(StrEnum):
     """What a platform's answer to one request means for the delivery."""
 
     ACCEPTED = "accepted"
+    # Some events of a request of several were refused, and the answer does not say which (TikTok's
+    # 20001): the request is split and its parts sent again (outbox/batch.py); for a single
+    # event it counts as accepted.
+    PARTIAL = "partial"
     RETRY = "retry"  # transient: the redrive tries again later
     REFUSED = "refused"  # permanent: retrying cannot help until someone fixes something
     # The platform refused the access token (expired, revoked, no rights on the pixel): the token
@@ -67,7 +72,12 @@ class Answer:
 
     @property
     def accepted(self) -> bool:
-        return self.verdict is Verdict.ACCEPTED
+        return self.verdict in (Verdict.ACCEPTED, Verdict.PARTIAL)
+
+    @property
+    def refused_in_part(self) -> bool:
+        """Not every event of the request was taken: split it to find the ones refused."""
+        return self.verdict in (Verdict.REFUSED, Verdict.PARTIAL)
 
     @property
     def retryable(self) -> bool:
@@ -91,9 +101,9 @@ class Answer:
 
 @dataclass(frozen=True)
 class Prepared:
-    """A destination's request, ready to POST."""
+    """One delivery's event, ready to go into a request (`Platform.body`) with others."""
 
-    body: bytes
+    event: dict[str, Any]
     match_keys: tuple[str, ...]  # the user keys the event carries (names, never values)
     note: str | None = None  # why the event will match poorly, recorded with the outcome
 
@@ -101,10 +111,18 @@ class Prepared:
 class Platform(Protocol):
     """A platform's send side: built by its folder's factory, used by the outbox only."""
 
+    # Events in one request: both platforms take up to 1,000; half of that keeps a request of
+    # events with many line items well inside the request sizes they accept.
+    max_events_per_request: int
+
     def prepare(self, purchase: Purchase, contents: list[Content] | None, kind: PurchaseKind) -> Prepared: ...
 
     def prepare_stored(self, event_json: str) -> Prepared:
         """An event stored whole by an older version (TikTok's, before the outbox)."""
+        ...
+
+    def body(self, events: Sequence[Prepared]) -> bytes:
+        """One request carrying these events (without the access token)."""
         ...
 
     def post(self, http: "httpx.Client", access_token: str, body: bytes) -> Answer: ...

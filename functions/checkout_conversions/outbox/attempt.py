@@ -1,5 +1,5 @@
-"""One claimed attempt at a delivery: claim, prepare the platform's request, POST it, record what
-came of it. Shared by the stream sender and the redrive."""
+"""One delivery's part of an attempt: its claim, its event (or why it goes without one), and the
+record of what came of it. Shared by the stream sender and the redrive (the POST: outbox/batch.py)."""
 
 # Whoever sends holds a claim (`claim_token`, `claim_expires_at`) taken by a conditional write, so
 # the sender and the redrive never send the same delivery at the same time, and a stream record
@@ -8,14 +8,14 @@ came of it. Shared by the stream sender and the redrive."""
 #
 # A platform refusing the token (Verdict.UNAUTHORIZED: expired, revoked, no rights on the pixel)
 # makes the token be read again from its store at once, past the cache: a token rotated a moment
-# ago is POSTed with in the same attempt. Refused again, the delivery is recorded `paused` (kept in
-# the redrive queue, due at the next run) and so is every other delivery of that destination in the
-# same stream batch, without a request; the redrive's run ends there (redrive.py).
+# ago is POSTed with in the same attempt (batch.py). Refused again, the deliveries are recorded
+# `paused` (kept in the redrive queue, due at the next run) and so is every other delivery of that
+# destination in the same stream batch, without a request; the redrive's run ends there.
 
 import uuid
 from collections.abc import Callable
 
-from checkout_conversions.destinations.base import Answer, DestinationSettings
+from checkout_conversions.destinations.base import Answer, DestinationSettings, Prepared
 from checkout_conversions.observability import count, logger, seconds
 from checkout_conversions.outbox import policy
 from checkout_conversions.outbox.model import (
@@ -50,11 +50,13 @@ def _hold_until(now: int, hold_seconds: float) -> int:
 # ---------------------------------------------------------------------- one attempt
 
 
-def deliver_claimed(
+def settle_or_prepare(
     ledger: Ledger, claimed: Delivery, sending: Sending, clock: Callable[[], float]
-) -> AttemptResult:
-    """Send a delivery this caller has just claimed and record what came of it, or settle it as
-    skipped when the policy says it must not be sent now. StoreError when the ledger fails."""
+) -> Prepared | AttemptResult:
+    """A delivery this caller has just claimed: its event, ready to go into a request, or how it
+    ended without one: settled as skipped when the policy says it must not be sent now, paused
+    when the destination's token was refused earlier in this batch or run, failed when its event
+    cannot be built now (Stripe's API unavailable). StoreError when the ledger fails."""
     destination = sending.destination
     skip = policy.skip_reason(
         destination,
@@ -70,32 +72,19 @@ def deliver_claimed(
         reason = skip.describe(destination)
         ledger.settle(claimed.key, DeliveryStatus.SKIPPED, reason, int(clock()), claimed.claim_token, None)
         count(f"{destination.label}Skipped")
-        logger.info(f"{destination.label} delivery skipped", extra={"reason": reason})
+        logger.info(
+            f"{destination.label} delivery skipped", extra={"reason": reason, "event_id": claimed.event_id}
+        )
         return AttemptResult.SKIPPED
-
-    outcome = _attempt(claimed, sending)
-    record(ledger, destination, claimed, outcome, sending.settings, int(clock()))
-    return _result(outcome.answer)
-
-
-def _attempt(claimed: Delivery, sending: Sending) -> Outcome:
-    """Prepare and POST. A refused token is read again and, when the store holds another, the
-    same request is POSTed once more with it. Once the token read again is refused too, the
-    destination's next deliveries of this batch or run are not sent: they get that refusal."""
-    if sending.refused is not None:
-        return Outcome(sending.refused)
-    prepared = prepare(claimed, sending)
+    prepared = prepare(claimed, sending) if sending.refused is None else sending.refused
     if isinstance(prepared, Answer):
-        return Outcome(prepared)
-    answer = sending.platform.post(sending.http, sending.access_token, prepared.body)
-    if answer.unauthorized and sending.renew_token():
-        answer = sending.platform.post(sending.http, sending.access_token, prepared.body)
-    if answer.unauthorized:
-        sending.refused = answer
-    return Outcome(answer, prepared)
+        outcome = Outcome(prepared)
+        record(ledger, destination, claimed, outcome, sending.settings, int(clock()))
+        return result_of(outcome.answer)
+    return prepared
 
 
-def _result(answer: Answer) -> AttemptResult:
+def result_of(answer: Answer) -> AttemptResult:
     if answer.accepted:
         return AttemptResult.SENT
     if answer.unauthorized:
@@ -150,6 +139,7 @@ def _write(
 def _log(destination: DestinationSettings, claimed: Delivery, answer: Answer) -> None:
     status = _status(answer)
     extra = {
+        "event_id": claimed.event_id,
         "destination": destination.name,
         "platform_code": answer.code,
         "platform_request_id": answer.request_id,

@@ -61,6 +61,7 @@ class AttemptResult(StrEnum):
     SKIPPED = "skipped"
     EXPIRED = "expired"
     NOT_CLAIMED = "not_claimed"  # someone else holds it, or it is finished
+    RELEASED = "released"  # claimed, then left due at once: too little time was left to send it
     RETRY_LATER = "retry_later"  # not done: Lambda delivers the record again
     IGNORED = "ignored"  # a stream record that is no new pending delivery
     ERROR = "error"  # an unexpected error; the delivery stays due
@@ -164,6 +165,10 @@ class Ledger(Protocol):
         """The token was refused: paused with the reason, the purchase kept, due again at `retry_at`."""
         ...
 
+    def release(self, key: str, claim_token: str, now: int) -> bool:
+        """Give the claim back unsent: as it was, due at `now`, the claim's attempt not counted."""
+        ...
+
     def settle(
         self,
         key: str,
@@ -177,6 +182,10 @@ class Ledger(Protocol):
         ...
 
     def requeue(self, key: str, queue: str, now: int) -> Delivery | None: ...
+
+    def reopen(self, rebuilt: Delivery, now: int) -> Delivery | None:
+        """Skipped, expired or failed for good: pending again and due now with `rebuilt`'s purchase."""
+        ...
 
     def due(
         self, queue: str, now: int, limit: int, after: dict[str, object] | None

@@ -5,7 +5,8 @@
 # sparse RedriveIndex (only deliveries that still need work are in it, ordered by when they are
 # due), never scans the table: retries of failed deliveries with backoff, pending deliveries the
 # stream did not finish within the grace period, and expiry after the maximum age. It claims each
-# delivery before sending, as the stream sender does. One clock (`clock`) for the whole run.
+# delivery before sending, as the stream sender does, and sends a page of them in as few requests as
+# the platform takes (outbox/batch.py). One clock (`clock`) for the whole run.
 
 import time
 from collections import Counter
@@ -18,7 +19,8 @@ from checkout_conversions.aws import WORST_CASE_CALL_SECONDS
 from checkout_conversions.destinations.base import DestinationSettings
 from checkout_conversions.observability import count, logger, report_ignored_settings
 from checkout_conversions.outbox import attempt, policy
-from checkout_conversions.outbox.model import AttemptResult, DueEntry, Ledger, SkipReason
+from checkout_conversions.outbox.batch import deliver, in_parallel
+from checkout_conversions.outbox.model import AttemptResult, Delivery, DueEntry, Ledger, SkipReason
 from checkout_conversions.outbox.sending import Sending, open_sending
 from checkout_conversions.secrets import ConfigurationError
 from checkout_conversions.settings import Settings, load_settings
@@ -75,34 +77,40 @@ def run_redrive(
         return {"disabled": reason}
     tally = _work_through(ledger, sending, lambda: remaining_millis() / 1000, clock)
     logger.info("Redrive finished", extra=dict(tally))
-    logger.remove_keys(["event_id", "destination"])
+    logger.remove_keys(["destination"])
     return dict(tally)
 
 
 def _work_through(
     ledger: Ledger, sending: Sending, seconds_left: Callable[[], float], clock: Callable[[], float]
 ) -> Counter[str]:
-    """One pass through the due deliveries, page by page. What this run handles leaves the due
-    range (sent, or pushed into the future by its backoff), and a delivery that failed stays
-    behind the page key, so a delivery that keeps failing cannot hold up the ones after it.
+    """One pass through the due deliveries, page by page, each page's claimed deliveries sent in
+    as few requests as the platform takes. What this run handles leaves the due range (sent, or
+    pushed into the future by its backoff), and a delivery that failed stays behind the page key,
+    so a delivery that keeps failing cannot hold up the ones after it.
 
-    The first delivery paused (the platform refused the token, read again) ends the run: while a
-    destination is paused each run probes it with one delivery, and once a probe is accepted the
-    run goes on through every waiting delivery."""
+    The run's first request carries one delivery: while a destination is paused (its token
+    refused, read again) that probe is the run's only request, and its refusal ends the run; once
+    a probe is accepted the run goes on through every waiting delivery."""
     tally: Counter[str] = Counter()
     destination = sending.destination
     enough = STOP_MARGIN_SECONDS + sending.worst_case_seconds
     after = None
     found = 0
-    for _ in range(MAX_PAGES):
+
+    def stop() -> bool:
+        return seconds_left() < enough or sending.refused is not None
+
+    for page in range(MAX_PAGES):
         due, after = ledger.due(destination.name, int(clock()), sending.settings.redrive.batch_size, after)
         found += len(due)
-        for entry in due:
-            if seconds_left() < enough or sending.refused is not None:
-                break
-            logger.append_keys(event_id=entry.key.rpartition("#")[0] or entry.key)
-            tally[_redrive_one(ledger, sending, entry, clock, seconds_left()).value] += 1
-        if after is None or seconds_left() < enough or sending.refused is not None:
+        # The run's first request is a probe of one delivery.
+        for part in [due[:1], due[1:]] if page == 0 else [due]:
+            if not stop():
+                tally.update(
+                    result.value for result in _redrive_page(ledger, sending, part, clock, seconds_left)
+                )
+        if after is None or stop():
             break
     count(f"{destination.label}RedriveBacklog", found)  # the due deliveries this run found
     if sending.refused is not None:
@@ -113,9 +121,32 @@ def _work_through(
     return tally
 
 
-def _redrive_one(
-    ledger: Ledger, sending: Sending, entry: DueEntry, clock: Callable[[], float], seconds_left: float
-) -> AttemptResult:
+def _redrive_page(
+    ledger: Ledger,
+    sending: Sending,
+    due: list[DueEntry],
+    clock: Callable[[], float],
+    seconds_left: Callable[[], float],
+) -> list[AttemptResult]:
+    """Expire what is too old, claim the rest, send what was claimed; each entry's result."""
+    hold_seconds = seconds_left()
+    taken = in_parallel(lambda entry: _take(ledger, sending, entry, clock, hold_seconds), due)
+    claimed = [delivery for delivery in taken if isinstance(delivery, Delivery)]
+    results = [result for result in taken if isinstance(result, AttemptResult)]
+    enough = STOP_MARGIN_SECONDS + sending.worst_case_seconds
+    sent = deliver(ledger, claimed, sending, clock, lambda: seconds_left() >= enough)
+    for result in sent.values():
+        if isinstance(result, Exception):  # logged where it happened; the delivery stays due
+            count("RedriveItemErrors")
+            result = AttemptResult.ERROR
+        results.append(result)
+    return results
+
+
+def _take(
+    ledger: Ledger, sending: Sending, entry: DueEntry, clock: Callable[[], float], hold_seconds: float
+) -> Delivery | AttemptResult:
+    """The due delivery, claimed for this run; or, when it is too old, expired."""
     destination = sending.destination
     now = int(clock())
     try:
@@ -126,15 +157,19 @@ def _redrive_one(
             count("DeliveriesExpired")
             logger.warning(
                 f"{destination.label} delivery given up: too old",
-                extra={"age_days": round((now - event_time) / 86400, 1)},
+                extra={"age_days": round((now - event_time) / 86400, 1), "event_id": _event(entry.key)},
             )
             return AttemptResult.EXPIRED
         # The claim outlives this invocation: if it is killed mid-send, nobody else sends meanwhile.
-        claimed = attempt.claim_due(ledger, destination.name, entry.key, now, hold_seconds=seconds_left)
-        if claimed is None:
-            return AttemptResult.NOT_CLAIMED
-        return attempt.deliver_claimed(ledger, claimed, sending, clock)
+        claimed = attempt.claim_due(ledger, destination.name, entry.key, now, hold_seconds=hold_seconds)
+        return AttemptResult.NOT_CLAIMED if claimed is None else claimed
     except Exception:  # noqa: BLE001 - one bad delivery must not hold up the others
-        logger.exception("Redrive of one delivery failed; it stays due")
+        logger.exception(
+            "Redrive of one delivery failed; it stays due", extra={"event_id": _event(entry.key)}
+        )
         count("RedriveItemErrors")
         return AttemptResult.ERROR
+
+
+def _event(key: str) -> str:
+    return key.rpartition("#")[0] or key

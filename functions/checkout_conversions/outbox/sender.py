@@ -4,8 +4,9 @@ destination."""
 # One event source mapping carries every destination's new deliveries (its filter in template.yaml
 # lets only INSERTs of pending deliveries through). A batch's deliveries are grouped by destination
 # and each destination's are sent in a thread of its own, so a slow or failing platform holds the
-# others' no longer than its own bounded time. Per record: claim, POST, record. Records arrive at
-# least once; the claim makes a record seen twice find the delivery held or finished.
+# others' no longer than its own bounded time. Per destination: each record's delivery claimed, all
+# of them POSTed in one request (outbox/batch.py), each outcome recorded. Records arrive at least
+# once; the claim makes a record seen twice find the delivery held or finished.
 #
 # What Lambda is told (partial batch response): a platform's failure is recorded on the item, where
 # the redrive retries it with backoff, and counts as processed. A record fails, and Lambda delivers
@@ -28,8 +29,9 @@ from checkout_conversions.aws import WORST_CASE_CALL_SECONDS
 from checkout_conversions.destinations.base import DestinationSettings
 from checkout_conversions.observability import count, in_this_trace, logger, report_ignored_settings
 from checkout_conversions.outbox import attempt
-from checkout_conversions.outbox.model import AttemptResult, Ledger, StoreError
-from checkout_conversions.outbox.sending import Sending, open_sending
+from checkout_conversions.outbox.batch import deliver, in_parallel
+from checkout_conversions.outbox.model import AttemptResult, Delivery, Ledger, StoreError
+from checkout_conversions.outbox.sending import open_sending
 from checkout_conversions.secrets import ConfigurationError
 from checkout_conversions.settings import Settings, load_settings
 
@@ -122,8 +124,7 @@ def _send_all(batch: Batch, records: list[Any]) -> dict[int, AttemptResult | Exc
 def _send_destination(
     batch: Batch, destination: DestinationSettings, keys: list[tuple[int, str]]
 ) -> dict[int, AttemptResult | Exception]:
-    """One destination's records of the batch, in order."""
-    results: dict[int, AttemptResult | Exception] = {}
+    """One destination's records of the batch: each claimed, then all sent in one request."""
     try:
         sending = open_sending(destination, batch.settings, batch.http)
     except ConfigurationError as problem:
@@ -131,31 +132,63 @@ def _send_destination(
         logger.error("Cannot read a secret; Lambda retries the batch", extra={"problem": str(problem)})
         count("ConfigurationErrors")
         return {identity: problem for identity, _ in keys}
+    left_seconds = batch.remaining_seconds()
+    needed_seconds = sending.worst_case_seconds + RECORD_MARGIN_SECONDS
+    if left_seconds < needed_seconds:
+        late = OutOfTime(f"{left_seconds:.1f}s left in this invocation, a send needs {needed_seconds:g}s")
+        return {identity: _not_processed(key, late) for identity, key in keys}
+    results, claimed = _claim_all(batch, keys, left_seconds)
+
+    def can_post() -> bool:
+        return batch.remaining_seconds() >= sending.worst_case_seconds + RECORD_MARGIN_SECONDS
+
+    sent = deliver(batch.ledger, list(claimed.values()), sending, batch.clock, can_post)
     for identity, key in keys:
-        logger.thread_safe_append_keys(event_id=key.rpartition("#")[0] or key, destination=destination.name)
-        try:
-            results[identity] = _send_one(batch, sending, key)
-        except Exception as error:  # noqa: BLE001 - Lambda delivers the record again
-            logger.warning(
-                "Record not processed: Lambda delivers it again", extra={"error": _described(error)}
-            )
-            count("SenderRecordFailures")
-            results[identity] = error
-        finally:
-            logger.thread_safe_remove_keys(["event_id", "destination"])
+        if key in sent:
+            result = sent[key]
+            results[identity] = _not_processed(key, result) if isinstance(result, Exception) else result
     return results
 
 
-def _send_one(batch: Batch, sending: Sending, key: str) -> AttemptResult:
-    left_seconds = batch.remaining_seconds()
-    needed_seconds = sending.worst_case_seconds
-    if left_seconds < needed_seconds + RECORD_MARGIN_SECONDS:
-        raise OutOfTime(f"{left_seconds:.1f}s left in this invocation, a send needs {needed_seconds:g}s")
-    claimed = attempt.claim_new(batch.ledger, key, int(batch.clock()), hold_seconds=left_seconds)
-    if claimed is None:
-        logger.info("Delivery already claimed or finished: nothing to send")
-        return AttemptResult.NOT_CLAIMED
-    return attempt.deliver_claimed(batch.ledger, claimed, sending, batch.clock)
+def _claim_all(
+    batch: Batch, keys: list[tuple[int, str]], hold_seconds: float
+) -> tuple[dict[int, AttemptResult | Exception], dict[str, Delivery]]:
+    """Each record's delivery claimed, a few at a time: what could not be claimed (its result),
+    and the claimed deliveries by key."""
+    now = int(batch.clock())
+
+    def claim(key: str) -> Delivery | Exception | None:
+        try:
+            return attempt.claim_new(batch.ledger, key, now, hold_seconds=hold_seconds)
+        except Exception as error:  # noqa: BLE001 - Lambda delivers the record again
+            return error
+
+    results: dict[int, AttemptResult | Exception] = {}
+    claimed: dict[str, Delivery] = {}
+    for (identity, key), held in zip(keys, in_parallel(claim, [key for _, key in keys]), strict=True):
+        if isinstance(held, Exception):
+            results[identity] = _not_processed(key, held)
+        elif held is None:
+            logger.info(
+                "Delivery already claimed or finished: nothing to send", extra={"event_id": _event(key)}
+            )
+            results[identity] = AttemptResult.NOT_CLAIMED
+        else:
+            claimed[key] = held
+    return results, claimed
+
+
+def _not_processed(key: str, error: Exception) -> Exception:
+    logger.warning(
+        "Record not processed: Lambda delivers it again",
+        extra={"event_id": _event(key), "error": _described(error)},
+    )
+    count("SenderRecordFailures")
+    return error
+
+
+def _event(key: str) -> str:
+    return key.rpartition("#")[0] or key
 
 
 def _described(error: Exception) -> str:

@@ -23,6 +23,8 @@ _HELD = "claim_token = :claim_token"
 _CLAIM = "SET claim_token = :claim_token, claim_expires_at = :hold_until ADD delivery_attempts :one"
 _OUT_OF_QUEUE = ("redrive_queue", "next_attempt_at")
 _CLAIM_FIELDS = ("claim_token", "claim_expires_at")
+# What a replay rebuilds from Stripe's record when it reopens a delivery.
+_REBUILT = ("purchase", "event_time", "livemode", "ad_consent", "delivery_kind")
 
 
 class DynamoDeliveries:
@@ -132,6 +134,14 @@ class DynamoDeliveries:
         }
         return self._held(key, claim_token, sets, [*_CLAIM_FIELDS, *absent, "delivery_retryable"])
 
+    def release(self, key: str, claim_token: str, now: int) -> bool:
+        """Nothing was sent (too little time was left): the claim given back, the delivery as it
+        was and due now, the attempt its claim counted taken back."""
+        sets = "SET next_attempt_at = :now, delivery_updated_at = :updated"
+        update = f"{sets} REMOVE {', '.join(_CLAIM_FIELDS)} ADD delivery_attempts :minus_one"
+        values = expression_values(now=now, updated=iso(now), minus_one=-1, claim_token=claim_token)
+        return self._update(key, update, f"{_HELD} AND attribute_exists(redrive_queue)", values) is not None
+
     def settle(
         self,
         key: str,
@@ -163,6 +173,38 @@ class DynamoDeliveries:
         values.update(expression_values(sent=DeliveryStatus.SENT.value))
         item = self._update(key, update, f"{_STORED} AND delivery_status <> :sent", values, return_new=True)
         return items.delivery_from(item)
+
+    def reopen(self, rebuilt: Delivery, now: int) -> Delivery | None:
+        """A delivery that was never sent and never will be as it stands (skipped, expired, failed
+        for good) pending again and due now, with the purchase and facts rebuilt from Stripe's
+        record (an operator's replay); None when it is no such delivery (sent, waiting, held)."""
+        fresh = items.delivery_item(rebuilt)
+        sets = {name: fresh[name] for name in _REBUILT if fresh[name] is not None}
+        sets.update(
+            {
+                "delivery_status": DeliveryStatus.PENDING.value,
+                "delivery_attempts": 0,
+                "redrive_queue": rebuilt.destination,
+                "next_attempt_at": now,
+                "delivery_updated_at": iso(now),
+            }
+        )
+        removes = ["delivery_retryable", "delivery_reason", *(name for name in _REBUILT if name not in sets)]
+        update, values = _set_remove(sets, removes)
+        values.update(
+            expression_values(
+                skipped=DeliveryStatus.SKIPPED.value,
+                expired=DeliveryStatus.EXPIRED.value,
+                failed=DeliveryStatus.FAILED.value,
+                now=now,
+            )
+        )
+        # Out of the queue (a failure still retried, or a pause, is in it) and held by nobody.
+        condition = (
+            "delivery_status IN (:skipped, :expired, :failed) "
+            f"AND attribute_not_exists(next_attempt_at) AND {_UNCLAIMED}"
+        )
+        return items.delivery_from(self._update(rebuilt.key, update, condition, values, return_new=True))
 
     def due(
         self, queue: str, now: int, limit: int, after: dict[str, object] | None

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from checkout_conversions.destinations.base import Answer, Verdict
-from checkout_conversions.outbox import attempt, redrive
+from checkout_conversions.outbox import attempt, batch, redrive
 from checkout_conversions.outbox.model import AttemptResult, DeliveryStatus, Outcome, SkipReason, StoreError
 from checkout_conversions.purchase import Consent, PurchaseKind
 from checkout_conversions.settings import Settings
@@ -81,7 +81,7 @@ def stream_sends(
     if claimed is None:
         return AttemptResult.NOT_CLAIMED
     opened = sending(settings, "tiktok", platform, access_token, test_event_code=test_event_code)
-    return attempt.deliver_claimed(ledger, claimed, opened, clock)
+    return batch.deliver_claimed(ledger, claimed, opened, clock)
 
 
 def redrive_sends(
@@ -91,7 +91,7 @@ def redrive_sends(
     claimed = attempt.claim_due(ledger, "tiktok", key, int(clock()), hold_seconds=HOLD)
     if claimed is None:
         return AttemptResult.NOT_CLAIMED
-    return attempt.deliver_claimed(ledger, claimed, sending(settings, "tiktok", platform), clock)
+    return batch.deliver_claimed(ledger, claimed, sending(settings, "tiktok", platform), clock)
 
 
 @pytest.fixture

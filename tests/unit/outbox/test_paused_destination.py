@@ -139,7 +139,8 @@ def assert_paused(ledger: MemoryLedger, key: str, at: int, attempts: int = 1) ->
 def test_a_rotated_token_is_read_again_and_the_same_delivery_sent_with_it(
     ledger, clock, counted, monkeypatch
 ):
-    """The container cached the old token; the store has the new one: one extra request, sent."""
+    """The container cached the old token; the store has the new one: the batch's one request
+    refused, sent again with the new one."""
     first, second = recorded(ledger, "cs_1", "cs_2")
     platform = FakePlatform(accepts_token=NEW)
     store = TokenStore(NEW)
@@ -147,16 +148,21 @@ def test_a_rotated_token_is_read_again_and_the_same_delivery_sent_with_it(
     results = stream_batch(ledger, [first, second], clock, platform, OLD, store, monkeypatch)
 
     assert results == [AttemptResult.SENT, AttemptResult.SENT]
-    # cs_1: refused with the old token, then sent with the new; cs_2 goes with the new one at once.
-    assert platform.posted == ["cs_1", "cs_1", "cs_2"]
-    assert platform.tokens == [OLD, NEW, NEW]
+    # One request carrying both: refused with the old token, then sent with the new.
+    assert platform.requests == [["cs_1", "cs_2"], ["cs_1", "cs_2"]]
+    assert platform.tokens == [OLD, NEW]
     assert store.fresh_reads == 1
     for key in (first, second):
         delivery = ledger.get(key)
         assert delivery.status is DeliveryStatus.SENT and delivery.attempts == 1
         assert "delivery_code" in ledger.get_item(key) and ledger.get_item(key)["delivery_code"] == 0
     # Sent the moment they were paid (this test's clock stands still): no lag.
-    assert counted() == {"TikTokSent": 2, "TikTokMatchKeyEmail": 2, "TikTokDeliveryLag": 0}
+    assert counted() == {
+        "TikTokSent": 2,
+        "TikTokMatchKeyEmail": 2,
+        "TikTokDeliveryLag": 0,
+        "TikTokRequests": 2,
+    }
 
 
 def test_a_token_refused_again_pauses_the_delivery_and_the_rest_of_the_batch_waits_unsent(
@@ -169,11 +175,11 @@ def test_a_token_refused_again_pauses_the_delivery_and_the_rest_of_the_batch_wai
     results = stream_batch(ledger, keys, clock, platform, OLD, store, monkeypatch)
 
     assert results == [AttemptResult.PAUSED] * 3
-    assert platform.posted == ["cs_1"]  # one request: the others are not sent into a refusal
+    assert platform.requests == [["cs_1", "cs_2", "cs_3"]]  # the token read again is the same: not resent
     assert store.fresh_reads == 1
     for key in keys:
         assert_paused(ledger, key, T0)
-    assert counted() == {"TikTokPaused": 3}
+    assert counted() == {"TikTokPaused": 3, "TikTokRequests": 1}
     # Not a new pending delivery any more: a stream record seen again does not take it.
     assert attempt.claim_new(ledger, keys[0], T0 + 1, 60) is None
 
@@ -204,18 +210,19 @@ def test_a_token_that_cannot_be_read_again_pauses(ledger, clock, counted, monkey
     assert counted().get("ConfigurationErrors") == (1 if store else None)
 
 
-def test_a_token_switched_off_meanwhile_pauses_this_delivery_and_skips_the_next(ledger, clock, monkeypatch):
-    """The operator wrote `disabled`: the refused delivery waits (it is on again one day, within
-    the maximum age); the batch's next ones are skipped as any delivery of a destination off."""
+def test_a_token_switched_off_meanwhile_pauses_the_refused_request(ledger, clock, monkeypatch):
+    """The operator wrote `disabled`: the deliveries of the refused request wait (the destination
+    is on again one day, within the maximum age); the redrive, finding the token empty, leaves
+    them alone until then."""
     first, second = recorded(ledger, "cs_1", "cs_2")
     platform = FakePlatform(accepts_token=NEW)
 
     results = stream_batch(ledger, [first, second], clock, platform, OLD, TokenStore(""), monkeypatch)
 
-    assert results == [AttemptResult.PAUSED, AttemptResult.SKIPPED]
-    assert platform.posted == ["cs_1"]
+    assert results == [AttemptResult.PAUSED, AttemptResult.PAUSED]
+    assert platform.requests == [["cs_1", "cs_2"]]
     assert_paused(ledger, first, T0)
-    assert ledger.get(second).reason == SkipReason.NO_TOKEN.describe(TIKTOK)
+    assert_paused(ledger, second, T0)
 
 
 @pytest.mark.parametrize(
@@ -235,7 +242,7 @@ def test_a_payload_error_stays_permanent_and_the_token_is_not_read_again(
     assert store.fresh_reads == 0
     failed = ledger.get(key)
     assert failed.status is DeliveryStatus.FAILED and failed.next_attempt_at is None
-    assert counted() == {"TikTokFailed": 1, "TikTokPermanentFailures": 1}
+    assert counted() == {"TikTokFailed": 1, "TikTokPermanentFailures": 1, "TikTokRequests": 1}
 
 
 # ---------------------------------------------------------------------- the redrive
@@ -256,7 +263,8 @@ def test_a_paused_destination_is_probed_once_per_run_then_everything_goes_out(
         clock.advance(300)
     assert len(set(platform.posted)) == 4  # each run probed the delivery that waited longest
     assert all(ledger.get(key).status is DeliveryStatus.PAUSED for key in keys)
-    assert counted() == {"TikTokPaused": 12, "TikTokRedriveBacklog": 12 * 4}  # each run found all 4 due
+    # Each run found all 4 due, and made one request.
+    assert counted() == {"TikTokPaused": 12, "TikTokRedriveBacklog": 12 * 4, "TikTokRequests": 12}
 
     # The new token is written in the store; the container still has the old one cached. The
     # next run's probe is refused, reads the token again and goes: then every waiting delivery.
@@ -264,8 +272,10 @@ def test_a_paused_destination_is_probed_once_per_run_then_everything_goes_out(
     platform.posted.clear()
     assert run_redrive(platform, store, cached_token=OLD) == {"sent": 4}
     assert sorted(set(platform.posted)) == sorted(f"cs_{n}" for n in range(4))
-    assert len(platform.posted) == 5  # the probe's refused request, then each delivery once
-    assert platform.tokens[-4:] == [NEW] * 4
+    # The probe refused with the old token, sent with the new one; then the rest in one request.
+    probe = platform.posted[0]
+    assert platform.requests[-3:-1] == [[probe], [probe]] and len(platform.requests[-1]) == 3
+    assert platform.tokens[-2:] == [NEW] * 2
     for key in keys:
         delivery = ledger.get(key)
         assert delivery.status is DeliveryStatus.SENT and delivery.reason is None

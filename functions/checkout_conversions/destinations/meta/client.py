@@ -13,6 +13,7 @@ means."""
 # missed. Its delivery record and the log say why it will match poorly (MetaMissingUserAgent).
 
 import json
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -52,6 +53,8 @@ def platform(settings: DestinationSettings, test_event_code: str = "") -> "Meta"
 
 
 class Meta:
+    max_events_per_request = 500  # Meta takes up to 1,000 events in `data`, refusing all if one is bad
+
     def __init__(self, settings: MetaSettings, test_event_code: str = ""):
         self.settings = settings
         self.test_event_code = test_event_code  # read at send time ("": none, a live event)
@@ -60,7 +63,6 @@ class Meta:
         """The request, and the names of the match keys it carries."""
         settings = self.settings
         event = payload.build_event(purchase, settings.event_name, settings.default_phone_country, contents)
-        body = payload.build_request([event], self.test_event_code)
         note = None
         if payload.missing_user_agent(event):
             note = NO_USER_AGENT
@@ -68,10 +70,16 @@ class Meta:
             logger.warning(
                 "Meta event without client_user_agent: it will match poorly", extra={"reason": note}
             )
-        return Prepared(encode_json(body), tuple(payload.match_key_names(event)), note)
+        return Prepared(event, tuple(payload.match_key_names(event)), note)
 
     def prepare_stored(self, event_json: str) -> Prepared:
         raise ValueError("Meta has no events stored whole: only TikTok's predate the outbox")
+
+    def body(self, events: Sequence[Prepared]) -> bytes:
+        """One request with the events in its `data`, without the access token."""
+        return encode_json(
+            payload.build_request([prepared.event for prepared in events], self.test_event_code)
+        )
 
     def post(self, client: httpx.Client, access_token: str, body: bytes) -> Answer:
         """POST one request body with the token added to it."""

@@ -4,6 +4,7 @@
 # never from the status alone.
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -17,7 +18,8 @@ from checkout_conversions.purchase import Content, Purchase, PurchaseKind
 from checkout_conversions.values import encode_json
 
 _MESSAGE_LIMIT = 300
-SUCCESS_CODES = frozenset({0, 20001})  # 20001: partial success
+SUCCESS_CODES = frozenset({0})
+PARTIAL_SUCCESS_CODES = frozenset({20001})  # some events of the request refused: which, it does not say
 ALREADY_RECEIVED_CODES = frozenset({40050})  # duplicated request: TikTok has it
 TRANSIENT_CODES = frozenset({40100, 40132, 50000, 50002, 60001, 61000})
 TRANSIENT_HTTP_STATUSES = frozenset({408, 425, 429})
@@ -32,6 +34,8 @@ def platform(settings: DestinationSettings, test_event_code: str = "") -> "TikTo
 
 
 class TikTok:
+    max_events_per_request = 500  # TikTok takes up to 1,000 events in `data`
+
     def __init__(self, settings: TikTokSettings, test_event_code: str = ""):
         self.settings = settings
         self.test_event_code = test_event_code  # read at send time ("": none, a live event)
@@ -48,15 +52,21 @@ class TikTok:
         event = payload.build_event(
             purchase, event_name, settings.default_phone_country, contents, settings.limited_data_use
         )
-        return self._request(event)
+        return self._prepared(event)
 
     def prepare_stored(self, event_json: str) -> Prepared:
         """A TikTok event stored whole before the outbox kept the purchase: sent as it was built."""
-        return self._request(json.loads(event_json))
+        return self._prepared(json.loads(event_json))
 
-    def _request(self, event: dict[str, Any]) -> Prepared:
-        body = payload.build_request([event], self.settings.pixel_id, self.test_event_code)
-        return Prepared(encode_json(body), tuple(payload.match_key_names(event)))
+    def _prepared(self, event: dict[str, Any]) -> Prepared:
+        return Prepared(event, tuple(payload.match_key_names(event)))
+
+    def body(self, events: Sequence[Prepared]) -> bytes:
+        """One request with the events in its `data`, the test event code when one is set."""
+        request = payload.build_request(
+            [prepared.event for prepared in events], self.settings.pixel_id, self.test_event_code
+        )
+        return encode_json(request)
 
     def post(self, client: httpx.Client, access_token: str, body: bytes) -> Answer:
         """POST one request body, the token in TikTok's Access-Token header."""
@@ -97,8 +107,11 @@ def _not_tiktok(http_status: int) -> Answer:
 
 
 def _verdict(code: int, http_status: int) -> Verdict:
-    if (code in SUCCESS_CODES or code in ALREADY_RECEIVED_CODES) and 200 <= http_status < 300:
-        return Verdict.ACCEPTED
+    if 200 <= http_status < 300:
+        if code in SUCCESS_CODES or code in ALREADY_RECEIVED_CODES:
+            return Verdict.ACCEPTED
+        if code in PARTIAL_SUCCESS_CODES:
+            return Verdict.PARTIAL
     if code in UNAUTHORIZED_CODES:
         return Verdict.UNAUTHORIZED
     return Verdict.RETRY if is_transient_code(code) else Verdict.REFUSED

@@ -15,13 +15,15 @@ def answer(code, message="msg", request_id="202501010000000000abcdef") -> bytes:
 
 
 @pytest.mark.parametrize(
-    "code",
-    [0, 20001, 40050],
+    ("code", "verdict"),
+    [(0, Verdict.ACCEPTED), (20001, Verdict.PARTIAL), (40050, Verdict.ACCEPTED)],
     ids=["ok", "partial-success", "duplicated-request-already-received"],
 )
-def test_http_200_success_codes_are_sent(code):
+def test_http_200_success_codes_are_sent(code, verdict):
+    """Partial success is taken for a request of one event; for several, it is split
+    (tests/unit/outbox/test_batches.py)."""
     outcome = classify(200, answer(code, "OK", "req-1"))
-    assert outcome.verdict is Verdict.ACCEPTED
+    assert outcome.verdict is verdict
     assert outcome.accepted is True
     assert outcome.retryable is False
     assert outcome.code == code
