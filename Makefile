@@ -9,7 +9,7 @@ WORKERS ?= 4
 E ?= checkout_session_completed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test quick unit integration test-dynamodb-local lint demo run event deliveries bench build validate clean
+.PHONY: help venv test quick unit integration test-dynamodb-local lint demo run event deliveries replay bench build validate clean
 
 help:
 	@echo "make run       start the webhook on http://127.0.0.1:$(PORT)/ with local DynamoDB, send the sample events"
@@ -23,6 +23,7 @@ help:
 	@echo "make event E=checkout_session_completed   write a freshly signed event for sam local invoke"
 	@echo "make event SESSION=cs_... [DESTINATION=meta]   the stream event that hands that delivery to the sender"
 	@echo "make deliveries   list deliveries per destination (a running make run's; STACK=name for a deployed stack; REQUEUE=cs_... [DESTINATION=meta] to send one again)"
+	@echo "make replay SINCE=2026-12-01T00:00Z [UNTIL=...] [STACK=name] [DESTINATION=meta] [APPLY=1]   report what Stripe's record holds and this deployment missed (a dry run without APPLY=1)"
 	@echo "make bench     run the benchmarks and append to benchmarks/RESULTS.md"
 	@echo "make build     sam build (needs the AWS SAM CLI)"
 	@echo "make validate  sam validate --lint (needs the AWS SAM CLI)"
@@ -70,6 +71,10 @@ event: $(INSTALLED)
 
 deliveries: $(INSTALLED)
 	$(BIN)/python -m devtools.deliveries $(if $(STACK),--stack-name $(STACK),) $(if $(REQUEUE),--requeue $(REQUEUE),) $(if $(DESTINATION),--destination $(DESTINATION),) $(if $(COVERAGE),--coverage $(COVERAGE),)
+
+replay: $(INSTALLED)
+	@test -n "$(SINCE)" || { echo "make replay needs SINCE=, e.g. make replay SINCE=2026-12-01T00:00Z" >&2; exit 2; }
+	$(BIN)/python -m devtools.replay --since $(SINCE) $(if $(UNTIL),--until $(UNTIL),) $(if $(STACK),--stack-name $(STACK),) $(if $(DESTINATION),--destination $(DESTINATION),) $(if $(APPLY),--apply,)
 
 bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks.run_all

@@ -1,13 +1,15 @@
 """Where a running `make run` keeps its local DynamoDB, for `make deliveries` to find it.
 
-`make run` writes a small JSON file (git-ignored, `.local/make-run.json`; LOCAL_RUN_FILE names
-another) once its tables exist, and removes it when it stops: the moto endpoint, the region, the
-table names and the server's process id. `make deliveries` without STACK= reads it while that
+`make run` writes a small JSON file (git-ignored, `.local/make-run.json`, readable by you only;
+LOCAL_RUN_FILE names another) once its tables exist, and removes it when it stops: the moto
+endpoint, the region, the table names, the server's process id and the functions' settings (for
+`make replay`). `make deliveries` without STACK= reads it while that
 process is alive, so the local listing needs no port, table name, region or credentials typed in.
 """
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,20 @@ def state_file() -> Path:
     return Path(os.environ.get("LOCAL_RUN_FILE") or DEFAULT_FILE)
 
 
-def write(endpoint: str, region: str, sessions_table: str, customers_table: str, url: str) -> Path:
+# The functions' settings `make replay` decides with, as `make run` set them (its stand-ins' URLs
+# and tokens included); never the webhook's signing secret.
+SETTINGS_PREFIXES = ("TIKTOK_", "META_", "STRIPE_API_", "REDRIVE_", "DELIVERY_", "RECORD_", "SECRETS_")
+SETTINGS_NAMES = ("REQUIRE_AD_CONSENT", "RENEWAL_EVENT_NAME", "DEFAULT_PHONE_COUNTRY", "CONTENT_ID_SOURCE")
+
+
+def write(
+    endpoint: str,
+    region: str,
+    sessions_table: str,
+    customers_table: str,
+    url: str,
+    environ: Mapping[str, str] = os.environ,
+) -> Path:
     path = state_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
@@ -29,8 +44,14 @@ def write(endpoint: str, region: str, sessions_table: str, customers_table: str,
         "region": region,
         "sessions_table": sessions_table,
         "customers_table": customers_table,
+        "environment": {
+            name: value
+            for name, value in environ.items()
+            if name.startswith(SETTINGS_PREFIXES) or name in SETTINGS_NAMES
+        },
     }
     path.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+    path.chmod(0o600)  # it holds the local run's tokens
     return path
 
 

@@ -800,11 +800,17 @@ Real test-mode events from Stripe, with the Stripe CLI (two terminals):
   stripe trigger checkout.session.completed
 Events signed with {LOCAL_WEBHOOK_SECRET} are accepted too; restart to empty DynamoDB and resend the samples.
 This server's deliveries, in another terminal: make deliveries  (without STACK=, it finds this server)
+Its redrive runs every {os.environ.get("LOCAL_REDRIVE_SECONDS", "60")} s. What it missed of Stripe's record:
+  make replay SINCE=2026-12-01T00:00Z   (a dry run; APPLY=1 does it)
 """,
             flush=True,
         )
         server.on_request = _log_request
         mapping.on_invocation = _log_sender(delivery_state)
+        stop_redrive = threading.Event()
+        threading.Thread(
+            target=_redrive_on_schedule, args=(server.invocation_lock, stop_redrive), daemon=True
+        ).start()
         try:
             while True:
                 time.sleep(3600)
@@ -812,8 +818,25 @@ This server's deliveries, in another terminal: make deliveries  (without STACK=,
             print(f"\n{STOPPED}")  # Ctrl-C and SIGTERM alike
             return 0
         finally:
+            stop_redrive.set()
             local_run.remove()
             mapping.stop()
+
+
+def _redrive_on_schedule(invocation_lock: Any, stop: threading.Event) -> None:
+    """The redrive's schedule (template.yaml: every 5 minutes per destination), every
+    LOCAL_REDRIVE_SECONDS here (60 by default): what a replay requeues goes out while you watch."""
+    from delivery_redrive import app as redrive
+
+    every = float(os.environ.get("LOCAL_REDRIVE_SECONDS", "60"))
+    while not stop.wait(every):
+        with invocation_lock:  # one invocation at a time in this process, as in Lambda
+            tallies = redrive.lambda_handler(
+                {}, LambdaContext(120.0, function_name="DeliveryRedriveFunction")
+            )
+        done = {name: tally for name, tally in tallies.items() if tally and "disabled" not in tally}
+        if done:
+            print(f"{time.strftime('%H:%M:%S')}  schedule -> DeliveryRedriveFunction  {done}", flush=True)
 
 
 def _verdict(results: list[Result], compared_destinations: tuple[str, ...], manifest: Path) -> int:

@@ -1,6 +1,11 @@
 """A local HTTP server standing in for Stripe's API, as far as the sender reads it: a checkout
 session's line items (`GET /v1/checkout/sessions/{id}/line_items`), paginated with `limit` and
-`starting_after`, the price's product expanded on `expand[]=data.price.product`.
+`starting_after`, the price's product expanded on `expand[]=data.price.product`; and the Events API's
+list (`GET /v1/events`, events given to `add_events`), newest first, filtered by `type` (`*` a
+wildcard), `types`, `created` and `delivery_success`, paginated with `limit`, `starting_after` and
+`ending_before`. Each request must carry `Authorization: Bearer <key>`, the key `api_key` when one
+is set; `refuse_events` answers the events list as Stripe does a restricted key without the Events
+permission (403).
 
 The objects have the shapes of Stripe's own (a `list` of `item`s, each with its `price` and its
 `product`; errors as `{"error": {"type", "message"}}` with Stripe's status codes), so that the real
@@ -9,7 +14,10 @@ The objects have the shapes of Stripe's own (a `list` of `item`s, each with its 
 """
 
 import json
+import operator
+import re
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,6 +25,23 @@ from devtools.loopback import LoopbackStandIn, QuietHandler
 
 _ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 403: "invalid_request_error",
                 404: "invalid_request_error", 429: "invalid_request_error"}  # fmt: skip
+_NO_KEY = (
+    "You did not provide an API key. You need to provide your API key in the Authorization header, "
+    "using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY'). See "
+    "https://stripe.com/docs/api#authentication for details, or we can help at https://support.stripe.com/."
+)
+_NO_EVENT_READ = (
+    "The provided key '{key}' does not have the required permissions for this endpoint on account "
+    "'{account}'. Having the 'rak_event_read' permission would allow this request to continue."
+)
+_CREATED: dict[str, Callable[[int, int], bool]] = {
+    "created": operator.eq, "created[gt]": operator.gt, "created[gte]": operator.ge,
+    "created[lt]": operator.lt, "created[lte]": operator.le}  # fmt: skip
+# stripe-python writes arrays as types[0]=...; curl users write types[]=...
+_EVENTS_PARAMETERS = re.compile(
+    r"(type|limit|starting_after|ending_before|delivery_success|created(\[(gt|gte|lt|lte)\])?"
+    r"|(types|expand)\[\d*\])"
+)
 
 
 def line_item(
@@ -73,10 +98,28 @@ def line_item(
     }
 
 
+class _BadParameter(Exception):
+    """A list request's parameter that Stripe answers with a 400."""
+
+    def __init__(self, message: str, param: str, code: str | None = None):
+        super().__init__(message)
+        self.message, self.param, self.code = message, param, code
+
+
 class StripeStandIn(LoopbackStandIn):
-    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str | None = None,
+        account: str = "acct_1StandIn00000000",
+    ):
         self.requests: list[dict[str, Any]] = []
+        self.api_key = api_key  # None: any key is taken
+        self.account = account
         self._line_items: dict[str, list[dict[str, Any]]] = {}
+        self._events: list[dict[str, Any]] = []
+        self._events_refused = False
         self._behaviour = "ok"
         super().__init__(self._handler_class(), host, port)
 
@@ -93,6 +136,8 @@ class StripeStandIn(LoopbackStandIn):
         with self._lock:
             self.requests.clear()
             self._line_items.clear()
+            self._events.clear()
+            self._events_refused = False
             self._behaviour = "ok"
         self._release.clear()
 
@@ -100,13 +145,89 @@ class StripeStandIn(LoopbackStandIn):
         with self._lock:
             self._line_items[session_id] = items
 
+    def add_events(self, events: list[dict[str, Any]]) -> None:
+        """Stripe event objects, as Stripe's API returns them, for `GET /v1/events` to list."""
+        with self._lock:
+            self._events.extend(events)
+
+    def refuse_events(self, refuse: bool = True) -> None:
+        """Answer `GET /v1/events` with Stripe's 403 to a restricted key without the Events permission."""
+        with self._lock:
+            self._events_refused = refuse
+
+    def _refusal(self, path: str, authorization: str | None) -> tuple[int, dict[str, Any]] | None:
+        """Stripe's answer to a request its key does not allow, None if the key does."""
+        scheme, _, key = (authorization or "").partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key:
+            return 401, _error(401, _NO_KEY)
+        with self._lock:
+            expected, refused = self.api_key, self._events_refused
+        if expected is not None and key != expected:
+            return 401, _error(401, f"Invalid API Key provided: {_masked(key)}")
+        if refused and path == "/v1/events":
+            return 403, _error(403, _NO_EVENT_READ.format(key=_masked(key), account=self.account))
+        return None
+
+    def _events_page(self, query: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        try:
+            return 200, self._list_events(query)
+        except _BadParameter as bad:
+            return 400, _error(400, bad.message, bad.code, bad.param)
+
+    def _list_events(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        unknown = [name for name in query if not _EVENTS_PARAMETERS.fullmatch(name)]
+        if unknown:
+            raise _BadParameter(f"Received unknown parameter: {unknown[0]}", unknown[0], "parameter_unknown")
+        one = {name: values[-1] for name, values in query.items()}
+        types = {value for name, values in query.items() if name.startswith("types[") for value in values}
+        for first, second in (("type", "types"), ("ending_before", "starting_after")):
+            if {first, second} <= {name.partition("[")[0] for name in one}:
+                raise _BadParameter(
+                    f"You may only specify one of these parameters: {first}, {second}.", first
+                )
+        limit = _integer(one, "limit", 10)
+        if not 1 <= limit <= 100:
+            bound = "greater than or equal to 1" if limit < 1 else "less than or equal to 100"
+            raise _BadParameter(f"This value must be {bound}.", "limit")
+        bounds = [(compare, _integer(one, name, 0)) for name, compare in _CREATED.items() if name in one]
+        pattern = re.compile(".*".join(map(re.escape, one["type"].split("*")))) if "type" in one else None
+        delivered = one.get("delivery_success")
+        if delivered not in (None, "true", "false"):
+            raise _BadParameter(
+                f"Invalid boolean: {delivered}", "delivery_success", "parameter_invalid_boolean"
+            )
+
+        def wanted(event: dict[str, Any]) -> bool:
+            return (
+                (pattern is None or pattern.fullmatch(event["type"]) is not None)
+                and (not types or event["type"] in types)
+                and all(compare(event["created"], bound) for compare, bound in bounds)
+                and (delivered is None or (event.get("pending_webhooks", 0) == 0) == (delivered == "true"))
+            )
+
+        with self._lock:
+            # newest first; of events created in the same second, the one added last first
+            ordered = sorted(reversed(self._events), key=lambda event: -event["created"])
+        cursor = next((name for name in ("starting_after", "ending_before") if name in one), None)
+        at = next((i for i, event in enumerate(ordered) if cursor and event["id"] == one[cursor]), None)
+        if cursor and at is None:
+            raise _BadParameter(f"No such event: '{one[cursor]}'", cursor, "resource_missing")
+        if cursor == "ending_before":
+            candidates = [event for event in ordered[:at] if wanted(event)]
+            page = candidates[-limit:]
+        else:
+            candidates = [event for event in ordered[0 if at is None else at + 1 :] if wanted(event)]
+            page = candidates[:limit]
+        return {"object": "list", "url": "/v1/events", "has_more": len(candidates) > limit, "data": page}
+
     def _page(self, session_id: str, query: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
         with self._lock:
             items = self._line_items.get(session_id)
         if items is None:
             return 404, _error(404, f"No such checkout.session: '{session_id}'", "resource_missing")
         limit = min(max(int((query.get("limit") or ["10"])[0]), 1), 100)
-        after = (query.get("starting_after") or [None])[0]
+        after = (query.get("starting_after") or [""])[0]
         start = next((index + 1 for index, item in enumerate(items) if item["id"] == after), 0)
         page = items[start : start + limit]
         # stripe-python sends expand[0]=...; curl users write expand[]=...
@@ -124,7 +245,7 @@ class StripeStandIn(LoopbackStandIn):
             "url": f"/v1/checkout/sessions/{session_id}/line_items",
         }
 
-    def _handler_class(self):
+    def _handler_class(self) -> type[QuietHandler]:
         standin = self
 
         class Handler(QuietHandler):
@@ -148,6 +269,10 @@ class StripeStandIn(LoopbackStandIn):
                 if behaviour.startswith("http:"):
                     status = int(behaviour.split(":", 1)[1])
                     self._answer(status, _error(status, f"stand-in error {status}"))
+                elif refusal := standin._refusal(parts.path, self.headers.get("authorization")):
+                    self._answer(*refusal)
+                elif parts.path == "/v1/events":
+                    self._answer(*standin._events_page(query))
                 elif (
                     len(segments) == 5
                     and segments[:3] == ["v1", "checkout", "sessions"]
@@ -169,8 +294,22 @@ class StripeStandIn(LoopbackStandIn):
         return Handler
 
 
-def _error(status: int, message: str, code: str | None = None) -> dict[str, Any]:
+def _error(status: int, message: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
     error: dict[str, Any] = {"type": _ERROR_TYPES.get(status, "api_error"), "message": message}
     if code:
         error["code"] = code
+    if param:
+        error["param"] = param
     return {"error": error}
+
+
+def _integer(one: dict[str, str], name: str, default: int) -> int:
+    try:
+        return int(one.get(name, default))
+    except ValueError:
+        raise _BadParameter(f"Invalid integer: {one[name]}", name, "parameter_invalid_integer") from None
+
+
+def _masked(key: str) -> str:
+    """An API key as Stripe's error messages show it: all but its last 4 characters masked."""
+    return "*" * max(len(key) - 4, 0) + key[-4:]

@@ -124,6 +124,7 @@ EXERCISED_BY = {
     "make bench": "test_make_bench_is_a_target_that_runs_the_benchmarks",
     "make event": "test_make_event_writes_what_sam_local_invoke_reads",
     "make deliveries": "test_make_deliveries_lists_and_requeues_as_the_docs_say",
+    "make replay": "test_make_replay_reports_what_was_missed_as_the_docs_say",
     ".venv/bin/python -m devtools.deliveries": "test_make_deliveries_lists_and_requeues_as_the_docs_say",
     ".venv/bin/python -m devtools.local_server": "test_the_local_server_help",
     "aws ssm": "test_the_secret_commands_store_what_the_functions_read",
@@ -507,6 +508,77 @@ def test_make_deliveries_lists_and_requeues_as_the_docs_say(shell_env, deployed_
         assert db.delivery(session_id, destination)["delivery_status"] == "pending"
 
 
+@pytest.fixture
+def stack_with_functions(aws_endpoint, both_env, tables):
+    """A stack of samconfig.toml's name in moto with the two delivery functions configured as this
+    test's (moto keeps their configuration; nothing runs there), and the template's outputs."""
+    variables = {
+        name: value
+        for name, value in os.environ.items()
+        if name.startswith(("TIKTOK_", "META_", "SESSIONS_", "CUSTOMERS_", "REDRIVE_", "DELIVERY_"))
+    }
+    role = {"Fn::GetAtt": ["DeliveryRole", "Arn"]}
+    trust = {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    function = {
+        "Type": "AWS::Lambda::Function",
+        "Properties": {
+            "Runtime": "python3.13",
+            "Handler": "app.lambda_handler",
+            "Role": role,
+            "Code": {"ZipFile": "def lambda_handler(event, context): pass"},
+            "Environment": {"Variables": variables},
+        },
+    }
+    assert {"DeliverySenderFunction", "DeliveryRedriveFunction"} <= set(load_template()["Resources"])
+    template = {
+        "Resources": {
+            "DeliveryRole": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {"AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [trust]}},
+            },
+            "DeliverySenderFunction": function,
+            "DeliveryRedriveFunction": function,
+        },
+        "Outputs": {"SessionsTableName": {"Value": tables["SESSIONS_TABLE_NAME"]}},
+    }
+    cloudformation = boto3.client("cloudformation", endpoint_url=aws_endpoint)
+    with contextlib.suppress(cloudformation.exceptions.ClientError):
+        cloudformation.delete_stack(StackName=STACK)
+    cloudformation.create_stack(StackName=STACK, TemplateBody=json.dumps(template))
+    yield variables
+    cloudformation.delete_stack(StackName=STACK)
+
+
+def test_make_replay_reports_what_was_missed_as_the_docs_say(
+    shell_env, stack_with_functions, stripe_server, db, stream, tiktok_server, meta_server
+):
+    """A sale Stripe kept and the stack never saw: the dry run shows it and writes nothing; the
+    documented APPLY=1 provisions it once, and Meta's replay afterwards finds nothing to do."""
+    commands = [command for command in commands_of("make replay") if "SINCE=" in command.text]  # not the name
+    dry_runs = [command for command in commands if "APPLY=1" not in command.text]
+    applying = [command for command in commands if "APPLY=1" in command.text]
+    assert dry_runs and applying and all(STACK in command.text for command in commands)
+    session = checkout_session()
+    stripe_server.reset()
+    stripe_server.add_events([stripe_event(session=session, created=int(time.time()) - 3600)])
+    environ = {**shell_env, "STRIPE_API_KEY": "rk_test_replay", "STRIPE_API_BASE": stripe_server.url}
+
+    for command in dry_runs:
+        done = run(command, environ)
+        assert done.returncode == 0, f"{command}\n{done.stdout}{done.stderr}"
+        assert session["id"] in done.stdout and "provision" in done.stdout and "Dry run" in done.stdout
+        assert db.delivery(session["id"], "tiktok") is None, "a dry run wrote"
+    for command in applying:
+        done = run(command, environ)
+        assert done.returncode == 0, f"{command}\n{done.stdout}{done.stderr}"
+        assert session["id"] in done.stdout
+    stream.drain()
+    assert [event["event_id"] for event in tiktok_server.events()] == [session["id"]]
+    assert [event["event_id"] for event in meta_server.events()] == [session["id"]]
+    last = run(applying[-1], environ)
+    assert "already sent" in last.stdout and "provisioned" not in last.stdout.split("Totals")[0]
+
+
 # ------------------------------------------------------------ commands that cannot run here: checked
 
 
@@ -794,7 +866,8 @@ def test_a_deploy_after_going_live_keeps_the_stack_live(
             currency="USD",
         )
         for sending in opened.values():
-            body = json.loads(sending.platform.prepare(purchase, None, PurchaseKind.CHECKOUT).body)
+            prepared = sending.platform.prepare(purchase, None, PurchaseKind.CHECKOUT)
+            body = json.loads(sending.platform.body([prepared]))
             assert body.get("test_event_code", "") == sending.test_event_code
         return {name: sending.test_event_code for name, sending in opened.items()}
 

@@ -13,7 +13,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from checkout_conversions.outbox.model import ConcurrentUpdate, Delivery, StoreError
 from checkout_conversions.purchase import Consent
 from checkout_conversions.store import items
-from checkout_conversions.store.dynamodb import error_code
+from checkout_conversions.store.dynamodb import error_code, translated_errors
+from checkout_conversions.store.items import KEY, to_item
 from checkout_conversions.store.subscriptions import subscription_key
 
 
@@ -29,6 +30,18 @@ class SubscriptionLink:
     external_id: str
     consent: Consent
     limited_data_use: bool | None
+
+    def record(self) -> dict[str, Any]:
+        """The fields it writes on the subscription's record."""
+        fields: dict[str, Any] = {
+            "checkout_session": self.session_id,
+            "external_id": self.external_id,
+            "subscription_id": self.subscription_id,
+            "ad_consent": self.consent.value,
+        }
+        if self.limited_data_use is not None:
+            fields["limited_data_use"] = self.limited_data_use
+        return fields
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,17 @@ class DynamoProvisioning:
         self._client = client
         self.sessions_table = sessions_table
         self.customers_table = customers_table
+
+    def provisioned(self, session_id: str) -> bool:
+        """Whether the session's marker is kept: it was provisioned here."""
+        with translated_errors():
+            answer = self._client.get_item(
+                TableName=self.sessions_table,
+                Key=to_item({KEY: session_id}),
+                ProjectionExpression=KEY,
+                ConsistentRead=True,
+            )
+        return "Item" in answer
 
     def provision(self, provisioning: Provisioning) -> ProvisionResult:
         """Write it all atomically, unless the session was provisioned already."""
@@ -87,22 +111,12 @@ class DynamoProvisioning:
         return transaction
 
     def _link(self, link: SubscriptionLink) -> dict[str, Any]:
-        values: dict[str, Any] = {
-            "session": link.session_id,
-            "external_id": link.external_id,
-            "subscription_id": link.subscription_id,
-            "ad_consent": link.consent.value,
-        }
-        sets = "checkout_session = :session, external_id = :external_id, subscription_id = :subscription_id, "
-        sets += "ad_consent = :ad_consent"
-        if link.limited_data_use is not None:
-            values["limited_data_use"] = link.limited_data_use
-            sets += ", limited_data_use = :limited_data_use"
+        fields = link.record()
         return {
             "TableName": self.customers_table,
             "Key": subscription_key(link.customer_id, link.subscription_id),
-            "UpdateExpression": f"SET {sets}",
-            "ExpressionAttributeValues": items.expression_values(**values),
+            "UpdateExpression": "SET " + ", ".join(f"{name} = :{name}" for name in fields),
+            "ExpressionAttributeValues": items.expression_values(**fields),
         }
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from checkout_conversions.store.dynamodb import ConditionFailed, write
+from checkout_conversions.store.dynamodb import ConditionFailed, translated_errors, write
 from checkout_conversions.store.items import expression_values, from_item, to_item
 
 
@@ -67,6 +67,14 @@ class DynamoSubscriptions:
     def __init__(self, client: Any, customers_table: str):
         self._client = client
         self.table = customers_table
+
+    def get(self, customer_id: str, subscription_id: str) -> dict[str, Any] | None:
+        """The subscription's record (plain values), or None when none is kept."""
+        with translated_errors():
+            answer = self._client.get_item(
+                TableName=self.table, Key=subscription_key(customer_id, subscription_id), ConsistentRead=True
+            )
+        return from_item(answer.get("Item"))
 
     def record(
         self,

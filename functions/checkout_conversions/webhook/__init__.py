@@ -96,7 +96,7 @@ def _verified(request: HttpRequest, dynamodb: Any) -> HttpResponse:
         count("RejectedRequests")
         logger.warning("Signed event is malformed", extra={"reason": str(error)})
         return HttpResponse(400, {"error": str(error)})
-    return _answer(stripe_event, settings, dynamodb)
+    return answer_event(stripe_event, settings, dynamodb)
 
 
 def _signature_refused(error: InvalidSignature) -> HttpResponse:
@@ -114,7 +114,9 @@ def _signing_secrets(settings: Settings) -> list[str]:
     return accepted
 
 
-def _answer(stripe_event: StripeEvent, settings: Settings, dynamodb: Any) -> HttpResponse:
+def answer_event(stripe_event: StripeEvent, settings: Settings, dynamodb: Any) -> HttpResponse:
+    """What the webhook does with a verified event, and its answer (a replay of Stripe's record
+    does the same with the events it reads)."""
     tables = settings.tables
     match stripe_event:
         case CheckoutPaid():

@@ -32,27 +32,17 @@ def provision_checkout(
     """Provision the session and start its deliveries; StoreError (ConcurrentUpdate when another
     delivery of the session is writing it right now) when the store fails."""
     checkout = read_checkout(paid, now)
-    epoch = int(now.timestamp())
-    facts = ReportFacts(PurchaseKind.CHECKOUT, paid.facts.livemode, paid.facts.created, checkout.consent)
-    provenance = Provenance(
-        stripe_event_id=paid.facts.id,
-        event_type=paid.facts.type,
-        provisioned_at=checkout.customer["provisioned_at"],
-        expires_at=epoch + settings.record_retention_days * 86400,
-    )
-    deliveries = tuple(
-        new_delivery(destination, checkout.purchase, facts, provenance, settings, epoch)
-        for destination in settings.configured_destinations
-    )
+    deliveries = _deliveries(paid, checkout, settings, now)
+    expires_at = int(now.timestamp()) + settings.record_retention_days * 86400
     marker = {
         "session_id": checkout.session_id,
         "customer_id": checkout.customer["customer_id"],
-        "stripe_event_id": provenance.stripe_event_id,
-        "event_type": provenance.event_type,
+        "stripe_event_id": paid.facts.id,
+        "event_type": paid.facts.type,
         "event_time": paid.facts.created,
         "livemode": paid.facts.livemode,
-        "provisioned_at": provenance.provisioned_at,
-        "expires_at": provenance.expires_at,
+        "provisioned_at": checkout.customer["provisioned_at"],
+        "expires_at": expires_at,
         "destinations": [delivery.destination for delivery in deliveries] or None,
     }
     provisioning = Provisioning(
@@ -64,6 +54,34 @@ def provision_checkout(
         subscription=_subscription_link(checkout),
     )
     return Provisioned(checkout, deliveries, store.provision(provisioning))
+
+
+def checkout_deliveries(paid: CheckoutPaid, settings: Settings, now: datetime) -> tuple[Delivery, ...]:
+    """The deliveries provisioning this checkout records now, one per configured destination,
+    as the webhook records them (a replay compares them with what is recorded)."""
+    return _deliveries(paid, read_checkout(paid, now), settings, now)
+
+
+def subscription_link(paid: CheckoutPaid, now: datetime) -> SubscriptionLink | None:
+    """What provisioning this checkout writes on its subscription's record (None: no subscription)."""
+    return _subscription_link(read_checkout(paid, now))
+
+
+def _deliveries(
+    paid: CheckoutPaid, checkout: Checkout, settings: Settings, now: datetime
+) -> tuple[Delivery, ...]:
+    epoch = int(now.timestamp())
+    facts = ReportFacts(PurchaseKind.CHECKOUT, paid.facts.livemode, paid.facts.created, checkout.consent)
+    provenance = Provenance(
+        stripe_event_id=paid.facts.id,
+        event_type=paid.facts.type,
+        provisioned_at=checkout.customer["provisioned_at"],
+        expires_at=epoch + settings.record_retention_days * 86400,
+    )
+    return tuple(
+        new_delivery(destination, checkout.purchase, facts, provenance, settings, epoch)
+        for destination in settings.configured_destinations
+    )
 
 
 def _subscription_link(checkout: Checkout) -> SubscriptionLink | None:

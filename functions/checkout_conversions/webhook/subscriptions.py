@@ -7,6 +7,7 @@ the checkout with the buyer's choices the checkout recorded."""
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from checkout_conversions.outbox.model import Delivery, DeliveryStatus, Ledger, ReportFacts
 from checkout_conversions.outbox.start import Provenance, new_delivery
@@ -83,16 +84,27 @@ def _start_renewal(
 ) -> RenewalState | None:
     """The renewal's own delivery, once per invoice and destination that takes renewals; the
     state of the first such destination for the answer."""
-    record = written.item or {}
+    now = int(datetime.now(UTC).timestamp())
+    states = [
+        _start_one(delivery, written, ledger)
+        for delivery in renewal_deliveries(paid, written.item or {}, settings, now)
+    ]
+    return states[0] if states else None
+
+
+def renewal_deliveries(
+    paid: InvoicePaid, subscription: dict[str, Any], settings: Settings, now: int
+) -> list[Delivery]:
+    """A renewal's deliveries, one per destination that takes renewals, with the buyer's choices
+    the checkout recorded on the subscription's record (`subscription`: {} when unknown)."""
     invoice = paid.invoice
     event_time = invoices.paid_at(invoice, paid.facts.created)
-    now = int(datetime.now(UTC).timestamp())
     facts = ReportFacts(
-        PurchaseKind.RENEWAL, paid.facts.livemode, event_time, Consent.parse(record.get("ad_consent"))
+        PurchaseKind.RENEWAL, paid.facts.livemode, event_time, Consent.parse(subscription.get("ad_consent"))
     )
-    limited_data_use = record.get("limited_data_use")
+    limited_data_use = subscription.get("limited_data_use")
     purchase = replace(
-        invoices.renewal_purchase(invoice, event_time, record.get("external_id")),
+        invoices.renewal_purchase(invoice, event_time, subscription.get("external_id")),
         limited_data_use=limited_data_use if isinstance(limited_data_use, bool) else None,
     )
     provenance = Provenance(
@@ -102,12 +114,11 @@ def _start_renewal(
         expires_at=now + settings.record_retention_days * 86400,
         customer_id=paid.customer_id,
     )
-    states = [
-        _start_one(new_delivery(destination, purchase, facts, provenance, settings, now), written, ledger)
+    return [
+        new_delivery(destination, purchase, facts, provenance, settings, now)
         for destination in settings.destinations
         if destination.reports_renewals
     ]
-    return states[0] if states else None
 
 
 def _start_one(delivery: Delivery, written: SubscriptionWrite, ledger: Ledger) -> RenewalState:
