@@ -43,12 +43,14 @@ FAKE_AWS = {
 # client at import.
 WEBHOOK_FUNCTION = "StripeWebhookFunction"
 SENDER_FUNCTION = "DeliverySenderFunction"
+REDRIVE_FUNCTION = "DeliveryRedriveFunction"
 
 
 def lambda_runtime(function_name: str = WEBHOOK_FUNCTION) -> dict[str, str]:
     handler = {
         WEBHOOK_FUNCTION: "stripe_webhook.app.lambda_handler",
         SENDER_FUNCTION: "delivery_sender.app.lambda_handler",
+        REDRIVE_FUNCTION: "delivery_redrive.app.lambda_handler",
     }[function_name]
     return {
         "LAMBDA_TASK_ROOT": str(FUNCTIONS),
@@ -360,7 +362,7 @@ def load_handler(environment: dict[str, str]) -> Any:
     os.environ.update(environment)
     from stripe_webhook import app
 
-    _quiet_logs()
+    quiet_logs()
     return app
 
 
@@ -369,14 +371,14 @@ def load_sender(environment: dict[str, str]) -> Any:
     os.environ.update(environment)
     from delivery_sender import app
 
-    _quiet_logs()
+    quiet_logs()
     return app
 
 
 _log_sink: Any = None
 
 
-def _quiet_logs() -> None:
+def quiet_logs() -> None:
     """Logger and Metrics are one per process (checkout_conversions.observability), shared by every
     function imported in it."""
     global _log_sink

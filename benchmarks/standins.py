@@ -1,6 +1,6 @@
 """The loopback stand-ins, in a process of their own: moto DynamoDB (and its Streams API), a
-counting proxy in front of it, the TikTok stand-in (devtools.tiktok_standin) and a UDP sink for
-X-Ray segments, all on 127.0.0.1.
+counting proxy in front of it, the TikTok and Meta stand-ins (devtools.tiktok_standin,
+devtools.meta_standin) and a UDP sink for X-Ray segments, all on 127.0.0.1.
 
 Why a separate process: on Lambda the function's process does only the function's work, and
 DynamoDB and TikTok are elsewhere. In one process the stand-ins' threads would compete with the
@@ -10,8 +10,8 @@ The counting proxy is a ThreadingHTTPServer that forwards every request to moto 
 counts it by its X-Amz-Target (TransactWriteItems, UpdateItem, ...), with the time moto took;
 DynamoDB Streams requests are counted as `Streams.GetRecords` etc. AWS_ENDPOINT_URL_DYNAMODB
 points the functions at the proxy, so the counts are taken at the HTTP boundary, whatever the
-code above it does. The TikTok stand-in's requests are also timed on arrival (CLOCK_MONOTONIC,
-which every process on the machine shares), for the sender's latency.
+code above it does. The TikTok and Meta stand-ins' requests are also timed on arrival
+(CLOCK_MONOTONIC, which every process on the machine shares), for the sender's latency.
 
 Two things in moto 5.2 are fixed here (not in the product, and only in this process), because
 they would otherwise decide the results:
@@ -71,6 +71,8 @@ class CountingProxy:
         self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()
         self.durations: dict[str, list[float]] = defaultdict(list)
+        # Answers the client no longer waited for (its read timeout: botocore then retries).
+        self.abandoned: Counter[str] = Counter()
         self._server = ThreadingHTTPServer((HOST, 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -91,6 +93,7 @@ class CountingProxy:
         with self._lock:
             self.counts.clear()
             self.durations.clear()
+            self.abandoned.clear()
 
     def record(self, target: str, seconds: float) -> None:
         with self._lock:
@@ -102,6 +105,7 @@ class CountingProxy:
             return {
                 "counts": dict(self.counts),
                 "seconds": {target: sum(values) for target, values in self.durations.items()},
+                "abandoned": dict(self.abandoned),
             }
 
     def all_durations(self) -> dict[str, list[float]]:
@@ -147,8 +151,13 @@ class CountingProxy:
                     if name.lower() not in _HOP_BY_HOP | _SET_BY_US:
                         self.send_header(name, value)
                 self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting
+                    with proxy._lock:
+                        proxy.abandoned[target] += 1
+                    self.close_connection = True
 
             def _forward(self, headers: dict[str, str], body: bytes | None) -> tuple:
                 for attempt in (1, 2):  # a kept-alive connection moto closed: reconnect once
@@ -180,12 +189,13 @@ def _label(amz_target: str) -> str:
     return f"Streams.{operation}" if service.startswith("DynamoDBStreams") else operation
 
 
-# --- the TikTok stand-in's arrivals, and X-Ray's segments ----------------------------------------
+# --- the ad platforms' arrivals, and X-Ray's segments -------------------------------------------
 
 
 class TimedRequests(list):
-    """The TikTok stand-in's list of requests, noting when each arrived (its body read, before
-    the answer): the stand-in appends to it, `behave` clears it."""
+    """A platform stand-in's list of requests (TikTok's, Meta's), noting when each arrived (its
+    body read, before the answer): the stand-in appends to it, `behave` clears it. Both platforms
+    carry their events in the body's `data`, each with its `event_id`."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -317,6 +327,7 @@ def serve() -> None:
     from moto.moto_server.werkzeug_app import MotoRequestHandler
     from moto.server import ThreadedMotoServer
 
+    from devtools.meta_standin import MetaStandIn
     from devtools.tiktok_standin import TikTokStandIn
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -337,11 +348,15 @@ def serve() -> None:
     tiktok._server.RequestHandlerClass.disable_nagle_algorithm = True
     tiktok.requests = TimedRequests()
     tiktok.start()
+    meta = MetaStandIn(HOST, 0)
+    meta._server.RequestHandlerClass.disable_nagle_algorithm = True
+    meta.requests = TimedRequests()
+    meta.start()
     xray = UdpSink().start()
     listener = Listener((HOST, 0), authkey=os.environ["BENCH_STANDINS_KEY"].encode())
 
     commands = {
-        "snapshot": lambda: {**proxy.snapshot(), "tiktok": len(tiktok.requests)},
+        "snapshot": lambda: {**proxy.snapshot(), "tiktok": len(tiktok.requests), "meta": len(meta.requests)},
         "reset": proxy.reset,
         "durations": proxy.all_durations,
         "behave": lambda *script: tiktok.behave(*script),
@@ -349,6 +364,9 @@ def serve() -> None:
         "tiktok_event_ids": lambda: [event.get("event_id") for event in tiktok.events()],
         "tiktok_count": lambda: len(tiktok.requests),
         "tiktok_arrivals": lambda: tiktok.requests.timed_event_ids(),
+        "meta_behave": lambda *script: meta.behave(*script),
+        "meta_count": lambda: len(meta.requests),
+        "meta_arrivals": lambda: meta.requests.timed_event_ids(),
         "xray_datagrams": lambda: xray.datagrams,
         "cpu_seconds": lambda: sum(os.times()[:2]),
         "collect": gc.collect,
@@ -357,6 +375,7 @@ def serve() -> None:
         "moto": f"http://{HOST}:{moto_port}",
         "proxy": proxy.url,
         "tiktok": tiktok.url,
+        "meta": meta.url_base,
         "xray_daemon": xray.address,
         "control": list(listener.address),
         "moto_hardened": hardened,
@@ -379,6 +398,7 @@ def serve() -> None:
                 connection.send(("error", repr(error)))
     finally:
         tiktok.stop()
+        meta.stop()
         xray.stop()
         proxy.stop()
         moto.stop()
@@ -410,6 +430,7 @@ class StandIns:
         self.moto_url: str = self.info["moto"]
         self.proxy_url: str = self.info["proxy"]
         self.tiktok_url: str = self.info["tiktok"]
+        self.meta_url: str = self.info["meta"]
         self.xray_daemon: str = self.info["xray_daemon"]
         self._connection = Client(tuple(self.info["control"]), authkey=key.encode())
 
@@ -446,7 +467,8 @@ class StandIns:
 
 
 def diff(after: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
-    """Requests (by target), seconds at moto (by target) and TikTok POSTs between two snapshots."""
+    """Requests (by target), seconds at moto (by target) and TikTok and Meta POSTs between two
+    snapshots."""
     counts = Counter(after["counts"])
     counts.subtract(before["counts"])
     seconds = {
@@ -457,6 +479,12 @@ def diff(after: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
         "counts": {target: n for target, n in counts.items() if n},
         "seconds": {target: s for target, s in seconds.items() if s},
         "tiktok": after["tiktok"] - before["tiktok"],
+        "meta": after.get("meta", 0) - before.get("meta", 0),
+        "abandoned": {
+            target: n - before.get("abandoned", {}).get(target, 0)
+            for target, n in after.get("abandoned", {}).items()
+            if n - before.get("abandoned", {}).get(target, 0)
+        },
     }
 
 
