@@ -28,6 +28,7 @@ from checkout_conversions.outbox.start import Provenance, new_delivery
 from checkout_conversions.purchase import Buyer, Consent, Content, Purchase, PurchaseKind
 from checkout_conversions.settings import Settings, load_settings
 from checkout_conversions.store import items
+from checkout_conversions.store.deliveries import REBUILT_FIELDS
 from checkout_conversions.store.items import KEY, LEGACY_EVENT, OUTCOME_FIELDS
 from checkout_conversions.values import iso
 
@@ -190,8 +191,7 @@ class MemoryLedger:
             ):
                 return None
             fresh = items.delivery_item(rebuilt)
-            rebuilt_fields = ("purchase", "event_time", "livemode", "ad_consent", "delivery_kind")
-            sets = {name: fresh[name] for name in rebuilt_fields if fresh[name] is not None}
+            sets = {name: fresh[name] for name in REBUILT_FIELDS if fresh[name] is not None}
             sets.update(
                 {
                     "delivery_status": DeliveryStatus.PENDING.value,
@@ -201,7 +201,7 @@ class MemoryLedger:
                     "delivery_updated_at": iso(now),
                 }
             )
-            removes = ("delivery_retryable", "delivery_reason", *(n for n in rebuilt_fields if n not in sets))
+            removes = ("delivery_retryable", "delivery_reason", *(n for n in REBUILT_FIELDS if n not in sets))
             _update(item, sets, removes)
             return items.delivery_from(copy.deepcopy(item))
 

@@ -5,7 +5,6 @@ permission, a bad parameter) raised as the library's errors."""
 
 import json
 import random
-import socket
 import urllib.error
 import urllib.request
 from decimal import Decimal
@@ -18,24 +17,11 @@ import stripe
 
 from devtools.stripe_standin import StripeStandIn
 
+pytestmark = pytest.mark.loopback  # post() and the stand-in talk over 127.0.0.1
+
 STRIPE_FIXTURES = Path("/work/shared/fixtures/external/stripe")
 KEY = "rk_test_standin_events_key_0001"
 T0 = 1_735_689_600
-
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    """Overrides the unit-suite guard for this module: loopback only (the stand-in runs on
-    127.0.0.1); any other connection still fails the test loudly."""
-    connect = socket.socket.connect
-
-    def loopback_only(sock, address, *args, **kwargs):
-        host = address[0] if isinstance(address, tuple) else address
-        if host not in ("127.0.0.1", "::1", "localhost"):
-            raise RuntimeError("unit tests must not touch the network")
-        return connect(sock, address, *args, **kwargs)
-
-    monkeypatch.setattr(socket.socket, "connect", loopback_only)
 
 
 @pytest.fixture(scope="module")

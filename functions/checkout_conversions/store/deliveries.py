@@ -24,7 +24,7 @@ _CLAIM = "SET claim_token = :claim_token, claim_expires_at = :hold_until ADD del
 _OUT_OF_QUEUE = ("redrive_queue", "next_attempt_at")
 _CLAIM_FIELDS = ("claim_token", "claim_expires_at")
 # What a replay rebuilds from Stripe's record when it reopens a delivery.
-_REBUILT = ("purchase", "event_time", "livemode", "ad_consent", "delivery_kind")
+REBUILT_FIELDS = ("purchase", "event_time", "livemode", "ad_consent", "delivery_kind")
 
 
 class DynamoDeliveries:
@@ -179,7 +179,7 @@ class DynamoDeliveries:
         for good) pending again and due now, with the purchase and facts rebuilt from Stripe's
         record (an operator's replay); None when it is no such delivery (sent, waiting, held)."""
         fresh = items.delivery_item(rebuilt)
-        sets = {name: fresh[name] for name in _REBUILT if fresh[name] is not None}
+        sets = {name: fresh[name] for name in REBUILT_FIELDS if fresh[name] is not None}
         sets.update(
             {
                 "delivery_status": DeliveryStatus.PENDING.value,
@@ -189,7 +189,8 @@ class DynamoDeliveries:
                 "delivery_updated_at": iso(now),
             }
         )
-        removes = ["delivery_retryable", "delivery_reason", *(name for name in _REBUILT if name not in sets)]
+        cleared = [name for name in REBUILT_FIELDS if name not in sets]
+        removes = ["delivery_retryable", "delivery_reason", *cleared]
         update, values = _set_remove(sets, removes)
         values.update(
             expression_values(

@@ -2,7 +2,6 @@
 and one POST against the local stand-in (devtools/meta_standin.py) on 127.0.0.1."""
 
 import json
-import socket
 from dataclasses import replace
 
 import httpx
@@ -22,6 +21,8 @@ from checkout_conversions.purchase import Buyer, Content, Purchase
 from checkout_conversions.settings import load_settings
 from checkout_conversions.values import encode_json as encode
 from devtools.meta_standin import FBTRACE_ID, MetaStandIn
+
+pytestmark = pytest.mark.loopback  # post() and the stand-in talk over 127.0.0.1
 
 TOKEN = "EAAstandinTokenValue123"
 
@@ -264,21 +265,6 @@ def test_events_url():
 
 
 # ---------------------------------------------------------------- post() against the stand-in
-
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    """Overrides the unit-suite guard for this module: loopback only (the stand-in runs on
-    127.0.0.1); any other connection still fails the test loudly."""
-    connect = socket.socket.connect
-
-    def loopback_only(sock, address, *args, **kwargs):
-        host = address[0] if isinstance(address, tuple) else address
-        if host not in ("127.0.0.1", "::1", "localhost"):
-            raise RuntimeError("unit tests must not touch the network")
-        return connect(sock, address, *args, **kwargs)
-
-    monkeypatch.setattr(socket.socket, "connect", loopback_only)
 
 
 @pytest.fixture(scope="module")
