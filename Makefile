@@ -74,7 +74,8 @@ deliveries: $(INSTALLED)
 
 replay: $(INSTALLED)
 	@test -n "$(SINCE)" || { echo "make replay needs SINCE=, e.g. make replay SINCE=2026-12-01T00:00Z" >&2; exit 2; }
-	$(BIN)/python -m devtools.replay --since $(SINCE) $(if $(UNTIL),--until $(UNTIL),) $(if $(STACK),--stack-name $(STACK),) $(if $(DESTINATION),--destination $(DESTINATION),) $(if $(APPLY),--apply,)
+	@case "$(APPLY)" in ""|1) ;; *) echo "APPLY=1 does it; without APPLY it is a dry run (APPLY=$(APPLY) is neither)" >&2; exit 2;; esac
+	$(BIN)/python -m devtools.replay --since "$(SINCE)" $(if $(UNTIL),--until "$(UNTIL)",) $(if $(STACK),--stack-name $(STACK),) $(if $(DESTINATION),--destination $(DESTINATION),) $(if $(filter 1,$(APPLY)),--apply,)
 
 bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks.run_all

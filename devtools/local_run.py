@@ -50,8 +50,10 @@ def write(
             if name.startswith(SETTINGS_PREFIXES) or name in SETTINGS_NAMES
         },
     }
-    path.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
-    path.chmod(0o600)  # it holds the local run's tokens
+    path.unlink(missing_ok=True)
+    # Readable by its owner only, from its first byte: it holds the local run's tokens.
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as file:
+        file.write(json.dumps(state, indent=2) + "\n")
     return path
 
 

@@ -783,35 +783,21 @@ def _run(
             mapping.stop()
             return _verdict(results, compared, args.manifest)
 
-        local_run.write(
-            endpoint,
-            os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-            table,
-            os.environ["CUSTOMERS_TABLE_NAME"],
-            server.url,
-        )
-        print(
-            f"""
-Serving {server.url} until Ctrl-C. Each request is printed below, after the function's JSON logs.
-Real test-mode events from Stripe, with the Stripe CLI (two terminals):
-  stripe listen --forward-to {server.url}
-    prints "Your webhook signing secret is whsec_...". It stays the same across restarts: put
-    STRIPE_WEBHOOK_SECRET=whsec_... in .env (or export it) and restart `make run` once.
-  stripe trigger checkout.session.completed
-Events signed with {LOCAL_WEBHOOK_SECRET} are accepted too; restart to empty DynamoDB and resend the samples.
-This server's deliveries, in another terminal: make deliveries  (without STACK=, it finds this server)
-Its redrive runs every {os.environ.get("LOCAL_REDRIVE_SECONDS", "60")} s. What it missed of Stripe's record:
-  make replay SINCE=2026-12-01T00:00Z   (a dry run; APPLY=1 does it)
-""",
-            flush=True,
-        )
-        server.on_request = _log_request
-        mapping.on_invocation = _log_sender(delivery_state)
         stop_redrive = threading.Event()
-        threading.Thread(
-            target=_redrive_on_schedule, args=(server.invocation_lock, stop_redrive), daemon=True
-        ).start()
-        try:
+        try:  # from the banner on, Ctrl-C (or SIGTERM) ends here, whenever it comes
+            threading.Thread(
+                target=_redrive_on_schedule, args=(server.invocation_lock, stop_redrive), daemon=True
+            ).start()
+            local_run.write(
+                endpoint,
+                os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+                table,
+                os.environ["CUSTOMERS_TABLE_NAME"],
+                server.url,
+            )
+            _print_banner(server.url)
+            server.on_request = _log_request
+            mapping.on_invocation = _log_sender(delivery_state)
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
@@ -821,6 +807,24 @@ Its redrive runs every {os.environ.get("LOCAL_REDRIVE_SECONDS", "60")} s. What i
             stop_redrive.set()
             local_run.remove()
             mapping.stop()
+
+
+def _print_banner(url: str) -> None:
+    print(
+        f"""
+Serving {url} until Ctrl-C. Each request is printed below, after the function's JSON logs.
+Real test-mode events from Stripe, with the Stripe CLI (two terminals):
+  stripe listen --forward-to {url}
+    prints "Your webhook signing secret is whsec_...". It stays the same across restarts: put
+    STRIPE_WEBHOOK_SECRET=whsec_... in .env (or export it) and restart `make run` once.
+  stripe trigger checkout.session.completed
+Events signed with {LOCAL_WEBHOOK_SECRET} are accepted too; restart to empty DynamoDB and resend the samples.
+This server's deliveries, in another terminal: make deliveries  (without STACK=, it finds this server)
+Its redrive runs every {os.environ.get("LOCAL_REDRIVE_SECONDS", "60")} s. What it missed of Stripe's record:
+  make replay SINCE=2026-12-01T00:00Z   (a dry run; APPLY=1 does it)
+""",
+        flush=True,
+    )
 
 
 def _redrive_on_schedule(invocation_lock: Any, stop: threading.Event) -> None:

@@ -17,6 +17,7 @@ needs Events: Read (and Checkout Sessions: Read for the line items the sender re
 """
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -52,8 +53,10 @@ WIDTHS = (28, 40, 19, 66, 11, 9)  # Stripe's ids are not cut: an operator copies
 def parse_time(text: str) -> int:
     """Epoch seconds from an ISO 8601 date or time (UTC unless it says otherwise) or epoch seconds."""
     value = text.strip()
-    if value.isdigit():
+    if value.isdigit() and len(value) >= 9:  # epoch seconds (20261201 is a date)
         return int(value)
+    if value.isdigit() and len(value) == 8:
+        value = f"{value[:4]}-{value[4:6]}-{value[6:]}"
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
@@ -74,7 +77,13 @@ def window(since: str, until: str | None, now: int) -> tuple[int, int]:
             file=sys.stderr,
         )
         start = oldest
-    return start, min(end, now)
+    end = min(end, now)
+    if start >= end:
+        raise UsageError(
+            f"nothing to read between {_iso(start)} and {_iso(end)}: Stripe keeps "
+            f"{events_api.RETENTION_DAYS} days of events, up to now"
+        )
+    return start, end
 
 
 # ---------------------------------------------------------------------- the deployment
@@ -147,13 +156,12 @@ def open_replay(environ: Mapping[str, str], destination: str | None, now: int) -
     )
     if destination and not chosen:
         raise UsageError(f"{destination} is not part of this deployment: its pixel is not set")
-    switches = {
-        known.name: Switch(
-            secrets.read_switch(known.access_token, settings.secrets, environ),
-            secrets.read_optional(known.test_event_code, settings.secrets, environ),
-        )
-        for known in settings.configured_destinations  # a session provisioned here gets them all
-    }
+    switches = {known.name: _switch(known, settings, environ) for known in chosen}
+    for other in settings.configured_destinations:  # a session provisioned here gets them all
+        if other not in chosen:
+            # Not replayed here: unreadable, its rows are judged without its secrets.
+            with contextlib.suppress(secrets.ConfigurationError):
+                switches[other.name] = _switch(other, settings, environ)
     client = dynamodb_client()
     tables = settings.tables
     return Replay(
@@ -165,6 +173,13 @@ def open_replay(environ: Mapping[str, str], destination: str | None, now: int) -
         destinations=chosen,
         switches=switches,
         now=now,
+    )
+
+
+def _switch(destination: Any, settings: Settings, environ: Mapping[str, str]) -> Switch:
+    return Switch(
+        secrets.read_switch(destination.access_token, settings.secrets, environ),
+        secrets.read_optional(destination.test_event_code, settings.secrets, environ),
     )
 
 
@@ -260,14 +275,17 @@ def run(
     for label, types in (("checkouts", events_api.CHECKOUT_TYPES), ("renewals", events_api.RENEWAL_TYPES)):
         progress.start(label)
         for event in events_api.list_events(client, types, since, until):
-            plan = replay.plan(event)
-            results: Sequence[str] | None = None
-            if apply and plan.acts():
-                try:
-                    results = replay.apply(plan)
-                except (ReplayFailed, StoreError) as error:
-                    failures += 1
-                    results = [f"not done: {error}; run the replay again" for _ in plan.steps]
+            plan: EventPlan | None = None
+            try:
+                plan = replay.plan(event)
+                results = replay.apply(plan) if apply and plan.acts() else None
+            except (ReplayFailed, StoreError) as error:
+                failures += 1
+                note = f"not done: {error}; run the replay again"
+                if plan is None:  # not even read: the store refused (its permissions?)
+                    print(f"{event.get('id')}  {note}", file=out)
+                    continue
+                results = tuple(note for _ in plan.steps)
             progress.clear()
             print_plan(plan, results, out)
             progress.update(plan.created)
@@ -306,6 +324,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         api = replay.settings.stripe_api
         client = events_api.new_client(key, api.base, max(api.timeout_seconds, 20.0))
         mode = "Replaying" if args.apply else "Dry run (nothing is written; APPLY=1 does it)"
+        mode += f", Stripe {_stripe_mode(key)}"
         names = ", ".join(destination.name for destination in replay.destinations) or "none"
         print(
             f"{mode}: Stripe events from {_iso(since)} to {_iso(until)} UTC, destinations: {names}\n",
@@ -319,20 +338,30 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     if args.apply:
-        print(_next_steps(redrive), file=out)
+        print(_next_steps(redrive, [destination.name for destination in replay.destinations]), file=out)
     return code
 
 
-def _next_steps(redrive: str | None) -> str:
-    sent_by = (
-        f"aws lambda invoke --function-name {redrive} --cli-binary-format raw-in-base64-out "
-        f"--payload '{{}}' /dev/null  # sends them now"
-        if redrive
-        else "`make run`'s own redrive runs every minute"
+def _stripe_mode(key: str) -> str:
+    """The mode the key reads (its prefix says it: sk_live_, rk_test_ ...), never the key."""
+    if "_live_" in key[:8]:
+        return "live mode"
+    return "test mode" if "_test_" in key[:8] else "key of unknown mode"
+
+
+def _next_steps(redrive: str | None, destinations: Sequence[str]) -> str:
+    """What sends the requeued deliveries: the stack's redrive, now (asynchronously, one
+    invocation per destination), or `make run`'s own schedule."""
+    if not redrive:
+        return "\nProvisioned deliveries go out through the stream; requeued ones at make run's next redrive."
+    commands = "".join(
+        f"\n  aws lambda invoke --function-name {redrive} --invocation-type Event "
+        f'--cli-binary-format raw-in-base64-out --payload \'{{"destination": "{name}"}}\' /dev/null'
+        for name in destinations
     )
     return (
-        "\nProvisioned and recorded deliveries go out through the stream within seconds; requeued ones "
-        f"with the redrive's next run (every 5 minutes): {sent_by}."
+        "\nProvisioned and recorded deliveries go out through the stream within seconds; requeued "
+        f"ones at the redrive's next run (every 5 minutes), or now:{commands}"
     )
 
 

@@ -199,6 +199,7 @@ class MemoryLedger:
                     "redrive_queue": rebuilt.destination,
                     "next_attempt_at": now,
                     "delivery_updated_at": iso(now),
+                    "delivery_replayed_at": iso(now),
                 }
             )
             removes = ("delivery_retryable", "delivery_reason", *(n for n in REBUILT_FIELDS if n not in sets))

@@ -19,6 +19,8 @@ AWS_CLIENT_CONFIG = Config(
     connect_timeout=_CONNECT_SECONDS,
     read_timeout=_READ_SECONDS,
     retries={"mode": "standard", "total_max_attempts": _ATTEMPTS},
+    # The sender writes a batch's claims and records 8 at a time in each destination's thread.
+    max_pool_connections=20,
 )
 
 

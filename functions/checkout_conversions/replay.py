@@ -185,6 +185,10 @@ class Replay:
             return Step(name, Action.NOTHING, "already sent")
         if existing.next_attempt_at is not None or existing.status is DeliveryStatus.PENDING:
             return Step(name, Action.NOTHING, f"{_described(existing)}: the sender or the redrive sends it")
+        if existing.replayed_at:
+            # Requeued by a replay before and not sent since: replaying again would repeat it.
+            why = f"{_described(existing)} after a replay's requeue at {existing.replayed_at}"
+            return Step(name, Action.NOTHING, f"{why}: `make deliveries REQUEUE=` sends it again")
         if judged:
             return Step(name, Action.NOTHING, judged)
         return Step(name, Action.REQUEUE, _described(existing), replace(wanted, key=existing.key))
@@ -193,14 +197,14 @@ class Replay:
         """Why the policy would not report it now, at recording or at send time; None: report."""
         if delivery.status is DeliveryStatus.SKIPPED:
             return delivery.reason
-        switch = self.switches[destination.name]
+        switch = self.switches.get(destination.name)  # None: its secrets unread, judged without them
         skip = policy.skip_reason(
             destination,
             delivery.facts,
             self.settings.require_ad_consent,
             self.now,
-            switch.access_token,
-            switch.test_event_code,
+            switch.access_token if switch else policy.TOKEN_NOT_READ,
+            switch.test_event_code if switch else policy.TEST_CODE_NOT_READ,
         )
         return skip.describe(destination) if skip else None
 

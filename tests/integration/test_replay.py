@@ -348,6 +348,27 @@ def test_a_delivery_that_failed_for_good_or_expired_is_requeued_when_the_platfor
     assert replay(apply=True).row(session["id"], "tiktok")[4:] == ("nothing", "already sent")
 
 
+def test_a_delivery_refused_again_after_a_replay_is_not_requeued_by_the_next_replay(
+    redrive_env, stripe_api, checkout, db, stream, redrive, tiktok_server
+):
+    """Run twice, a replay does nothing the second time, even for a delivery the platform still
+    refuses: the second replay says so, and a single requeue by hand remains possible."""
+    session, event = sale(HOUR)
+    tiktok_server.behave("code:40002")  # refused for good, and still refused after the replay
+    checkout(event)
+    stripe_api.add_events([event])
+
+    assert replay(apply=True).row(session["id"], "tiktok")[4:] == ("requeue", "requeued")
+    assert redrive() == {"failed_permanent": 1}
+    again = replay(apply=True)
+
+    action, why = again.row(session["id"], "tiktok")[4:]
+    assert action == "nothing" and "after a replay's requeue" in why and "REQUEUE=" in why
+    assert redrive() == {}
+    assert len(tiktok_server.requests) == 2  # the live send and the replay's, nothing more
+    assert db.delivery(session["id"])["delivery_status"] == "failed"
+
+
 def test_a_destination_added_since_the_sale_gets_its_delivery_recorded_and_sent_once(
     both_env, stripe_api, checkout, db, stream, tiktok_server, meta_server, monkeypatch
 ):

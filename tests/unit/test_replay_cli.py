@@ -62,3 +62,10 @@ def test_since_after_until_is_exit_code_2_before_anything_is_opened(capsys, monk
     assert code == 2
     assert capsys.readouterr().err == "error: SINCE must be before UNTIL (and before now)\n"
     assert out.getvalue() == ""
+
+
+def test_eight_digits_are_a_date_and_longer_ones_epoch_seconds():
+    from devtools.replay import parse_time
+
+    assert parse_time("20261201") == parse_time("2026-12-01T00:00Z") == 1_796_083_200
+    assert parse_time("1796083200") == 1_796_083_200

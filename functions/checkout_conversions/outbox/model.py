@@ -98,6 +98,7 @@ class Delivery:
     customer_id: str | None = None  # a renewal's Stripe customer
     provisioned_at: str | None = None
     expires_at: int | None = None
+    replayed_at: str | None = None  # when a replay last put it back in the queue
 
     @property
     def has_payload(self) -> bool:

@@ -89,9 +89,10 @@ def _work_through(
     pushed into the future by its backoff), and a delivery that failed stays behind the page key,
     so a delivery that keeps failing cannot hold up the ones after it.
 
-    The run's first request carries one delivery: while a destination is paused (its token
-    refused, read again) that probe is the run's only request, and its refusal ends the run; once
-    a probe is accepted the run goes on through every waiting delivery."""
+    The run's first request carries one delivery (those before it that need no request, expired
+    or skipped, are taken one by one too): while a destination is paused (its token refused, read
+    again) that probe is the run's only request, and its refusal ends the run; once a probe is
+    accepted the run goes on through every waiting delivery."""
     tally: Counter[str] = Counter()
     destination = sending.destination
     enough = STOP_MARGIN_SECONDS + sending.worst_case_seconds
@@ -101,15 +102,18 @@ def _work_through(
     def stop() -> bool:
         return seconds_left() < enough or sending.refused is not None
 
-    for page in range(MAX_PAGES):
+    def work(part: list[DueEntry]) -> None:
+        tally.update(result.value for result in _redrive_page(ledger, sending, part, clock, seconds_left))
+
+    for _ in range(MAX_PAGES):
         due, after = ledger.due(destination.name, int(clock()), sending.settings.redrive.batch_size, after)
         found += len(due)
-        # The run's first request is a probe of one delivery.
-        for part in [due[:1], due[1:]] if page == 0 else [due]:
-            if not stop():
-                tally.update(
-                    result.value for result in _redrive_page(ledger, sending, part, clock, seconds_left)
-                )
+        # One delivery at a time until the run has made a request: its probe.
+        while due and not sending.requests and not stop():
+            probe, due = due[:1], due[1:]
+            work(probe)
+        if due and not stop():
+            work(due)
         if after is None or stop():
             break
     count(f"{destination.label}RedriveBacklog", found)  # the due deliveries this run found
@@ -133,8 +137,7 @@ def _redrive_page(
     taken = in_parallel(lambda entry: _take(ledger, sending, entry, clock, hold_seconds), due)
     claimed = [delivery for delivery in taken if isinstance(delivery, Delivery)]
     results = [result for result in taken if isinstance(result, AttemptResult)]
-    enough = STOP_MARGIN_SECONDS + sending.worst_case_seconds
-    sent = deliver(ledger, claimed, sending, clock, lambda: seconds_left() >= enough)
+    sent = deliver(ledger, claimed, sending, clock, seconds_left)
     for result in sent.values():
         if isinstance(result, Exception):  # logged where it happened; the delivery stays due
             count("RedriveItemErrors")

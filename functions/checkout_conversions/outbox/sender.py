@@ -11,7 +11,8 @@ destination."""
 # What Lambda is told (partial batch response): a platform's failure is recorded on the item, where
 # the redrive retries it with backoff, and counts as processed. A record fails, and Lambda delivers
 # it again, only when the work could not be done: the store failing while claiming or recording, an
-# unreadable secret, or too little time left in this invocation to start another send.
+# unreadable secret, or too little time left in this invocation to start the batch. Deliveries
+# claimed and then left unsent for lack of time are released to the redrive (due at once).
 
 import functools
 import time
@@ -25,19 +26,14 @@ import httpx
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
-from checkout_conversions.aws import WORST_CASE_CALL_SECONDS
 from checkout_conversions.destinations.base import DestinationSettings
 from checkout_conversions.observability import count, in_this_trace, logger, report_ignored_settings
 from checkout_conversions.outbox import attempt
-from checkout_conversions.outbox.batch import deliver, in_parallel
+from checkout_conversions.outbox.batch import RECORD_MARGIN_SECONDS, deliver, in_parallel
 from checkout_conversions.outbox.model import AttemptResult, Delivery, Ledger, StoreError
 from checkout_conversions.outbox.sending import open_sending
 from checkout_conversions.secrets import ConfigurationError
 from checkout_conversions.settings import Settings, load_settings
-
-# A send is only started when its worst case (Sending.worst_case_seconds) and this much more for
-# the claim and the record is left.
-RECORD_MARGIN_SECONDS = 2 * WORST_CASE_CALL_SECONDS  # the claim and the record, each with retries
 
 
 class OutOfTime(Exception):
@@ -139,10 +135,7 @@ def _send_destination(
         return {identity: _not_processed(key, late) for identity, key in keys}
     results, claimed = _claim_all(batch, keys, left_seconds)
 
-    def can_post() -> bool:
-        return batch.remaining_seconds() >= sending.worst_case_seconds + RECORD_MARGIN_SECONDS
-
-    sent = deliver(batch.ledger, list(claimed.values()), sending, batch.clock, can_post)
+    sent = deliver(batch.ledger, list(claimed.values()), sending, batch.clock, batch.remaining_seconds)
     for identity, key in keys:
         if key in sent:
             result = sent[key]

@@ -27,10 +27,11 @@ LineItems = Callable[[str], list[Content]]
 
 @dataclass
 class Sending:
-    """What sending to one destination needs, read once for a stream batch or a redrive run, and
-    used by one thread. Its token is replaced when the platform refuses it and the store holds
-    another (`renew_token`); `refused` is set once the token read again is refused too: the
-    destination is paused for the rest of the batch or run."""
+    """What sending to one destination needs, read once for a stream batch or a redrive run; its
+    requests are made from one thread (the events are built a few at a time). Its token is
+    replaced when the platform refuses it and the store holds another (`renew_token`); `refused`
+    is set once the token read again is refused too: the destination is paused for the rest of
+    the batch or run. `requests` counts the requests made."""
 
     destination: DestinationSettings
     platform: Platform
@@ -41,6 +42,7 @@ class Sending:
     reread_token: Callable[[], str] | None = None  # the token read from its store now, uncached
     test_event_code: str = ""  # read with the token: "" none (test-mode purchases are skipped)
     refused: Answer | None = None  # the platform's refusal of the token read again
+    requests: int = 0
 
     def renew_token(self) -> bool:
         """After the platform refused the token: read it again from its store, bypassing the
@@ -62,13 +64,22 @@ class Sending:
         return changed and bool(fresh)
 
     @property
-    def worst_case_seconds(self) -> float:
-        """How long preparing and sending one request can take at most: the line items read
-        (when a Stripe key is configured), the POST (one deadline of the platform's timeout) and,
-        when the platform refuses the token, its re-read and a second POST."""
+    def read_seconds(self) -> float:
+        """How long building one delivery's event can take at most: its line items' read, when a
+        Stripe key is configured (a few deliveries' are read at once)."""
         stripe_read = line_items.READ_TIMEOUTS * self.settings.stripe_api.timeout_seconds
-        posts = 2 * self.destination.timeout_seconds + WORST_CASE_CALL_SECONDS
-        return (stripe_read if self.read_line_items else 0) + posts
+        return stripe_read if self.read_line_items else 0
+
+    @property
+    def post_seconds(self) -> float:
+        """How long one request can take at most: the POST (one deadline of the platform's
+        timeout) and, when the platform refuses the token, its re-read and a second POST."""
+        return 2 * self.destination.timeout_seconds + WORST_CASE_CALL_SECONDS
+
+    @property
+    def worst_case_seconds(self) -> float:
+        """Building events and sending them in one request, at most."""
+        return self.read_seconds + self.post_seconds
 
 
 def open_sending(

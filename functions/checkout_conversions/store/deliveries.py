@@ -187,6 +187,7 @@ class DynamoDeliveries:
                 "redrive_queue": rebuilt.destination,
                 "next_attempt_at": now,
                 "delivery_updated_at": iso(now),
+                "delivery_replayed_at": iso(now),
             }
         )
         cleared = [name for name in REBUILT_FIELDS if name not in sets]

@@ -117,6 +117,7 @@ def delivery_from(values: dict[str, Any] | None) -> Delivery | None:
         customer_id=_str(values.get("customer_id")),
         provisioned_at=_str(values.get("provisioned_at")),
         expires_at=values.get("expires_at") if isinstance(values.get("expires_at"), int) else None,
+        replayed_at=_str(values.get("delivery_replayed_at")),
     )
 
 

@@ -55,9 +55,12 @@ def claimed(ledger: MemoryLedger, keys: list[str], clock: Clock) -> list:
     return taken
 
 
-def deliver(ledger, keys, clock, platform, can_post=lambda: True) -> dict[str, object]:
-    opened = sending(SETTINGS, "tiktok", platform, TOKEN)
-    return batch.deliver(ledger, claimed(ledger, keys, clock), opened, clock, can_post)
+PLENTY = 600.0  # seconds left in the invocation
+
+
+def deliver(ledger, keys, clock, platform, seconds_left=lambda: PLENTY, opened=None) -> dict[str, object]:
+    opened = opened or sending(SETTINGS, "tiktok", platform, TOKEN)
+    return batch.deliver(ledger, claimed(ledger, keys, clock), opened, clock, seconds_left)
 
 
 def statuses(ledger: MemoryLedger, keys: list[str]) -> list[DeliveryStatus]:
@@ -172,7 +175,7 @@ def test_with_no_time_left_nothing_is_posted_and_every_delivery_is_released_due_
     keys = recorded(ledger, 3)
     platform = FakePlatform()
 
-    results = deliver(ledger, keys, clock, platform, can_post=lambda: False)
+    results = deliver(ledger, keys, clock, platform, seconds_left=lambda: 0.0)
 
     assert platform.requests == []
     assert set(results.values()) == {AttemptResult.RELEASED}
@@ -187,13 +190,67 @@ def test_the_time_budget_is_asked_before_every_request_of_a_split(ledger, clock)
     not counted as an attempt, for the redrive's next run."""
     keys = recorded(ledger, 8)
     platform = FakePlatform(answer_for=lambda event_id: PAYLOAD_ERROR if event_id == "cs_0000" else ACCEPTED)
-    budget = iter([True, True, False, False, False, False, False, False])
+    # Time to build the events (1st ask), then for two requests (2nd, 3rd), then none.
+    budget = iter([PLENTY, PLENTY, PLENTY] + [0.0] * 10)
 
-    results = deliver(ledger, keys, clock, platform, can_post=lambda: next(budget))
+    results = deliver(ledger, keys, clock, platform, seconds_left=lambda: next(budget))
 
     assert len(platform.requests) == 2  # the whole, then its first half, refused again
     assert set(results.values()) == {AttemptResult.RELEASED}
     assert {ledger.get(key).attempts for key in keys} == {0}
+
+
+def test_slow_line_item_reads_still_send_what_was_built_and_release_the_rest(ledger, clock):
+    """Events are built a few at a time, and only while the time left holds their reads and a
+    request: a run whose reads are slow sends what it built rather than nothing, every run."""
+    keys = recorded(ledger, 40)
+    platform = FakePlatform()
+    left = [PLENTY]
+
+    def slow_read(session_id: str) -> list:
+        left[0] -= 1.0  # each read costs a second of the invocation (8 run at once)
+        return []
+
+    opened = sending(SETTINGS, "tiktok", platform, TOKEN)
+    opened.read_line_items = slow_read
+    needed = opened.worst_case_seconds + batch.RECORD_MARGIN_SECONDS
+    left[0] = needed + 12  # time for two groups' reads, then the request
+
+    results = deliver(ledger, keys, clock, platform, seconds_left=lambda: left[0], opened=opened)
+
+    assert [len(request) for request in platform.requests] == [16]
+    assert list(results.values()).count(AttemptResult.SENT) == 16
+    released = [key for key in keys if results[key] is AttemptResult.RELEASED]
+    assert len(released) == 24
+    assert all(
+        ledger.get(key).attempts == 0 and ledger.get(key).next_attempt_at == int(clock()) for key in released
+    )
+
+
+def test_a_request_refused_whole_by_a_configuration_error_stops_splitting_within_its_budget(ledger, clock):
+    """A wrong pixel refuses every event: isolating costs at most MAX_SPLIT_REQUESTS more, and
+    every delivery ends failed with the platform's code (fix it, then replay)."""
+    keys = recorded(ledger, 500)
+    platform = FakePlatform(answer_for=lambda event_id: PAYLOAD_ERROR)
+
+    results = deliver(ledger, keys, clock, platform)
+
+    assert len(platform.requests) <= 1 + batch.MAX_SPLIT_REQUESTS
+    assert set(results.values()) == {AttemptResult.FAILED_PERMANENT}
+    assert {ledger.get_item(key)["delivery_code"] for key in keys} == {40002}
+
+
+def test_an_answer_that_is_not_the_platforms_is_not_split(ledger, clock):
+    """A wrong URL answers every request alike (HTTP 404, no platform code): no split."""
+    keys = recorded(ledger, 64)
+    platform = FakePlatform(
+        Answer.failure("HTTP 404, not TikTok JSON: check TIKTOK_API_URL", retryable=False)
+    )
+
+    results = deliver(ledger, keys, clock, platform)
+
+    assert len(platform.requests) == 1
+    assert set(results.values()) == {AttemptResult.FAILED_PERMANENT}
 
 
 def test_skipped_deliveries_never_go_into_the_request(ledger, clock):
@@ -255,3 +312,28 @@ def _scripted(platform: FakePlatform, body: bytes, answer) -> Answer:
     platform.posted += event_ids
     platform.requests.append(event_ids)
     return answer(event_ids)
+
+
+def test_the_runs_probe_is_the_first_delivery_that_needs_a_request(ledger, clock, monkeypatch):
+    """A paused destination costs one request per run, even when the delivery due first needs
+    none (it expires): the next one is the probe, alone."""
+    from tests.memory_store import TOKEN_REFUSED
+
+    old = a_delivery(SETTINGS, "cs_old", T0 - SETTINGS.destination("tiktok").max_age_seconds)
+    assert ledger.start(old) is None
+    keys = recorded(ledger, 5)
+    clock.advance(GRACE + 1)
+    platform = FakePlatform(TOKEN_REFUSED)
+    monkeypatch.setattr(
+        redrive,
+        "open_sending",
+        lambda destination, settings, http: sending(settings, "tiktok", platform, TOKEN),
+    )
+
+    tally = redrive.run_redrive(
+        ledger, SETTINGS.destination("tiktok"), None, SETTINGS, lambda: 600_000, clock
+    )  # type: ignore[arg-type]
+
+    assert tally == {"expired": 1, "paused": 1}
+    assert platform.requests == [["cs_0000"]]
+    assert [ledger.get(key).status for key in keys[1:]] == [DeliveryStatus.PENDING] * 4
