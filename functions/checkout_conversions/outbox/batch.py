@@ -68,7 +68,12 @@ def deliver(
         return _guarded(delivery, lambda: attempt.settle_or_prepare(ledger, delivery, sending, clock))
 
     def send(events: list[Ready]) -> None:
-        sent = _send(events, sending, lambda: time_for(sending.post_seconds), _Splits())
+        try:
+            sent = _send(events, sending, lambda: time_for(sending.post_seconds), _Splits())
+        except Exception as error:  # noqa: BLE001 - a bug building the request: the claims expire, the redrive retries
+            logger.exception("Request not sent", extra={"events": len(events)})
+            results.update((delivery.key, error) for delivery, _ in events)
+            return
         recorded = in_parallel(lambda done: _record(ledger, sending, done, clock), sent)
         results.update(zip((delivery.key for delivery, _ in sent), recorded, strict=True))
 

@@ -337,3 +337,23 @@ def test_the_runs_probe_is_the_first_delivery_that_needs_a_request(ledger, clock
     assert tally == {"expired": 1, "paused": 1}
     assert platform.requests == [["cs_0000"]]
     assert [ledger.get(key).status for key in keys[1:]] == [DeliveryStatus.PENDING] * 4
+
+
+def test_a_request_that_cannot_be_built_fails_its_deliveries_alone_and_loses_nothing(ledger, clock):
+    """A bug building the body is the request's own: its deliveries stay claimed until the claim
+    expires and the redrive takes them again; the caller goes on."""
+    keys = recorded(ledger, 3)
+    platform = FakePlatform()
+
+    def broken(events):
+        raise TypeError("cannot encode")
+
+    platform.body = broken  # type: ignore[method-assign]
+
+    results = deliver(ledger, keys, clock, platform)
+
+    assert all(isinstance(results[key], TypeError) for key in keys)
+    assert platform.requests == []
+    assert all(
+        ledger.get(key).status is DeliveryStatus.PENDING and ledger.get(key).claim_token for key in keys
+    )
