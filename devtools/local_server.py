@@ -642,6 +642,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.path.insert(0, functions)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        # Started in the background (`make run &`, a CI script's job), Ctrl-C is ignored from the
+        # start and Python installs no handler: the server still stops on it, as it says.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     import boto3
 
@@ -684,6 +687,7 @@ def _run(
 
     from checkout_conversions.observability import logger
     from checkout_conversions.secrets import ConfigurationError
+    from delivery_redrive import app as redrive
     from delivery_sender import app as sender
     from devtools.stream_mapping import LocalStreamMapping
     from stripe_webhook import app
@@ -786,7 +790,9 @@ def _run(
         stop_redrive = threading.Event()
         try:  # from the banner on, Ctrl-C (or SIGTERM) ends here, whenever it comes
             threading.Thread(
-                target=_redrive_on_schedule, args=(server.invocation_lock, stop_redrive), daemon=True
+                target=_redrive_on_schedule,
+                args=(redrive.lambda_handler, server.invocation_lock, stop_redrive),
+                daemon=True,
             ).start()
             local_run.write(
                 endpoint,
@@ -827,17 +833,15 @@ Its redrive runs every {os.environ.get("LOCAL_REDRIVE_SECONDS", "60")} s. What i
     )
 
 
-def _redrive_on_schedule(invocation_lock: Any, stop: threading.Event) -> None:
+def _redrive_on_schedule(handler: Callable[..., Any], invocation_lock: Any, stop: threading.Event) -> None:
     """The redrive's schedule (template.yaml: every 5 minutes per destination), every
-    LOCAL_REDRIVE_SECONDS here (60 by default): what a replay requeues goes out while you watch."""
-    from delivery_redrive import app as redrive
-
+    LOCAL_REDRIVE_SECONDS here (60 by default): what a replay requeues goes out while you watch.
+    Its handler is imported by the main thread: an import under way in this daemon thread when
+    Ctrl-C comes could hold a module lock the main thread's shutdown needs."""
     every = float(os.environ.get("LOCAL_REDRIVE_SECONDS", "60"))
     while not stop.wait(every):
         with invocation_lock:  # one invocation at a time in this process, as in Lambda
-            tallies = redrive.lambda_handler(
-                {}, LambdaContext(120.0, function_name="DeliveryRedriveFunction")
-            )
+            tallies = handler({}, LambdaContext(120.0, function_name="DeliveryRedriveFunction"))
         done = {name: tally for name, tally in tallies.items() if tally and "disabled" not in tally}
         if done:
             print(f"{time.strftime('%H:%M:%S')}  schedule -> DeliveryRedriveFunction  {done}", flush=True)
