@@ -764,9 +764,10 @@ def _section(
         f"answer at once. REDRIVE_BATCH_SIZE at its default. Target: every delivery sent, exactly "
         f"once, in one run, with at most {TARGET_REQUESTS_PER_100:g} platform request per 100 "
         f"deliveries. The redrive starts a page only while more than {STOP_MARGIN_SECONDS:g} s plus "
-        f"one request's worst case are left, and POSTs a claimed batch only under the same condition "
-        f"(else the claimed batch goes back unsent, due again at once: `released` in the tally): with this "
-        f"{timeout_seconds:g} s timeout its work must be done by about "
+        f"one request's worst case are left, builds more events only while that much is left, and "
+        f"POSTs while the request and the records fit (else what it claimed goes back unsent, due "
+        f"again at once: `released` in the tally): with this "
+        f"{timeout_seconds:g} s timeout its pages must be started by about "
         f"{timeout_seconds - STOP_MARGIN_SECONDS - (runs[0].stop_budget if runs else 0):.0f} s."
     )
     split_note = (
