@@ -69,15 +69,16 @@ class Answer:
     message: str = ""
     request_id: str | None = None
     http_status: int | None = None
+    received: int | None = None  # how many of the request's events the platform says it took
 
     @property
     def accepted(self) -> bool:
         return self.verdict in (Verdict.ACCEPTED, Verdict.PARTIAL)
 
-    @property
-    def refused_in_part(self) -> bool:
-        """Not every event of the request was taken: split it to find the ones refused."""
-        return self.verdict in (Verdict.REFUSED, Verdict.PARTIAL)
+    def refused_in_part(self, events: int) -> bool:
+        """Not every one of the request's `events` was taken: split it to find the ones refused."""
+        fewer = self.accepted and self.received is not None and self.received < events
+        return fewer or self.verdict in (Verdict.REFUSED, Verdict.PARTIAL)
 
     @property
     def retryable(self) -> bool:

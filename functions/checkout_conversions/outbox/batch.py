@@ -137,7 +137,8 @@ def _send(ready: list[Ready], sending: Sending, can_post: Callable[[], bool], sp
     else:
         answer = _post(ready, sending)
         # Only the platform's own verdict on the events is worth a split (not a wrong URL's 404).
-        if len(ready) > 1 and answer.refused_in_part and answer.code is not None and splits.take():
+        own_verdict = answer.code is not None or answer.received is not None
+        if len(ready) > 1 and answer.refused_in_part(len(ready)) and own_verdict and splits.take():
             count(f"{sending.destination.label}RequestsSplit")
             logger.info(
                 f"{sending.destination.label} refused part of a request: sending its halves",

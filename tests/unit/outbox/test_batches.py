@@ -357,3 +357,32 @@ def test_a_request_that_cannot_be_built_fails_its_deliveries_alone_and_loses_not
     assert all(
         ledger.get(key).status is DeliveryStatus.PENDING and ledger.get(key).claim_token for key in keys
     )
+
+
+def test_a_request_of_which_the_platform_took_fewer_events_is_split_until_each_is_accounted_for(
+    ledger, clock
+):
+    """Meta says how many events it received: fewer than were sent, and the request is split
+    like a refused one, down to the event it did not take."""
+    keys = recorded(ledger, 4)
+
+    def answer(event_ids: list[str]) -> Answer:
+        taken = [event_id for event_id in event_ids if event_id != "cs_0001"]
+        if not taken:
+            return Answer.failure("no events received")
+        return Answer(Verdict.ACCEPTED, message=f"events_received={len(taken)}", received=len(taken))
+
+    platform = FakePlatform()
+    platform.post = lambda http, token, body: _scripted(platform, body, answer)  # type: ignore[method-assign]
+
+    results = deliver(ledger, keys, clock, platform)
+
+    assert results[keys[1]] is AttemptResult.FAILED_RETRYABLE
+    assert [results[keys[n]] for n in (0, 2, 3)] == [AttemptResult.SENT] * 3
+    assert platform.requests == [
+        ["cs_0000", "cs_0001", "cs_0002", "cs_0003"],
+        ["cs_0000", "cs_0001"],
+        ["cs_0000"],
+        ["cs_0001"],
+        ["cs_0002", "cs_0003"],
+    ]

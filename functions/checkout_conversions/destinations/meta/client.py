@@ -129,6 +129,7 @@ def classify(http_status: int, body: bytes) -> Answer:
     return Answer(
         Verdict.ACCEPTED,
         message=f"events_received={received}",
+        received=received,
         request_id=request_id,
         http_status=http_status,
     )
