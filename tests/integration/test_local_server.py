@@ -607,3 +607,48 @@ def test_make_event_for_meta_speaks_of_meta_and_says_when_no_delivery_can_be_mad
         == 0
     )
     assert "META_* from your environment for DeliverySenderFunction" in capsys.readouterr().out
+
+
+def test_make_replay_without_a_stack_replays_into_a_running_make_run(tmp_path, stripe_server):
+    """`make replay` with nothing but a Stripe key set finds the running `make run` (its tables
+    and its functions' settings); with APPLY=1 it provisions a sale that server never saw, and
+    that server's own stream sends it to its TikTok stand-in."""
+    from tests.factories import checkout_session, stripe_event
+
+    session = checkout_session()
+    stripe_server.reset()
+    stripe_server.add_events([stripe_event(session=session, created=int(time.time()) - 600)])
+    environ = local_environ(
+        tmp_path, STRIPE_API_KEY="rk_test_local_replay", STRIPE_API_BASE=stripe_server.url
+    )
+    server, banner = start_serving(tmp_path, environ)
+    try:
+        assert "Serving http://127.0.0.1:" in banner, banner
+
+        def make(*words: str) -> subprocess.CompletedProcess:
+            return subprocess.run(
+                [shutil.which("make"), "--no-print-directory", *words, f"VENV={Path(sys.prefix)}"],
+                cwd=REPO,
+                env=environ,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+
+        since = f"SINCE={int(time.time()) - 3600}"
+        dry = make("replay", since)
+        assert dry.returncode == 0, dry.stdout + dry.stderr
+        assert re.search(rf"{session['id']}\s+tiktok\s+provision\s+to send", dry.stdout), dry.stdout
+        applied = make("replay", since, "APPLY=1")
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        assert "provisioned, to send" in applied.stdout
+
+        deadline = time.monotonic() + 30  # the server's stream, polled 4 times a second
+        listed = ""
+        while time.monotonic() < deadline and not re.search(rf"{session['id']}\s+sent", listed):
+            time.sleep(0.5)
+            listed = make("deliveries").stdout
+        assert re.search(rf"{session['id']}\s+sent", listed), listed
+    finally:
+        stop(server, signal.SIGTERM)
