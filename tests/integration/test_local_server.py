@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -622,6 +623,10 @@ def test_make_replay_without_a_stack_replays_into_a_running_make_run(tmp_path, s
         tmp_path, STRIPE_API_KEY="rk_test_local_replay", STRIPE_API_BASE=stripe_server.url
     )
     server, banner = start_serving(tmp_path, environ)
+    # Its logs read as they come, as a terminal would: the server never waits on a full pipe.
+    printed: list[str] = []
+    reader = threading.Thread(target=lambda: printed.extend(server.stdout), daemon=True)
+    reader.start()
     try:
         assert "Serving http://127.0.0.1:" in banner, banner
 
@@ -651,4 +656,7 @@ def test_make_replay_without_a_stack_replays_into_a_running_make_run(tmp_path, s
             listed = make("deliveries").stdout
         assert re.search(rf"{session['id']}\s+sent", listed), listed
     finally:
-        stop(server, signal.SIGTERM)
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+        reader.join(timeout=5)
+    assert server.returncode == 0 and "".join(printed).rstrip().endswith("Stopped.")
