@@ -156,16 +156,18 @@ def _post(ready: list[Ready], sending: Sending) -> Answer:
     request is POSTed once more with it. Refused again: the destination's deliveries still to
     send in this batch or run get that refusal, without a request."""
     body = sending.platform.body([prepared for _, prepared in ready])
-    sending.requests += 1
-    count(f"{sending.destination.label}Requests")
-    answer = sending.platform.post(sending.http, sending.access_token, body)
+    answer = _request(sending, body)
     if answer.unauthorized and sending.renew_token():
-        sending.requests += 1
-        count(f"{sending.destination.label}Requests")
-        answer = sending.platform.post(sending.http, sending.access_token, body)
+        answer = _request(sending, body)
     if answer.unauthorized:
         sending.refused = answer
     return answer
+
+
+def _request(sending: Sending, body: bytes) -> Answer:
+    sending.requests += 1
+    count(f"{sending.destination.label}Requests")
+    return sending.platform.post(sending.http, sending.access_token, body)
 
 
 def _record(ledger: Ledger, sending: Sending, done: Sent, clock: Callable[[], float]) -> Result:

@@ -67,6 +67,11 @@ class AttemptResult(StrEnum):
     ERROR = "error"  # an unexpected error; the delivery stays due
 
 
+def event_of(key: str) -> str:
+    """The event id of a delivery key (`<event id>#<destination>`; a bare id from before)."""
+    return key.rpartition("#")[0] or key
+
+
 @dataclass(frozen=True)
 class ReportFacts:
     """What the delivery policy needs to know of one purchase."""

@@ -20,7 +20,7 @@ from checkout_conversions.destinations.base import DestinationSettings
 from checkout_conversions.observability import count, logger, report_ignored_settings
 from checkout_conversions.outbox import attempt, policy
 from checkout_conversions.outbox.batch import deliver, in_parallel
-from checkout_conversions.outbox.model import AttemptResult, Delivery, DueEntry, Ledger, SkipReason
+from checkout_conversions.outbox.model import AttemptResult, Delivery, DueEntry, Ledger, SkipReason, event_of
 from checkout_conversions.outbox.sending import Sending, open_sending
 from checkout_conversions.secrets import ConfigurationError
 from checkout_conversions.settings import Settings, load_settings
@@ -160,7 +160,7 @@ def _take(
             count("DeliveriesExpired")
             logger.warning(
                 f"{destination.label} delivery given up: too old",
-                extra={"age_days": round((now - event_time) / 86400, 1), "event_id": _event(entry.key)},
+                extra={"age_days": round((now - event_time) / 86400, 1), "event_id": event_of(entry.key)},
             )
             return AttemptResult.EXPIRED
         # The claim outlives this invocation: if it is killed mid-send, nobody else sends meanwhile.
@@ -168,11 +168,7 @@ def _take(
         return AttemptResult.NOT_CLAIMED if claimed is None else claimed
     except Exception:  # noqa: BLE001 - one bad delivery must not hold up the others
         logger.exception(
-            "Redrive of one delivery failed; it stays due", extra={"event_id": _event(entry.key)}
+            "Redrive of one delivery failed; it stays due", extra={"event_id": event_of(entry.key)}
         )
         count("RedriveItemErrors")
         return AttemptResult.ERROR
-
-
-def _event(key: str) -> str:
-    return key.rpartition("#")[0] or key

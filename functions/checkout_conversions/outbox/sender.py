@@ -30,7 +30,7 @@ from checkout_conversions.destinations.base import DestinationSettings
 from checkout_conversions.observability import count, in_this_trace, logger, report_ignored_settings
 from checkout_conversions.outbox import attempt
 from checkout_conversions.outbox.batch import RECORD_MARGIN_SECONDS, deliver, in_parallel
-from checkout_conversions.outbox.model import AttemptResult, Delivery, Ledger, StoreError
+from checkout_conversions.outbox.model import AttemptResult, Delivery, Ledger, StoreError, event_of
 from checkout_conversions.outbox.sending import open_sending
 from checkout_conversions.secrets import ConfigurationError
 from checkout_conversions.settings import Settings, load_settings
@@ -163,7 +163,7 @@ def _claim_all(
             results[identity] = _not_processed(key, held)
         elif held is None:
             logger.info(
-                "Delivery already claimed or finished: nothing to send", extra={"event_id": _event(key)}
+                "Delivery already claimed or finished: nothing to send", extra={"event_id": event_of(key)}
             )
             results[identity] = AttemptResult.NOT_CLAIMED
         else:
@@ -174,14 +174,10 @@ def _claim_all(
 def _not_processed(key: str, error: Exception) -> Exception:
     logger.warning(
         "Record not processed: Lambda delivers it again",
-        extra={"event_id": _event(key), "error": _described(error)},
+        extra={"event_id": event_of(key), "error": _described(error)},
     )
     count("SenderRecordFailures")
     return error
-
-
-def _event(key: str) -> str:
-    return key.rpartition("#")[0] or key
 
 
 def _described(error: Exception) -> str:
