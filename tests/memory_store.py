@@ -28,7 +28,6 @@ from checkout_conversions.outbox.start import Provenance, new_delivery
 from checkout_conversions.purchase import Buyer, Consent, Content, Purchase, PurchaseKind
 from checkout_conversions.settings import Settings, load_settings
 from checkout_conversions.store import items
-from checkout_conversions.store.deliveries import REBUILT_FIELDS
 from checkout_conversions.store.items import KEY, LEGACY_EVENT, OUTCOME_FIELDS
 from checkout_conversions.values import iso
 
@@ -190,20 +189,8 @@ class MemoryLedger:
                 or not _unclaimed(item, now)
             ):
                 return None
-            fresh = items.delivery_item(rebuilt)
-            sets = {name: fresh[name] for name in REBUILT_FIELDS if fresh[name] is not None}
-            sets.update(
-                {
-                    "delivery_status": DeliveryStatus.PENDING.value,
-                    "delivery_attempts": 0,
-                    "redrive_queue": rebuilt.destination,
-                    "next_attempt_at": now,
-                    "delivery_updated_at": iso(now),
-                    "delivery_replayed_at": iso(now),
-                }
-            )
-            removes = ("delivery_retryable", "delivery_reason", *(n for n in REBUILT_FIELDS if n not in sets))
-            _update(item, sets, removes)
+            sets, removes = items.reopened_fields(rebuilt, now)
+            _update(item, sets, tuple(removes))
             return items.delivery_from(copy.deepcopy(item))
 
         return self._operation("reopen", rebuilt.key, reopen)
@@ -343,7 +330,8 @@ TOKEN_REFUSED = Answer(Verdict.UNAUTHORIZED, code=40105, message="access token e
 class FakePlatform:
     """A platform whose events are the purchase's event id, answered from a script: `answers` in
     order (one per request), then ACCEPTED; or, when given, `answer_for(event_id)` for each event,
-    a request of several refused whole as soon as one of its events is (as Meta does). With
+    a request of several refused whole as soon as one of its events is (as Meta does), or
+    `answer_request(event_ids)` for the whole request (a partial answer). With
     `accepts_token`, a request carrying any other token is refused (TOKEN_REFUSED) first."""
 
     max_events_per_request = 500
@@ -353,9 +341,11 @@ class FakePlatform:
         *answers: Answer,
         answer_for: Callable[[str], Answer] | None = None,
         accepts_token: str | None = None,
+        answer_request: Callable[[list[str]], Answer] | None = None,
     ):
         self._answers = list(answers)
         self._answer_for = answer_for
+        self._answer_request = answer_request
         self.accepts_token = accepts_token
         self.posted: list[str] = []  # the event ids POSTed, in order, one per event of each request
         self.requests: list[list[str]] = []  # the event ids of each request
@@ -378,6 +368,8 @@ class FakePlatform:
         self.tokens.append(access_token)
         if self.accepts_token is not None and access_token != self.accepts_token:
             return TOKEN_REFUSED
+        if self._answer_request is not None:
+            return self._answer_request(event_ids)
         if self._answer_for is not None:
             answers = [self._answer_for(event_id) for event_id in event_ids]
             return next((answer for answer in answers if not answer.accepted), ACCEPTED)

@@ -23,8 +23,6 @@ _HELD = "claim_token = :claim_token"
 _CLAIM = "SET claim_token = :claim_token, claim_expires_at = :hold_until ADD delivery_attempts :one"
 _OUT_OF_QUEUE = ("redrive_queue", "next_attempt_at")
 _CLAIM_FIELDS = ("claim_token", "claim_expires_at")
-# What a replay rebuilds from Stripe's record when it reopens a delivery.
-REBUILT_FIELDS = ("purchase", "event_time", "livemode", "ad_consent", "delivery_kind")
 
 
 class DynamoDeliveries:
@@ -178,20 +176,7 @@ class DynamoDeliveries:
         """A delivery that was never sent and never will be as it stands (skipped, expired, failed
         for good) pending again and due now, with the purchase and facts rebuilt from Stripe's
         record (an operator's replay); None when it is no such delivery (sent, waiting, held)."""
-        fresh = items.delivery_item(rebuilt)
-        sets = {name: fresh[name] for name in REBUILT_FIELDS if fresh[name] is not None}
-        sets.update(
-            {
-                "delivery_status": DeliveryStatus.PENDING.value,
-                "delivery_attempts": 0,
-                "redrive_queue": rebuilt.destination,
-                "next_attempt_at": now,
-                "delivery_updated_at": iso(now),
-                "delivery_replayed_at": iso(now),
-            }
-        )
-        cleared = [name for name in REBUILT_FIELDS if name not in sets]
-        removes = ["delivery_retryable", "delivery_reason", *cleared]
+        sets, removes = items.reopened_fields(rebuilt, now)
         update, values = _set_remove(sets, removes)
         values.update(
             expression_values(

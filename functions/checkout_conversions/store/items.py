@@ -12,6 +12,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from checkout_conversions.outbox.model import Delivery, DeliveryStatus, ReportFacts
 from checkout_conversions.purchase import Consent, PurchaseKind
+from checkout_conversions.values import iso
 
 KEY = "session_id"
 LEGACY_DESTINATION = "tiktok"
@@ -78,6 +79,33 @@ def delivery_item(delivery: Delivery) -> dict[str, Any]:
         "provisioned_at": delivery.provisioned_at,
         "expires_at": delivery.expires_at,
     }
+
+
+# What a replay rebuilds from Stripe's record when it reopens a delivery.
+REBUILT_FIELDS = ("purchase", "event_time", "livemode", "ad_consent", "delivery_kind")
+
+
+def reopened_fields(rebuilt: Delivery, now: int) -> tuple[dict[str, Any], list[str]]:
+    """What reopening a delivery for a replay sets (plain values) and removes: pending, due now,
+    attempts from zero, with `rebuilt`'s purchase and facts."""
+    fresh = delivery_item(rebuilt)
+    sets = {name: fresh[name] for name in REBUILT_FIELDS if fresh[name] is not None}
+    sets.update(
+        {
+            "delivery_status": DeliveryStatus.PENDING.value,
+            "delivery_attempts": 0,
+            "redrive_queue": rebuilt.destination,
+            "next_attempt_at": now,
+            "delivery_updated_at": iso(now),
+            "delivery_replayed_at": iso(now),
+        }
+    )
+    removes = [
+        "delivery_retryable",
+        "delivery_reason",
+        *(name for name in REBUILT_FIELDS if name not in sets),
+    ]
+    return sets, removes
 
 
 def delivery_from(values: dict[str, Any] | None) -> Delivery | None:

@@ -137,8 +137,7 @@ def test_a_partial_success_is_split_and_the_refused_event_found(ledger, clock):
             return ACCEPTED
         return PARTIAL if len(event_ids) > 1 else PAYLOAD_ERROR
 
-    platform = FakePlatform()
-    platform.post = lambda http, token, body: _scripted(platform, body, answer)  # type: ignore[method-assign]
+    platform = FakePlatform(answer_request=answer)
 
     results = deliver(ledger, keys, clock, platform)
 
@@ -305,15 +304,6 @@ def test_a_redrive_run_drains_a_backlog_in_a_probe_and_full_requests(ledger, clo
     assert ledger.due("tiktok", int(clock()) + 10**6, 10, None) == ([], None)
 
 
-def _scripted(platform: FakePlatform, body: bytes, answer) -> Answer:
-    import json
-
-    event_ids = json.loads(body)
-    platform.posted += event_ids
-    platform.requests.append(event_ids)
-    return answer(event_ids)
-
-
 def test_the_runs_probe_is_the_first_delivery_that_needs_a_request(ledger, clock, monkeypatch):
     """A paused destination costs one request per run, even when the delivery due first needs
     none (it expires): the next one is the probe, alone."""
@@ -372,8 +362,7 @@ def test_a_request_of_which_the_platform_took_fewer_events_is_split_until_each_i
             return Answer.failure("no events received")
         return Answer(Verdict.ACCEPTED, message=f"events_received={len(taken)}", received=len(taken))
 
-    platform = FakePlatform()
-    platform.post = lambda http, token, body: _scripted(platform, body, answer)  # type: ignore[method-assign]
+    platform = FakePlatform(answer_request=answer)
 
     results = deliver(ledger, keys, clock, platform)
 
